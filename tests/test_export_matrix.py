@@ -1,0 +1,68 @@
+"""Every exporter x STFT combination: what works must keep working; what fails is recorded.
+
+A combination that starts to pass (a fix, a new torch) turns its strict xfail into a
+failure, so the suite says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from parity.compare import compare_durations
+from parity.export import EXPORTERS, export_cached
+from parity.model import STFT_KINDS
+from parity.runners import OrtRunner, TorchRunner
+
+# Measured with torch 2.13, onnxscript 0.7, transformers 5.24 (2026-11-25).
+DYNAMO_GUARD = (
+    "GuardOnDataDependentSymNode",
+    "torch.export stops at a data-dependent guard on the attention mask in transformers' "
+    "sdpa_attention (ALBERT): Could not guard on data-dependent expression Eq(u0, ...)",
+)
+EXPECTED_FAILURES = {
+    ("torchscript", "complex"): (
+        "RuntimeError",
+        "the TorchScript exporter refuses torch.stft's complex tensors: "
+        "Unknown number type: complex",
+    ),
+    ("dynamo", "complex"): DYNAMO_GUARD,
+    ("dynamo", "kokoro"): DYNAMO_GUARD,
+    ("dynamo", "exact"): DYNAMO_GUARD,
+}
+
+
+def _cases() -> list[object]:
+    cases = []
+    for exporter in EXPORTERS:
+        for stft in STFT_KINDS:
+            expected = EXPECTED_FAILURES.get((exporter, stft))
+            marks = (
+                [pytest.mark.xfail(strict=True, raises=AssertionError, reason=expected[1])]
+                if expected
+                else []
+            )
+            cases.append(pytest.param(exporter, stft, id=f"{exporter}-{stft}", marks=marks))
+    return cases
+
+
+@pytest.mark.parametrize(("exporter", "stft"), _cases())
+def test_export_matrix(
+    exporter, stft, parity_config, parity_cache, parity_inputs, parity_record
+) -> None:
+    spec = replace(parity_config.spec, stft=stft)
+    model = spec.build()
+    result = export_cached(parity_cache, spec, model, exporter=exporter, opset=parity_config.opset)
+    parity_record.add("export matrix", result.summary())
+    expected = EXPECTED_FAILURES.get((exporter, stft))
+    if not result.ok and expected and result.error_class != expected[0]:
+        pytest.fail(
+            f"failed for another reason than measured: {result.error_class}: {result.error_line}"
+        )
+    assert result.ok, f"{result.error_class}: {result.error_line}"
+    request = parity_inputs.case("sentence", model.vocab)
+    onnx_output = OrtRunner(result.path, threads=parity_config.threads).infer(request)
+    torch_output = TorchRunner(model).infer(request)
+    assert compare_durations(torch_output.durations, onnx_output.durations).equal
+    assert onnx_output.waveform.shape == torch_output.waveform.shape
