@@ -1,0 +1,155 @@
+"""``parity`` on the command line: the routines of the pytest plugin, for use outside pytest."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from parity.errors import ParityError
+
+
+def _recipe_options(parser: argparse.ArgumentParser) -> None:
+    from parity.model import PRESETS, SOURCE_KINDS, STFT_KINDS
+
+    parser.add_argument("--preset", choices=PRESETS, default="full", help="Default: %(default)s")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="PATH",
+        help="Kokoro .pth checkpoint (default: seeded random weights)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="Seed of the random weights. Default: %(default)s"
+    )
+    parser.add_argument("--stft", choices=STFT_KINDS, default="exact", help="Default: %(default)s")
+    parser.add_argument(
+        "--source", choices=SOURCE_KINDS, default="deterministic", help="Default: %(default)s"
+    )
+
+
+def _spec(args: argparse.Namespace) -> object:
+    from parity.model import KokoroSpec
+    from parity.session import checkpoint_from_env
+
+    return KokoroSpec(
+        preset=args.preset,
+        seed=args.seed,
+        checkpoint=checkpoint_from_env(args.checkpoint),
+        stft=args.stft,
+        source=args.source,
+    )
+
+
+def _export(args: argparse.Namespace) -> int:
+    from parity.export import export_kokoro
+
+    spec = _spec(args)
+    model = spec.build()  # type: ignore[attr-defined]
+    result = export_kokoro(
+        model, Path(args.output), exporter=args.exporter, opset=args.opset, stft=args.stft
+    )
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from parity.checks import ForcingSession, check_fp32
+    from parity.inputs import load_input_set
+    from parity.tolerances import FP32
+
+    spec = _spec(args)
+    session = ForcingSession(Path(args.model), threads=args.threads)
+    inputs = load_input_set(Path(args.inputs))
+    cases = args.case or list(inputs.cases)
+    unknown = [case for case in cases if case not in inputs.cases]
+    if unknown:
+        raise ParityError(
+            f"compare: no case {unknown[0]!r} in {args.inputs}; known: {', '.join(inputs.cases)}"
+        )
+    model = spec.build()  # type: ignore[attr-defined]
+    results = [check_fp32(model, session, inputs.case(case, model.vocab), FP32) for case in cases]
+    for result in results:
+        print(result.report())
+    if args.json:
+        from parity.cache import write_text_atomic
+        from parity.reporting import to_jsonable
+
+        write_text_atomic(Path(args.json), json.dumps([to_jsonable(r) for r in results], indent=2))
+    return 0 if all(results) else 1
+
+
+def _stft(args: argparse.Namespace) -> int:
+    from kokoro.custom_stft import CustomSTFT
+
+    from parity.stft import STFT, measure_against_torch
+
+    win = args.win_length or args.n_fft
+    modules = {"parity.stft.STFT": STFT(args.n_fft, args.hop_length, win)}
+    if win == args.n_fft:
+        modules["kokoro CustomSTFT"] = CustomSTFT(
+            filter_length=args.n_fft, hop_length=args.hop_length, win_length=win
+        )
+    for name, module in modules.items():
+        deviation = measure_against_torch(
+            module, args.n_fft, args.hop_length, win, length=args.length
+        )
+        print(
+            f"{name} vs torch.stft/istft (n_fft {args.n_fft}, hop {args.hop_length}, win {win}): "
+            f"{deviation.summary()}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from parity.export import DEFAULT_OPSET, EXPORTERS
+
+    parser = argparse.ArgumentParser(prog="parity", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    export = commands.add_parser("export", help="export Kokoro to ONNX")
+    _recipe_options(export)
+    export.add_argument(
+        "--exporter", choices=EXPORTERS, default="torchscript", help="Default: %(default)s"
+    )
+    export.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="Default: %(default)s")
+    export.add_argument("-o", "--output", required=True, metavar="OUT.onnx")
+    export.set_defaults(run=_export)
+
+    compare = commands.add_parser("compare", help="fp32 parity of an ONNX export against PyTorch")
+    compare.add_argument("model", metavar="MODEL.onnx")
+    _recipe_options(compare)
+    compare.add_argument(
+        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
+    )
+    compare.add_argument("--case", action="append", help="input case (repeatable; default: all)")
+    compare.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: default)")
+    compare.add_argument(
+        "--json", default=None, metavar="OUT.json", help="write the results as JSON"
+    )
+    compare.set_defaults(run=_compare)
+
+    stft = commands.add_parser("stft", help="how far ours and kokoro's STFT are from torch.stft")
+    stft.add_argument("--n-fft", type=int, default=20, help="Default: %(default)s (Kokoro's)")
+    stft.add_argument("--hop-length", type=int, default=5, help="Default: %(default)s")
+    stft.add_argument("--win-length", type=int, default=None, help="Default: n_fft")
+    stft.add_argument(
+        "--length", type=int, default=2000, help="signal length. Default: %(default)s"
+    )
+    stft.set_defaults(run=_stft)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ParityError as error:
+        print(f"parity: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""pytest plugin: options, session fixtures, the ``parity`` marker and the summary of figures.
+
+Registered through the ``pytest11`` entry point, so any project that installs the package
+gets it. Heavy imports (torch, onnxruntime) happen inside fixtures, not at collection.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from parity.errors import ParityError
+from parity.session import ParityConfig, Recorder, checkpoint_from_env
+
+if TYPE_CHECKING:
+    from parity.cache import ArtifactCache
+    from parity.checks import ForcingSession
+    from parity.export import ExportResult
+    from parity.inputs import InputSet
+
+RECORDER_KEY = pytest.StashKey[Recorder]()
+CONFIG_KEY = pytest.StashKey[ParityConfig]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    from parity.export import DEFAULT_OPSET, EXPORTERS
+    from parity.model import PRESETS, SOURCE_KINDS, STFT_KINDS
+
+    group = parser.getgroup("parity", "Kokoro export parity")
+    group.addoption(
+        "--parity-preset",
+        choices=PRESETS,
+        default="full",
+        help="Kokoro architecture: the published 82M one, or a small one for quick runs. "
+        "Default: %(default)r",
+    )
+    group.addoption(
+        "--parity-seed",
+        type=int,
+        default=0,
+        help="Seed of the random weights. Default: %(default)r",
+    )
+    group.addoption(
+        "--kokoro-checkpoint",
+        default=None,
+        metavar="PATH",
+        help="A Kokoro .pth checkpoint instead of random weights (or PARITY_KOKORO_CHECKPOINT).",
+    )
+    group.addoption(
+        "--parity-stft",
+        choices=STFT_KINDS,
+        default="exact",
+        help="Generator STFT. Default: %(default)r",
+    )
+    group.addoption(
+        "--parity-source",
+        choices=SOURCE_KINDS,
+        default="deterministic",
+        help="Harmonic source. Default: %(default)r",
+    )
+    group.addoption(
+        "--parity-exporter",
+        choices=EXPORTERS,
+        default="torchscript",
+        help="ONNX exporter. Default: %(default)r",
+    )
+    group.addoption(
+        "--parity-opset", type=int, default=DEFAULT_OPSET, help="ONNX opset. Default: %(default)r"
+    )
+    group.addoption(
+        "--parity-cache-dir",
+        default=None,
+        metavar="DIR",
+        help="Where exports and variants are cached (or env PARITY_CACHE_DIR). "
+        "Default: <rootdir>/.parity-cache",
+    )
+    group.addoption(
+        "--parity-inputs",
+        default=None,
+        metavar="DIR",
+        help="Folder with phonemes.json and styles.npy. Default: <rootdir>/fixtures/inputs",
+    )
+    group.addoption(
+        "--parity-threads",
+        type=int,
+        default=0,
+        help="ONNX Runtime intra-op threads for parity runs (0: its default). Default: %(default)r",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "parity: numerical parity of an export against PyTorch (select with -k parity)"
+    )
+    config.stash[RECORDER_KEY] = Recorder()
+    rootdir = Path(str(config.rootpath))
+    option = config.option
+    from parity.cache import default_cache_root
+    from parity.model import KokoroSpec
+
+    cache = (
+        Path(option.parity_cache_dir) if option.parity_cache_dir else default_cache_root(rootdir)
+    )
+    inputs = Path(option.parity_inputs) if option.parity_inputs else rootdir / "fixtures" / "inputs"
+    config.stash[CONFIG_KEY] = ParityConfig(
+        spec=KokoroSpec(
+            preset=option.parity_preset,
+            seed=option.parity_seed,
+            checkpoint=checkpoint_from_env(option.kokoro_checkpoint),
+            stft=option.parity_stft,
+            source=option.parity_source,
+        ),
+        exporter=option.parity_exporter,
+        opset=option.parity_opset,
+        cache_root=cache,
+        inputs_dir=inputs,
+        threads=option.parity_threads,
+    )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Show a ParityError (bad input, broken artefact) as its one line, not a traceback."""
+    outcome: Any = yield
+    report = outcome.get_result()
+    if call.excinfo is not None and call.excinfo.errisinstance(ParityError):
+        report.longrepr = f"ParityError: {call.excinfo.value}"
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    recorder = config.stash.get(RECORDER_KEY, None)
+    if recorder is None or not recorder.measurements:
+        return
+    terminalreporter.section("parity figures")
+    for section, measurements in recorder.sections().items():
+        terminalreporter.write_line(f"{section}:")
+        for measurement in measurements:
+            terminalreporter.write_line(f"  {measurement.line}")
+
+
+@pytest.fixture(scope="session")
+def parity_config(pytestconfig: pytest.Config) -> ParityConfig:
+    """The run's model recipe, exporter and folders, from the command line."""
+    return pytestconfig.stash[CONFIG_KEY]
+
+
+@pytest.fixture(scope="session")
+def parity_record(pytestconfig: pytest.Config) -> Recorder:
+    """Record a measured figure for the terminal summary: ``parity_record.add(section, line)``."""
+    return pytestconfig.stash[RECORDER_KEY]
+
+
+@pytest.fixture(scope="session")
+def parity_cache(parity_config: ParityConfig) -> ArtifactCache:
+    from parity.cache import ArtifactCache, require_writable
+
+    require_writable(parity_config.cache_root)
+    return ArtifactCache(parity_config.cache_root)
+
+
+@pytest.fixture(scope="session")
+def parity_inputs(parity_config: ParityConfig) -> InputSet:
+    """The hand-written phoneme strings and seeded styles of ``fixtures/inputs``."""
+    from parity.inputs import load_input_set
+
+    return load_input_set(parity_config.inputs_dir)
+
+
+@pytest.fixture(scope="session")
+def kokoro_model(parity_config: ParityConfig) -> object:
+    """The PyTorch Kokoro (``KModel``, eval mode) the run exports and compares against."""
+    return parity_config.spec.build()
+
+
+@pytest.fixture(scope="session")
+def kokoro_export(
+    parity_config: ParityConfig,
+    parity_cache: ArtifactCache,
+    kokoro_model: object,
+    parity_record: Recorder,
+) -> ExportResult:
+    """The model exported with the configured exporter, from the cache when nothing changed."""
+    from parity.export import export_cached
+
+    result = export_cached(
+        parity_cache,
+        parity_config.spec,
+        kokoro_model,  # type: ignore[arg-type]
+        exporter=parity_config.exporter,
+        opset=parity_config.opset,
+    )
+    parity_record.add(
+        "export", f"{parity_config.spec.label()}: {result.summary()}", **_export_data(result)
+    )
+    if not result.ok:
+        pytest.fail(f"export failed: {result.error_class}: {result.error_line}", pytrace=False)
+    return result
+
+
+def _export_data(result: ExportResult) -> dict[str, object]:
+    return {
+        "exporter": result.exporter,
+        "stft": result.stft,
+        "seconds": result.seconds,
+        "ok": result.ok,
+        "cached": result.cached,
+        "node_count": result.node_count,
+        "size_bytes": result.size_bytes,
+        "error": result.error_line,
+    }
+
+
+@pytest.fixture(scope="session")
+def kokoro_forcing(parity_config: ParityConfig, kokoro_export: ExportResult) -> ForcingSession:
+    """ONNX Runtime session of the export that also outputs the generator's inputs and source."""
+    from parity.checks import ForcingSession
+
+    assert kokoro_export.path is not None
+    return ForcingSession(kokoro_export.path, threads=parity_config.threads)

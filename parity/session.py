@@ -1,0 +1,52 @@
+"""The run's configuration and what it measured: shared by the pytest plugin and the CLI."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from parity.export import DEFAULT_OPSET, Exporter
+from parity.model import KokoroSpec
+
+
+@dataclass(frozen=True)
+class ParityConfig:
+    """What a parity run builds and where it keeps it."""
+
+    spec: KokoroSpec
+    exporter: Exporter = "torchscript"
+    opset: int = DEFAULT_OPSET
+    cache_root: Path = Path(".parity-cache")
+    inputs_dir: Path = Path("fixtures/inputs")
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured figure for the summary: a section, a readable line, the raw numbers."""
+
+    section: str
+    line: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Recorder:
+    """Collects measurements during a run, in order, for the terminal summary and reports."""
+
+    def __init__(self) -> None:
+        self.measurements: list[Measurement] = []
+
+    def add(self, section: str, line: str, **data: Any) -> None:
+        self.measurements.append(Measurement(section, line, data))
+
+    def sections(self) -> dict[str, list[Measurement]]:
+        grouped: dict[str, list[Measurement]] = {}
+        for measurement in self.measurements:
+            grouped.setdefault(measurement.section, []).append(measurement)
+        return grouped
+
+
+def checkpoint_from_env(value: str | None) -> str | None:
+    return value or os.environ.get("PARITY_KOKORO_CHECKPOINT") or None

@@ -1,0 +1,127 @@
+"""The ``parity`` console script: the same routines, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from parity.cli import main
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "tiny.onnx"
+    assert main(["export", "--preset", "tiny", "-o", str(out)]) == 0
+    return out
+
+
+def test_export_writes_a_model_and_prints_the_attempt(
+    tiny_export: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert tiny_export.stat().st_size > 1_000_000
+    assert not list(tiny_export.parent.glob(".*.tmp"))
+
+
+def test_compare_reports_the_fp32_check_of_the_export(
+    tiny_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "parity.json"
+    code = main(
+        [
+            "compare",
+            str(tiny_export),
+            "--preset",
+            "tiny",
+            "--inputs",
+            str(FIXTURES),
+            "--case",
+            "sentence",
+            "--json",
+            str(report),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "fp32 parity of 'sentence': PASS" in out
+    assert "forced generator" in out
+    assert '"passed": true' in report.read_text()
+
+
+def test_compare_against_other_weights_fails_with_a_report(
+    tiny_export: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "compare",
+            str(tiny_export),
+            "--preset",
+            "tiny",
+            "--seed",
+            "1",
+            "--inputs",
+            str(FIXTURES),
+            "--case",
+            "sentence",
+        ]
+    )
+    assert code == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["compare", "missing.onnx", "--preset", "tiny"], "no such ONNX file", id="missing-model"
+        ),
+        pytest.param(
+            ["export", "--preset", "tiny", "--checkpoint", "nope.pth", "-o", "x.onnx"],
+            "no such file",
+            id="missing-checkpoint",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_and_exit_2(
+    tmp_path: Path,
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("parity: error:")
+    assert message in err
+    assert "\n" not in err
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_corrupt_model_is_refused_by_compare(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07garbage" * 100)
+    assert main(["compare", str(broken), "--preset", "tiny", "--inputs", str(FIXTURES)]) == 2
+    assert "not a readable ONNX model" in capsys.readouterr().err
+
+
+def test_stft_command_prints_both_deviations(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stft"]) == 0
+    out = capsys.readouterr().out
+    assert "parity.stft.STFT vs torch" in out
+    assert "kokoro CustomSTFT vs torch" in out
+
+
+def test_python_dash_m_runs_the_same_cli() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "parity", "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0
+    assert "export" in done.stdout
+    assert "compare" in done.stdout

@@ -1,0 +1,73 @@
+"""The pytest plugin as a user meets it: options, marker, figures, one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_options_are_offered_under_one_prefix(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        ["*--parity-preset*", "*--kokoro-checkpoint*", "*--parity-cache-dir*", "*--parity-inputs*"]
+    )
+
+
+def test_marker_is_registered(pytester: pytest.Pytester) -> None:
+    pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.parity:*"])
+
+
+def test_recorded_figures_reach_the_terminal_summary(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_measures(parity_record):
+            parity_record.add("demo", "rms_rel 1e-6 on 3 cases")
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*parity figures*", "demo:", "  rms_rel 1e-6 on 3 cases"])
+
+
+def test_bad_input_in_a_fixture_is_reported_as_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_needs_inputs(parity_inputs):
+            pass
+        """
+    )
+    result = pytester.runpytest(f"--parity-inputs={pytester.path / 'nowhere'}")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["ParityError: inputs: *nowhere/phonemes.json not found*"])
+    assert "def load_input_set" not in result.stdout.str()
+
+
+def test_checkpoint_from_the_environment_reaches_the_recipe(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PARITY_KOKORO_CHECKPOINT", "/models/kokoro.pth")
+    pytester.makepyfile(
+        """
+        def test_recipe(parity_config):
+            assert parity_config.spec.checkpoint == "/models/kokoro.pth"
+            assert parity_config.spec.preset == "tiny"
+        """
+    )
+    pytester.runpytest("--parity-preset=tiny").assert_outcomes(passed=1)
+
+
+def test_k_selects_only_the_marked_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mixed="""
+        import pytest
+
+        @pytest.mark.parity
+        def test_parity_one():
+            pass
+
+        def test_other():
+            pass
+        """
+    )
+    result = pytester.runpytest("-k", "parity", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_parity_one*"])
+    assert "test_other" not in result.stdout.str()
