@@ -142,7 +142,7 @@ class Fp32Parity:
         return "\n".join(lines)
 
 
-def _match_stages(
+def match_generator_inputs(
     torch_args: list[np.ndarray], onnx_values: dict[str, np.ndarray]
 ) -> list[tuple[str, str, TensorComparison, np.ndarray]]:
     """Pair each PyTorch generator argument with the ONNX value that holds it."""
@@ -162,7 +162,7 @@ def _match_stages(
     return pairs
 
 
-def _forced_generator(
+def forced_generator(
     model: object, args: list[np.ndarray], onnx_source: np.ndarray
 ) -> tuple[np.ndarray, TensorComparison | None]:
     """PyTorch's generator on ONNX Runtime's inputs, its harmonic source swapped for ORT's.
@@ -217,7 +217,7 @@ def check_fp32(
             tuple(failures),
         )
     stages, forced_args = [], []
-    for name, value_name, comparison, view in _match_stages(
+    for name, value_name, comparison, view in match_generator_inputs(
         captured[GENERATOR].inputs, onnx_run.generator_inputs
     ):
         stages.append(StageComparison(name, value_name, comparison))
@@ -227,7 +227,7 @@ def check_fp32(
                 f"generator input {name}: rms_rel {comparison.rms_rel:.3g}"
                 f" > {tolerance.stage_rms_rel:g}"
             )
-    forced_audio, source = _forced_generator(model, forced_args, onnx_run.source)
+    forced_audio, source = forced_generator(model, forced_args, onnx_run.source)
     if source is None or not source.finite or source.rms_rel > tolerance.source_rms_rel:
         observed = "no match" if source is None else f"rms_rel {source.rms_rel:.3g}"
         failures.append(f"harmonic source: {observed} > {tolerance.source_rms_rel:g}")

@@ -7,8 +7,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parity.errors import ParityError
+
+if TYPE_CHECKING:
+    from parity.inputs import KokoroInput
 
 
 def _recipe_options(parser: argparse.ArgumentParser) -> None:
@@ -56,12 +60,13 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from parity.checks import ForcingSession, check_fp32
     from parity.inputs import load_input_set
-    from parity.tolerances import FP32
+    from parity.runners import require_onnx_file
 
+    require_onnx_file(Path(args.model))
+    if args.list_scopes:
+        return _list_scopes(Path(args.model))
     spec = _spec(args)
-    session = ForcingSession(Path(args.model), threads=args.threads)
     inputs = load_input_set(Path(args.inputs))
     cases = args.case or list(inputs.cases)
     unknown = [case for case in cases if case not in inputs.cases]
@@ -70,15 +75,49 @@ def _compare(args: argparse.Namespace) -> int:
             f"compare: no case {unknown[0]!r} in {args.inputs}; known: {', '.join(inputs.cases)}"
         )
     model = spec.build()  # type: ignore[attr-defined]
-    results = [check_fp32(model, session, inputs.case(case, model.vocab), FP32) for case in cases]
+    requests = [inputs.case(case, model.vocab) for case in cases]
+    if args.intermediate or args.module:
+        results: list[object] = _compare_intermediate(args, model, requests)
+    else:
+        from parity.checks import ForcingSession, check_fp32
+        from parity.tolerances import FP32
+
+        session = ForcingSession(Path(args.model), threads=args.threads)
+        results = [check_fp32(model, session, request, FP32) for request in requests]
     for result in results:
-        print(result.report())
+        print(result.report())  # type: ignore[attr-defined]
     if args.json:
         from parity.cache import write_text_atomic
         from parity.reporting import to_jsonable
 
         write_text_atomic(Path(args.json), json.dumps([to_jsonable(r) for r in results], indent=2))
     return 0 if all(results) else 1
+
+
+def _compare_intermediate(
+    args: argparse.Namespace, model: object, requests: Sequence[KokoroInput]
+) -> list[object]:
+    from parity.localize import IntermediateSession, compare_intermediates
+    from parity.tolerances import INTERMEDIATE
+
+    session = IntermediateSession.for_kokoro(
+        Path(args.model),
+        model,
+        requests[0],
+        modules=args.module or (),
+        threads=args.threads,
+    )
+    return [compare_intermediates(model, session, request, INTERMEDIATE) for request in requests]
+
+
+def _list_scopes(path: Path) -> int:
+    from parity.graph import load_model
+    from parity.intermediate import onnx_scope_prefixes
+
+    counts = onnx_scope_prefixes(load_model(path))
+    for prefix in sorted(counts):
+        print(f"{counts[prefix]:6d}  {prefix}")
+    return 0
 
 
 def _stft(args: argparse.Namespace) -> int:
@@ -128,6 +167,21 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: default)")
     compare.add_argument(
         "--json", default=None, metavar="OUT.json", help="write the results as JSON"
+    )
+    compare.add_argument(
+        "--intermediate",
+        action="store_true",
+        help="compare every Kokoro module boundary in execution order; name the first over "
+        "tolerance",
+    )
+    compare.add_argument(
+        "--module",
+        action="append",
+        metavar="PATH",
+        help="only this PyTorch module (dotted path, repeatable; implies --intermediate)",
+    )
+    compare.add_argument(
+        "--list-scopes", action="store_true", help="list the graph's node scopes and exit"
     )
     compare.set_defaults(run=_compare)
 

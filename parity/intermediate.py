@@ -11,6 +11,7 @@ tensor is then found among the few values its scope hands out, by shape and valu
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -40,13 +41,13 @@ class ScopeBoundary:
     outputs: tuple[str, ...]
 
 
-def onnx_scope_prefixes(model: onnx.ModelProto) -> set[str]:
-    """Every scope prefix that some node name starts with: ``/a/``, ``/a/b/``, ..."""
-    prefixes: set[str] = set()
+def onnx_scope_prefixes(model: onnx.ModelProto) -> Counter[str]:
+    """Every scope prefix that node names start with (``/a/``, ``/a/b/``), with node counts."""
+    prefixes: Counter[str] = Counter()
     for node in model.graph.node:
         parts = node.name.split("/")[1:-1] if node.name.startswith("/") else []
         for depth in range(1, len(parts) + 1):
-            prefixes.add("/" + "/".join(parts[:depth]) + "/")
+            prefixes["/" + "/".join(parts[:depth]) + "/"] += 1
     return prefixes
 
 
@@ -62,14 +63,22 @@ def _is_constant(index: GraphIndex, name: str) -> bool:
     return producer.op_type == "Identity" and producer.input[0] in index.initializers
 
 
-def scope_boundary(model: onnx.ModelProto, prefix: str) -> ScopeBoundary:
-    """Inputs and outputs of the nodes whose name starts with ``prefix`` (constants left out)."""
+def scope_boundary(model: onnx.ModelProto, prefix: str | Sequence[str]) -> ScopeBoundary:
+    """Inputs and outputs of the nodes whose name starts with ``prefix`` (constants left out).
+
+    Several prefixes make one scope: the exporter's renamed collisions (``renamed_variants``).
+    """
+    prefixes = (prefix,) if isinstance(prefix, str) else tuple(prefix)
     index = GraphIndex(model.graph)
-    inside = [node for node in model.graph.node if node.name.startswith(prefix)]
+
+    def within(node: onnx.NodeProto) -> bool:
+        return node.name.startswith(prefixes)
+
+    inside = [node for node in model.graph.node if within(node)]
     if not inside:
         raise ParityError(
-            f"intermediate: no node of the graph is in scope {prefix!r}; "
-            "list the scopes with `parity compare --list-scopes MODEL`"
+            f"intermediate: no node of the graph is in scope {prefixes[0]!r}; "
+            "list the scopes with `parity compare MODEL --list-scopes`"
         )
     produced = {output for node in inside for output in node.output}
     inputs: list[str] = []
@@ -82,12 +91,10 @@ def scope_boundary(model: onnx.ModelProto, prefix: str) -> ScopeBoundary:
                 and not _is_constant(index, name)
             ):
                 inputs.append(name)
-    read_outside = {
-        name for node in model.graph.node if not node.name.startswith(prefix) for name in node.input
-    }
+    read_outside = {name for node in model.graph.node if not within(node) for name in node.input}
     read_outside |= {output.name for output in model.graph.output}
     outputs = [name for node in inside for name in node.output if name in read_outside]
-    return ScopeBoundary(prefix, len(inside), tuple(inputs), tuple(dict.fromkeys(outputs)))
+    return ScopeBoundary(prefixes[0], len(inside), tuple(inputs), tuple(dict.fromkeys(outputs)))
 
 
 def _value_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
@@ -201,7 +208,8 @@ def _tensors(value: object) -> list[np.ndarray]:
     import torch
 
     if isinstance(value, torch.Tensor):
-        return [value.detach().cpu().numpy()]
+        # A copy: Kokoro adds into some outputs in place (``xs += resblock(x, s)``).
+        return [value.detach().cpu().numpy().copy()]
     if isinstance(value, (tuple, list)):
         return [array for item in value for array in _tensors(item)]
     return []

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from parity.checks import ForcingSession
     from parity.export import ExportResult
     from parity.inputs import InputSet
+    from parity.localize import IntermediateSession
 
 RECORDER_KEY = pytest.StashKey[Recorder]()
 CONFIG_KEY = pytest.StashKey[ParityConfig]()
@@ -224,3 +225,22 @@ def kokoro_forcing(parity_config: ParityConfig, kokoro_export: ExportResult) -> 
 
     assert kokoro_export.path is not None
     return ForcingSession(kokoro_export.path, threads=parity_config.threads)
+
+
+@pytest.fixture(scope="session")
+def kokoro_intermediate(
+    parity_config: ParityConfig,
+    kokoro_export: ExportResult,
+    kokoro_model: object,
+    parity_inputs: InputSet,
+) -> IntermediateSession:
+    """ONNX Runtime session of the export with every Kokoro module boundary as an output."""
+    from parity.localize import IntermediateSession
+
+    assert kokoro_export.path is not None
+    # Any input calls the same modules; the scopes come from one PyTorch pass on it.
+    first_case = next(iter(parity_inputs.cases))
+    request = parity_inputs.case(first_case, kokoro_model.vocab)  # type: ignore[attr-defined]
+    return IntermediateSession.for_kokoro(
+        kokoro_export.path, kokoro_model, request, threads=parity_config.threads
+    )

@@ -11,7 +11,7 @@ from parity.errors import ParityError
 from parity.inputs import KokoroInput
 from parity.model import SAMPLE_RATE
 
-__all__ = ["KokoroOutput", "OrtRunner", "TorchRunner", "open_session"]
+__all__ = ["KokoroOutput", "OrtRunner", "TorchRunner", "open_session", "require_onnx_file"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,12 @@ class TorchRunner:
         )
 
 
+def require_onnx_file(path: Path) -> None:
+    """One clear line for a model path that names no file."""
+    if not path.is_file():
+        raise ParityError(f"{path}: no such ONNX file; export one with `parity export -o {path}`")
+
+
 def open_session(
     path: Path, *, threads: int = 0, optimization: str = "all", model_bytes: bytes | None = None
 ) -> object:
@@ -59,8 +65,8 @@ def open_session(
     import onnxruntime as ort
 
     path = Path(path)
-    if model_bytes is None and not path.is_file():
-        raise ParityError(f"{path}: no such ONNX file; export one with `parity export -o {path}`")
+    if model_bytes is None:
+        require_onnx_file(path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.graph_optimization_level = {

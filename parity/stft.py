@@ -70,19 +70,87 @@ class SupportsStft(Protocol):
     def inverse(self, magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor: ...
 
 
+class _Analysis(nn.Module):
+    """The forward STFT: framing convolutions, rounding-noise snap, exportable atan2."""
+
+    forward_real: torch.Tensor
+    forward_imag: torch.Tensor
+    window_row: torch.Tensor
+
+    def __init__(
+        self, kernels: dict[str, torch.Tensor], n_fft: int, hop_length: int, center: bool
+    ) -> None:
+        super().__init__()
+        self.n_fft, self.hop_length, self.center = n_fft, hop_length, center
+        # Components below this share of their frame's L1 norm (sum |w x|) are rounding noise:
+        # float32 convolution leaves about 1e-7 of it (20 terms). Their phase is arbitrary and
+        # differs between backends, which ONNX Runtime sums in another order, and Kokoro feeds
+        # the phase to a convolution, so they are snapped to 0 (the constant source of an
+        # unvoiced stretch has nothing else in bins 2 to 10). The snap moves a complex value
+        # by at most this share of the frame's L1 norm: against torch.stft, 9.5e-5 on spectra
+        # up to 12 (2.2e-6 without it). Measured on Kokoro's forced generator (one-token
+        # case), 1e-5 leaves 3.2e-5 rms between ONNX Runtime and PyTorch, 1e-6 leaves 1.5e-4.
+        self.noise_floor = 1e-5
+        # Constants of (n_fft, hop, window), not weights: kept out of state dicts.
+        for name, kernel in kernels.items():
+            self.register_buffer(name, kernel, persistent=False)
+
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) waveform to (magnitude, phase), each (B, n_fft // 2 + 1, frames)."""
+        if self.center:
+            pad = self.n_fft // 2
+            waveform = F.pad(waveform, (pad, pad), mode="reflect")
+        frames = waveform.unsqueeze(1)
+        real = F.conv1d(frames, self.forward_real, stride=self.hop_length)
+        imag = F.conv1d(frames, self.forward_imag, stride=self.hop_length)
+        magnitude = torch.sqrt(real * real + imag * imag)
+        floor = self.noise_floor * F.conv1d(frames.abs(), self.window_row, stride=self.hop_length)
+        zero = torch.zeros_like(real)
+        real = torch.where(real.abs() > floor, real, zero)
+        imag = torch.where(imag.abs() > floor, imag, zero)
+        return magnitude, atan2(imag, real)
+
+
+class _Synthesis(nn.Module):
+    """The inverse STFT: overlap-add convolutions normalised by the window envelope."""
+
+    inverse_real: torch.Tensor
+    inverse_imag: torch.Tensor
+    window_squared: torch.Tensor
+
+    def __init__(
+        self, kernels: dict[str, torch.Tensor], n_fft: int, hop_length: int, center: bool
+    ) -> None:
+        super().__init__()
+        self.n_fft, self.hop_length, self.center = n_fft, hop_length, center
+        for name, kernel in kernels.items():
+            self.register_buffer(name, kernel, persistent=False)
+
+    def forward(
+        self, magnitude: torch.Tensor, phase: torch.Tensor, length: int | None = None
+    ) -> torch.Tensor:
+        """(magnitude, phase) back to a (B, 1, T) waveform, window envelope normalised."""
+        real = magnitude * torch.cos(phase)
+        imag = magnitude * torch.sin(phase)
+        summed = F.conv_transpose1d(real, self.inverse_real, stride=self.hop_length)
+        summed = summed + F.conv_transpose1d(imag, self.inverse_imag, stride=self.hop_length)
+        envelope = F.conv_transpose1d(
+            torch.ones_like(real[:, :1, :]), self.window_squared, stride=self.hop_length
+        )
+        start = self.n_fft // 2 if self.center else 0
+        stop = summed.shape[-1] - start if length is None else start + length
+        waveform = summed[..., start:stop] / envelope[..., start:stop]
+        if length is not None and waveform.shape[-1] < length:
+            waveform = F.pad(waveform, (0, length - waveform.shape[-1]))
+        return waveform
+
+
 class STFT(nn.Module):
     """STFT/iSTFT with real convolutions that matches ``torch.stft``/``torch.istft``.
 
     ``transform(x)`` returns ``(magnitude, phase)`` of shape ``(B, n_fft // 2 + 1, frames)``;
     ``inverse(magnitude, phase, length=None)`` returns ``(B, 1, T)`` like kokoro's STFT classes.
     """
-
-    forward_real: torch.Tensor
-    forward_imag: torch.Tensor
-    inverse_real: torch.Tensor
-    inverse_imag: torch.Tensor
-    window_squared: torch.Tensor
-    window_row: torch.Tensor
 
     def __init__(
         self,
@@ -112,15 +180,6 @@ class STFT(nn.Module):
             win_length,
             center,
         )
-        # Components below this share of their frame's L1 norm (sum |w x|) are rounding noise:
-        # float32 convolution leaves about 1e-7 of it (20 terms). Their phase is arbitrary and
-        # differs between backends, which ONNX Runtime sums in another order, and Kokoro feeds
-        # the phase to a convolution, so they are snapped to 0 (the constant source of an
-        # unvoiced stretch has nothing else in bins 2 to 10). The snap moves a complex value
-        # by at most this share of the frame's L1 norm: against torch.stft, 9.5e-5 on spectra
-        # up to 12 (2.2e-6 without it). Measured on Kokoro's forced generator (one-token
-        # case), 1e-5 leaves 3.2e-5 rms between ONNX Runtime and PyTorch, 1e-6 leaves 1.5e-4.
-        self.noise_floor = 1e-5
         cos, sin = _dft_tables(n_fft)
         # irfft weights: bins other than DC and Nyquist stand for two conjugate bins.
         onesided = np.full((n_fft // 2 + 1, 1), 2.0)
@@ -131,8 +190,7 @@ class STFT(nn.Module):
         def kernel(table: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(table[:, None, :]).float()
 
-        # Constants of (n_fft, hop, window), not weights: kept out of state dicts.
-        buffers = {
+        kernels = {
             "forward_real": cos * window,
             "forward_imag": -sin * window,
             "inverse_real": onesided * cos * window / n_fft,
@@ -140,41 +198,28 @@ class STFT(nn.Module):
             "window_squared": (window**2)[None, :],
             "window_row": window[None, :],
         }
-        for name, table in buffers.items():
-            self.register_buffer(name, kernel(table), persistent=False)
+        # Two submodules, so the exporter gives each half its own node scope
+        # (/decoder/generator/stft/analysis/...) and hooks can capture it.
+        analysis = ("forward_real", "forward_imag", "window_row")
+        self.analysis = _Analysis(
+            {name: kernel(kernels[name]) for name in analysis}, n_fft, hop_length, center
+        )
+        self.synthesis = _Synthesis(
+            {name: kernel(table) for name, table in kernels.items() if name not in analysis},
+            n_fft,
+            hop_length,
+            center,
+        )
 
     def transform(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) waveform to (magnitude, phase), each (B, n_fft // 2 + 1, frames)."""
-        if self.center:
-            pad = self.n_fft // 2
-            waveform = F.pad(waveform, (pad, pad), mode="reflect")
-        frames = waveform.unsqueeze(1)
-        real = F.conv1d(frames, self.forward_real, stride=self.hop_length)
-        imag = F.conv1d(frames, self.forward_imag, stride=self.hop_length)
-        magnitude = torch.sqrt(real * real + imag * imag)
-        floor = self.noise_floor * F.conv1d(frames.abs(), self.window_row, stride=self.hop_length)
-        zero = torch.zeros_like(real)
-        real = torch.where(real.abs() > floor, real, zero)
-        imag = torch.where(imag.abs() > floor, imag, zero)
-        return magnitude, atan2(imag, real)
+        return self.analysis(waveform)
 
     def inverse(
         self, magnitude: torch.Tensor, phase: torch.Tensor, length: int | None = None
     ) -> torch.Tensor:
         """(magnitude, phase) back to a (B, 1, T) waveform, window envelope normalised."""
-        real = magnitude * torch.cos(phase)
-        imag = magnitude * torch.sin(phase)
-        summed = F.conv_transpose1d(real, self.inverse_real, stride=self.hop_length)
-        summed = summed + F.conv_transpose1d(imag, self.inverse_imag, stride=self.hop_length)
-        envelope = F.conv_transpose1d(
-            torch.ones_like(real[:, :1, :]), self.window_squared, stride=self.hop_length
-        )
-        start = self.n_fft // 2 if self.center else 0
-        stop = summed.shape[-1] - start if length is None else start + length
-        waveform = summed[..., start:stop] / envelope[..., start:stop]
-        if length is not None and waveform.shape[-1] < length:
-            waveform = F.pad(waveform, (0, length - waveform.shape[-1]))
-        return waveform
+        return self.synthesis(magnitude, phase, length)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """Round trip, as kokoro's ``CustomSTFT.forward``: (B, T) in, (B, 1, T) out."""

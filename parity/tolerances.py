@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from parity.compare import TensorComparison
 
 
 @dataclass(frozen=True)
@@ -39,3 +43,27 @@ FP32 = Fp32Tolerance(
     forced_max_rel=5e-4,
     free_mel=0.4,
 )
+
+
+@dataclass(frozen=True)
+class IntermediateTolerance:
+    """Each module boundary of the intermediate walk (``parity.localize``)."""
+
+    rms_rel: float
+    forced_rms_rel: float
+
+    def accepts(self, comparison: TensorComparison, *, forced: bool) -> bool:
+        bound = self.forced_rms_rel if forced else self.rms_rel
+        return comparison.finite and comparison.rms_rel <= bound
+
+    def describe(self) -> str:
+        return f"rms_rel <= {self.rms_rel:g} free, <= {self.forced_rms_rel:g} forced"
+
+
+# Measured 2026-11-25, ORT 1.32 CPU / torch 2.13, full preset seed 0, 41 module outputs:
+#   worst free-running row rms_rel 7.5e-6 (sentence; predictor.N_proj), 1.3e-4 (one-token,
+#   decoder.decode.3: 6 frames); worst forced row 3.6e-6 (sentence), 3.2e-5 (one-token).
+#   Planted faults (tests/test_intermediate_parity.py) give 0.019 (a dropped AdaIN bias in the
+#   decoder, PyTorch side) to 0.89 (STFT imaginary sign) at their module, so 1e-3 sits 8x
+#   above the worst clean row and 19x below the mildest fault.
+INTERMEDIATE = IntermediateTolerance(rms_rel=1e-3, forced_rms_rel=1e-3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,40 @@ def test_python_dash_m_runs_the_same_cli() -> None:
     assert done.returncode == 0
     assert "export" in done.stdout
     assert "compare" in done.stdout
+
+
+def test_compare_intermediate_prints_the_table_and_writes_json(
+    tiny_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "intermediate.json"
+    args = ["compare", str(tiny_export), "--preset", "tiny", "--inputs", str(FIXTURES)]
+    code = main([*args, "--case", "sentence", "--intermediate", "--json", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "intermediate parity of 'sentence': PASS" in out
+    assert out.index(" bert ") < out.index("decoder.generator.stft.analysis")
+    document = json.loads(report.read_text())
+    rows = document[0]["rows"]
+    assert rows[0]["module"] == "bert"
+    assert rows[-1]["module"] == "decoder.generator"
+    assert all(row["within"] for row in rows)
+
+
+def test_compare_intermediate_rejects_an_unknown_module(
+    tiny_export: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["compare", str(tiny_export), "--preset", "tiny", "--inputs", str(FIXTURES)]
+    assert main([*args, "--module", "decoder.nowhere"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("parity: error: intermediate: 'decoder.nowhere' is not a module")
+    assert len(err.splitlines()) == 1
+
+
+def test_compare_list_scopes_counts_nodes_per_scope(
+    tiny_export: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["compare", str(tiny_export), "--list-scopes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    scopes = {line.split()[1]: int(line.split()[0]) for line in lines}
+    assert scopes["/decoder/"] > scopes["/decoder/generator/"] > 0
+    assert "/decoder/generator/analysis/" in scopes
