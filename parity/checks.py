@@ -38,7 +38,7 @@ from parity.graph import load_model
 from parity.inputs import KokoroInput
 from parity.intermediate import capture, expose, scope_boundary
 from parity.runners import OrtRunner, TorchRunner
-from parity.tolerances import Fp32Tolerance
+from parity.tolerances import StagedTolerance
 
 GENERATOR = "decoder.generator"
 GENERATOR_SCOPE = "/decoder/generator/"
@@ -88,7 +88,7 @@ class StageComparison:
 
 
 @dataclass(frozen=True)
-class Fp32Parity:
+class StagedParity:
     """The verdict for one input, with every figure behind it."""
 
     case: str
@@ -98,7 +98,7 @@ class Fp32Parity:
     source: TensorComparison | None
     forced: WaveformComparison | None
     free: WaveformComparison | None
-    tolerance: Fp32Tolerance = field(repr=False)
+    tolerance: StagedTolerance = field(repr=False)
     failures: tuple[str, ...]
 
     def __bool__(self) -> bool:
@@ -191,12 +191,12 @@ def forced_generator(
     return audio, seen[0] if seen else None
 
 
-def check_fp32(
+def check_against_pytorch(
     model: object,
     session: ForcingSession,
     request: KokoroInput,
-    tolerance: Fp32Tolerance,
-) -> Fp32Parity:
+    tolerance: StagedTolerance,
+) -> StagedParity:
     """Run ``request`` through PyTorch and ONNX Runtime and judge the three parts."""
     with capture(model, [GENERATOR]) as captured:
         reference = TorchRunner(model).infer(request)
@@ -205,7 +205,7 @@ def check_fp32(
     duration_check = compare_durations(reference.durations, onnx_run.durations, request.symbols)
     if not duration_check.equal:
         failures.append(duration_check.describe())
-        return Fp32Parity(
+        return StagedParity(
             request.name,
             reference.seconds,
             duration_check,
@@ -248,7 +248,7 @@ def check_fp32(
             )
     if not free.finite or free.mel_distance > tolerance.free_mel:
         failures.append(f"free-running: log-mel {free.mel_distance:.4f} > {tolerance.free_mel:g}")
-    return Fp32Parity(
+    return StagedParity(
         request.name,
         reference.seconds,
         duration_check,

@@ -79,11 +79,11 @@ def _compare(args: argparse.Namespace) -> int:
     if args.intermediate or args.module:
         results: list[object] = _compare_intermediate(args, model, requests)
     else:
-        from parity.checks import ForcingSession, check_fp32
+        from parity.checks import ForcingSession, check_against_pytorch
         from parity.tolerances import FP32
 
         session = ForcingSession(Path(args.model), threads=args.threads)
-        results = [check_fp32(model, session, request, FP32) for request in requests]
+        results = [check_against_pytorch(model, session, request, FP32) for request in requests]
     for result in results:
         print(result.report())  # type: ignore[attr-defined]
     if args.json:
@@ -142,6 +142,29 @@ def _stft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fp16(args: argparse.Namespace) -> int:
+    from parity.fp16 import KOKORO_BLOCK_NODES, KOKORO_BLOCK_SCOPES, Fp16Options, convert_file
+
+    kokoro = args.kokoro_blocks
+    options = Fp16Options(
+        target=args.target,
+        keep_io_types=args.keep_io_types,
+        block_ops=frozenset(args.block_op or ()),
+        block_nodes=frozenset(args.block_node or ()) | (KOKORO_BLOCK_NODES if kokoro else set()),
+        block_scopes=(*(KOKORO_BLOCK_SCOPES if kokoro else ()), *(args.block_scope or ())),
+    )
+    report = convert_file(Path(args.input), Path(args.output), options)
+    print(report.summary())
+    if report.unsupported_ops:
+        print(f"kept float32, no CPU {args.target} kernel: {', '.join(report.unsupported_ops)}")
+    if args.json:
+        from parity.cache import write_text_atomic
+        from parity.fp16 import report_json
+
+        write_text_atomic(Path(args.json), report_json(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from parity.export import DEFAULT_OPSET, EXPORTERS
 
@@ -184,6 +207,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--list-scopes", action="store_true", help="list the graph's node scopes and exit"
     )
     compare.set_defaults(run=_compare)
+
+    fp16 = commands.add_parser(
+        "fp16", help="convert to float16 (or bfloat16), casting only where precisions meet"
+    )
+    fp16.add_argument("input", metavar="IN.onnx")
+    fp16.add_argument("output", metavar="OUT.onnx")
+    fp16.add_argument(
+        "--target", choices=("float16", "bfloat16"), default="float16", help="Default: %(default)s"
+    )
+    fp16.add_argument(
+        "--keep-io-types",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep float32 graph inputs and outputs. Default: on",
+    )
+    fp16.add_argument("--block-op", action="append", metavar="OP", help="keep an op type float32")
+    fp16.add_argument("--block-node", action="append", metavar="NAME", help="keep a node float32")
+    fp16.add_argument(
+        "--block-scope",
+        action="append",
+        metavar="PREFIX",
+        help="keep every node whose name starts with PREFIX float32 (e.g. /decoder/generator/)",
+    )
+    fp16.add_argument(
+        "--kokoro-blocks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also keep Kokoro's measured-sensitive nodes float32 (harmonic source, STFT "
+        "analysis, duration head). Default: on",
+    )
+    fp16.add_argument("--json", default=None, metavar="OUT.json", help="write the report as JSON")
+    fp16.set_defaults(run=_fp16)
 
     stft = commands.add_parser("stft", help="how far ours and kokoro's STFT are from torch.stft")
     stft.add_argument("--n-fft", type=int, default=20, help="Default: %(default)s (Kokoro's)")

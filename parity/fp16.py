@@ -918,37 +918,38 @@ def audit(model: onnx.ModelProto, original: onnx.ModelProto | None = None) -> Fp
         open_session(Path("<converted>"), model_bytes=model.SerializeToString())
     except ParityError as error:
         runtime_error = str(error).split("(", 1)[-1].rsplit(")", 1)[0]
-    try:
-        types = _declared_types(onnx.shape_inference.infer_shapes(model))
-    except Exception:  # the checker has reported it; judge the Casts without types
-        types = {}
-    producers: dict[str, onnx.NodeProto] = {}
-    node_names: Counter[str] = Counter()
-    casts, redundant = 0, []
+    casts, redundant = _casts(model)
     nodes = list(_all_nodes(model.graph))
-    for node in nodes:
-        producers.update((output, node) for output in node.output)
-        if node.name:
-            node_names[node.name] += 1
-    for node in nodes:
-        if node.op_type == "Cast":
-            casts += 1
-            producer = producers.get(node.input[0])
-            to = next(a.i for a in node.attribute if a.name == "to")
-            if (producer is not None and producer.op_type == "Cast") or types.get(
-                node.input[0]
-            ) == to:
-                redundant.append(node.name or node.output[0])
+    node_names = Counter(node.name for node in nodes if node.name)
     produced = Counter(output for node in nodes for output in node.output if output)
     # Node names and value names are separate namespaces in ONNX; each must be unique.
     duplicates = [name for counts in (node_names, produced) for name, n in counts.items() if n > 1]
-    changed = []
+    changed: list[str] = []
     if original is not None:
         before = _interface_types(original)
         changed = [name for name, kind in _interface_types(model).items() if before[name] != kind]
+        redundant = [name for name in redundant if name not in set(_casts(original)[1])]
     return Fp16Audit(
         checker_error, runtime_error, casts, tuple(redundant), tuple(duplicates), tuple(changed)
     )
+
+
+def _casts(model: onnx.ModelProto) -> tuple[int, list[str]]:
+    """How many Casts, and which are redundant: reading a Cast, or to the type they have."""
+    try:
+        types = _declared_types(onnx.shape_inference.infer_shapes(model))
+    except Exception:  # the checker reports why; judge the Casts without types
+        types = {}
+    nodes = list(_all_nodes(model.graph))
+    producers = {output: node for node in nodes for output in node.output}
+    casts = [node for node in nodes if node.op_type == "Cast"]
+    redundant = []
+    for cast in casts:
+        producer = producers.get(cast.input[0])
+        to = next(attribute.i for attribute in cast.attribute if attribute.name == "to")
+        if (producer is not None and producer.op_type == "Cast") or types.get(cast.input[0]) == to:
+            redundant.append(cast.name or cast.output[0])
+    return len(casts), redundant
 
 
 def _interface_types(model: onnx.ModelProto) -> dict[str, int]:

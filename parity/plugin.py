@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from parity.cache import ArtifactCache
     from parity.checks import ForcingSession
     from parity.export import ExportResult
+    from parity.fp16 import Fp16Build
     from parity.inputs import InputSet
     from parity.localize import IntermediateSession
 
@@ -244,3 +245,31 @@ def kokoro_intermediate(
     return IntermediateSession.for_kokoro(
         kokoro_export.path, kokoro_model, request, threads=parity_config.threads
     )
+
+
+@pytest.fixture(scope="session")
+def kokoro_fp16(
+    parity_cache: ArtifactCache, kokoro_export: ExportResult, parity_record: Recorder
+) -> Fp16Build:
+    """The export in float16 with Kokoro's measured block list, converted once and cached."""
+    from parity.fp16 import KOKORO_FP16, convert_cached
+
+    assert kokoro_export.path is not None
+    build = convert_cached(parity_cache, kokoro_export.path, KOKORO_FP16)
+    origin = "from cache" if build.cached else "converted"
+    parity_record.add("float16", f"{origin}: {build.report.summary()}", **_fp16_data(build))
+    return build
+
+
+def _fp16_data(build: Fp16Build) -> dict[str, object]:
+    from parity.reporting import to_jsonable
+
+    return {"path": str(build.path), "cached": build.cached, **to_jsonable(build.report)}
+
+
+@pytest.fixture(scope="session")
+def kokoro_fp16_forcing(parity_config: ParityConfig, kokoro_fp16: Fp16Build) -> ForcingSession:
+    """ONNX Runtime session of the float16 variant, exposing its generator's inputs and source."""
+    from parity.checks import ForcingSession
+
+    return ForcingSession(kokoro_fp16.path, threads=parity_config.threads)

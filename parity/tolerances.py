@@ -10,8 +10,8 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Fp32Tolerance:
-    """fp32 ONNX Runtime against PyTorch (see ``parity.checks`` for the three parts)."""
+class StagedTolerance:
+    """An export in ONNX Runtime against PyTorch float32 (``parity.checks``: three parts)."""
 
     stage_rms_rel: float
     source_rms_rel: float
@@ -36,13 +36,35 @@ class Fp32Tolerance:
 #   by 1e-7 (relative) is 0.020 / 0.040 / 0.158, so the free-running bound covers chaos,
 #   not export error, and grows with length. A dropped bias or a wrong STFT scale moves
 #   the forced figures by orders of magnitude (tests/test_intermediate_parity.py).
-FP32 = Fp32Tolerance(
+FP32 = StagedTolerance(
     stage_rms_rel=1e-3,
     source_rms_rel=1e-5,
     forced_rms_rel=5e-4,
     forced_max_rel=5e-4,
     free_mel=0.4,
 )
+
+
+# Measured 2026-11-25, ORT 1.32 CPU / torch 2.13, full preset seed 0, the float16 variant with
+# ``parity.fp16.KOKORO_BLOCK_SCOPES`` kept float32, on one-token / sentence / context-limit:
+#   durations identical on all three (with the duration head in float16, 2 of 510 tokens of
+#   the context-limit case moved by one frame; so does a 4.9e-4 relative style change in fp32)
+#   generator inputs rms_rel 0.057 / 0.0048 / 0.0054 (one-token: 3 frames of instance norm)
+#   harmonic source rms_rel 9.4e-8 / 9.7e-8 / 9.7e-8 (kept float32)
+#   forced generator rms_rel 0.0011 / 0.0011 / 0.0011, max_rel 0.0013 / 0.0017 / 0.0011
+#   free-running log-mel 0.59 / 0.49 / 0.58: float32 itself moves 0.33 / 0.46 when its style
+#   moves by float16's rounding (4.9e-4 relative), so this bound covers chaos only.
+#   With the STFT analysis in float16 the forced generator is 0.36 to 0.6 rms off (its phase
+#   snaps at near-zero bins), 300x the bound: the forced part is the one that discriminates.
+FP16 = StagedTolerance(
+    stage_rms_rel=0.1,
+    source_rms_rel=1e-5,
+    forced_rms_rel=5e-3,
+    forced_max_rel=5e-3,
+    free_mel=0.8,
+)
+# float16 weights must at least halve the file; Kokoro's measures 0.50x with its block list.
+FP16_MAX_SIZE_RATIO = 0.55
 
 
 @dataclass(frozen=True)

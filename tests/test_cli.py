@@ -163,3 +163,31 @@ def test_compare_list_scopes_counts_nodes_per_scope(
     scopes = {line.split()[1]: int(line.split()[0]) for line in lines}
     assert scopes["/decoder/"] > scopes["/decoder/generator/"] > 0
     assert "/decoder/generator/analysis/" in scopes
+
+
+def test_fp16_converts_and_writes_the_report(
+    tiny_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, report = tmp_path / "tiny16.onnx", tmp_path / "fp16.json"
+    argv = ["fp16", str(tiny_export), str(out), "--block-op", "LSTM", "--json", str(report)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "float16:" in printed
+    assert "--block-op LSTM" in printed
+    data = json.loads(report.read_text())
+    assert data["size_after"] == out.stat().st_size
+    assert data["size_after"] < 0.6 * data["size_before"]  # LSTMs kept float32 here
+    assert data["blocked_by"]["--block-scope"] > 0  # Kokoro's list, on by default
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_fp16_refuses_a_corrupt_model_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken, out = tmp_path / "broken.onnx", tmp_path / "out.onnx"
+    broken.write_bytes(b"\x08\x07garbage" * 100)
+    assert main(["fp16", str(broken), str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a readable ONNX model" in err
+    assert "\n" not in err
+    assert not out.exists()

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from parity.checks import check_fp32
+from parity.checks import check_against_pytorch
 from parity.compare import compare_durations
 from parity.export import export_cached
 from parity.metrics import log_mel_distance
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.parity
 def test_parity_fp32_onnxruntime_matches_pytorch(
     case, kokoro_model, kokoro_forcing, parity_inputs, parity_record
 ) -> None:
-    result = check_fp32(
+    result = check_against_pytorch(
         kokoro_model, kokoro_forcing, parity_inputs.case(case, kokoro_model.vocab), FP32
     )
     parity_record.add("fp32 parity", result.summary())
