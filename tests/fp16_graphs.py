@@ -210,6 +210,38 @@ BLOCKS: dict[str, frozenset[str]] = {
 }
 
 
+def onnxruntime_converter(
+    model: onnx.ModelProto, blocked: frozenset[str] = frozenset()
+) -> onnx.ModelProto:
+    """ONNX Runtime's ``transformers.float16`` converter, as people call it."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    return convert_float_to_float16(model, keep_io_types=True, node_block_list=sorted(blocked))
+
+
+def onnxconverter_common(
+    model: onnx.ModelProto, blocked: frozenset[str] = frozenset()
+) -> onnx.ModelProto:
+    """onnxconverter-common's converter, as people call it."""
+    from onnxconverter_common.float16 import convert_float_to_float16
+
+    return convert_float_to_float16(model, keep_io_types=True, node_block_list=sorted(blocked))
+
+
+def quietly(convert: Callable[..., onnx.ModelProto], *args: object) -> onnx.ModelProto:
+    """Run another converter without its warnings (clamped weights, ir_version) and logs."""
+    import logging
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            return convert(*args)
+        finally:
+            logging.disable(logging.NOTSET)
+
+
 def feed_for(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     feed = {}

@@ -8,8 +8,6 @@ blocked and a converted node, int64 shape arithmetic, out-of-range weights, Resi
 from __future__ import annotations
 
 import itertools
-import logging
-import warnings
 
 import numpy as np
 import onnx
@@ -22,7 +20,15 @@ from parity.errors import ParityError
 from parity.fp16 import Fp16Options, audit, convert_float
 from parity.runners import open_session
 
-from fp16_graphs import BLOCKS, GRAPHS, OPSET, feed_for
+from fp16_graphs import (
+    BLOCKS,
+    GRAPHS,
+    OPSET,
+    feed_for,
+    onnxconverter_common,
+    onnxruntime_converter,
+    quietly,
+)
 
 # float16 keeps 11 significant bits (relative rounding 4.9e-4); a chain of a few ops on values
 # of order one stays within 1e-2 of float32.
@@ -247,26 +253,14 @@ def test_random_chains_match_float32_with_a_cast_only_at_each_boundary(steps, ke
 # -- the other converters, side by side ---------------------------------------------------
 
 
-def _onnxruntime_converter(model: onnx.ModelProto, blocked: frozenset[str]) -> onnx.ModelProto:
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    return convert_float_to_float16(model, keep_io_types=True, node_block_list=sorted(blocked))
-
-
-def _onnxconverter_common(model: onnx.ModelProto, blocked: frozenset[str]) -> onnx.ModelProto:
-    from onnxconverter_common.float16 import convert_float_to_float16
-
-    return convert_float_to_float16(model, keep_io_types=True, node_block_list=sorted(blocked))
-
-
 def _ours(model: onnx.ModelProto, blocked: frozenset[str]) -> onnx.ModelProto:
     return convert_float(model, Fp16Options(block_nodes=blocked))[0]
 
 
 CONVERTERS = {
     "ours": _ours,
-    "onnxruntime": _onnxruntime_converter,
-    "onnxconverter-common": _onnxconverter_common,
+    "onnxruntime": onnxruntime_converter,
+    "onnxconverter-common": onnxconverter_common,
 }
 # Measured 2026-11-25 with onnxruntime 1.32 and onnxconverter-common 1.16 (onnx 1.23).
 _ORT_UNSORTED = (
@@ -302,13 +296,7 @@ def _side_by_side_cases() -> list[object]:
 @pytest.mark.parametrize(("converter", "graph"), _side_by_side_cases())
 def test_converter_output_is_valid_accurate_and_free_of_redundant_casts(converter, graph) -> None:
     original = GRAPHS[graph]()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # both libraries warn about clamping and ir_version
-        logging.disable(logging.WARNING)
-        try:
-            model = CONVERTERS[converter](original, BLOCKS.get(graph, frozenset()))
-        finally:
-            logging.disable(logging.NOTSET)
+    model = quietly(CONVERTERS[converter], original, BLOCKS.get(graph, frozenset()))
     found = audit(model, original)
     assert found, found.summary()
     feed = feed_for(original)

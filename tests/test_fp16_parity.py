@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import warnings
-
 import pytest
 
 from parity.checks import check_against_pytorch
 from parity.fp16 import audit
 from parity.graph import load_model
 from parity.tolerances import FP16, FP16_MAX_SIZE_RATIO
+
+from fp16_graphs import onnxconverter_common, onnxruntime_converter, quietly
 
 pytestmark = pytest.mark.parity
 
@@ -34,24 +33,12 @@ def test_parity_fp16_halves_the_model_and_is_valid(kokoro_fp16, kokoro_export) -
     assert found, found.summary()
 
 
-def _onnxruntime_converter(model):
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    return convert_float_to_float16(model, keep_io_types=True)
-
-
-def _onnxconverter_common(model):
-    from onnxconverter_common.float16 import convert_float_to_float16
-
-    return convert_float_to_float16(model, keep_io_types=True)
-
-
 # Measured 2026-11-25 on the full-size export (onnxruntime 1.32, onnxconverter-common 1.16).
 @pytest.mark.parametrize(
     "converter",
     [
         pytest.param(
-            _onnxruntime_converter,
+            onnxruntime_converter,
             id="onnxruntime",
             marks=pytest.mark.xfail(
                 strict=True,
@@ -61,7 +48,7 @@ def _onnxconverter_common(model):
             ),
         ),
         pytest.param(
-            _onnxconverter_common,
+            onnxconverter_common,
             id="onnxconverter-common",
             marks=pytest.mark.xfail(
                 strict=True,
@@ -75,12 +62,6 @@ def _onnxconverter_common(model):
 )
 def test_parity_fp16_other_converters_on_kokoro(converter, kokoro_export) -> None:
     original = load_model(kokoro_export.path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # both warn about clamped weights
-        logging.disable(logging.WARNING)
-        try:
-            converted = converter(load_model(kokoro_export.path))
-        finally:
-            logging.disable(logging.NOTSET)
+    converted = quietly(converter, load_model(kokoro_export.path))
     found = audit(converted, original)
     assert found, found.summary()
