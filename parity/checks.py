@@ -20,10 +20,11 @@ allows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from parity.compare import (
     DurationComparison,
@@ -36,7 +37,7 @@ from parity.compare import (
 from parity.errors import ParityError
 from parity.graph import load_model
 from parity.inputs import KokoroInput
-from parity.intermediate import capture, expose, scope_boundary
+from parity.intermediate import capture, expose, scope_boundary, value_types
 from parity.runners import OrtRunner, TorchRunner
 from parity.tolerances import StagedTolerance
 
@@ -44,6 +45,7 @@ GENERATOR = "decoder.generator"
 GENERATOR_SCOPE = "/decoder/generator/"
 SOURCE_SCOPE = "/decoder/generator/m_source/"
 GENERATOR_ARGS = ("features", "style", "f0")
+FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,15 @@ class ForcingSession:
         model = load_model(path)
         self.generator = scope_boundary(model, GENERATOR_SCOPE)
         source = scope_boundary(model, SOURCE_SCOPE)
+        # An optimised graph (ORT's pre-processing for quantization) can also export a
+        # Shape from the source's scope; the harmonic source is its one float output.
+        types = value_types(model)
+        floats = (
+            [name for name in source.outputs if types[name].tensor_type.elem_type in FLOAT_TYPES]
+            if len(source.outputs) > 1
+            else list(source.outputs)
+        )
+        source = replace(source, outputs=tuple(floats))
         if len(source.outputs) != 1:
             raise ParityError(
                 f"parity: {path}: expected one output of {SOURCE_SCOPE}, found {source.outputs}"

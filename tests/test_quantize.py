@@ -1,0 +1,158 @@
+"""parity.quantize on a small graph with Kokoro's interface: every mode, exclusions, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from parity.cache import ArtifactCache
+from parity.errors import ParityError
+from parity.inputs import load_input_set
+from parity.model import load_config
+from parity.quantize import QuantRecipe, quantize_cached, quantize_model
+from parity.runners import open_session
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
+ANALYSIS_CONV = "/decoder/generator/analysis/Conv"
+
+
+@pytest.fixture(scope="module")
+def small_kokoro(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """input_ids, style, speed -> embedding, MatMuls, two Convs (one in the STFT scope)."""
+    rng = np.random.default_rng(0)
+
+    def weight(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Gather", ["embedding", "input_ids"], ["e"], name="/text/Gather"),
+        helper.make_node("MatMul", ["e", "w1"], ["h"], name="/text/MatMul"),
+        helper.make_node("MatMul", ["style", "w2"], ["s"], name="/style/MatMul"),
+        helper.make_node("Add", ["h", "s"], ["hs"], name="/Add"),
+        helper.make_node("Transpose", ["hs"], ["t"], name="/Transpose", perm=[0, 2, 1]),
+        helper.make_node("Conv", ["t", "k1", "b1"], ["c"], name=ANALYSIS_CONV, pads=[1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="/decoder/Relu"),
+        helper.make_node("Conv", ["r", "k2"], ["c2"], name="/decoder/Conv", pads=[1, 1]),
+        helper.make_node("Mul", ["c2", "speed"], ["m"], name="/Mul"),
+        helper.make_node("Reshape", ["m", "flat"], ["waveform"], name="/Reshape"),
+    ]
+    initializers = [
+        weight("embedding", 178, 16),
+        weight("w1", 16, 16),
+        weight("w2", 256, 16),
+        weight("k1", 8, 16, 3),
+        weight("b1", 8),
+        weight("k2", 1, 8, 3),
+        numpy_helper.from_array(np.array([-1], np.int64), "flat"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "small-kokoro",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "L"]),
+            helper.make_tensor_value_info("style", TensorProto.FLOAT, [1, 256]),
+            helper.make_tensor_value_info("speed", TensorProto.FLOAT, [1]),
+        ],
+        [helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["N"])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    path = tmp_path_factory.mktemp("quantize") / "small.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def calibration() -> list:
+    inputs = load_input_set(FIXTURES)
+    return inputs.sentences(load_config("full")["vocab"], inputs.calibration)
+
+
+def _waveform(path: Path, request) -> np.ndarray:
+    feed = {
+        "input_ids": request.input_ids,
+        "style": request.style,
+        "speed": np.ones(1, np.float32),
+    }
+    return open_session(path).run(None, feed)[0]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "integer_op"),
+    [
+        (QuantRecipe(), "MatMulInteger"),
+        (QuantRecipe(weight_type="int8", per_channel=True), "ConvInteger"),
+        (QuantRecipe(mode="qdq", weight_type="int8"), "QuantizeLinear"),
+        (
+            QuantRecipe(mode="qoperator", weight_type="int8", calibration="percentile"),
+            "QLinearConv",
+        ),
+        (QuantRecipe(mode="qdq", calibration="entropy"), "DequantizeLinear"),
+    ],
+    ids=["dynamic-uint8", "dynamic-int8-per-channel", "qdq", "qoperator-percentile", "qdq-entropy"],
+)
+def test_each_mode_quantizes_and_keeps_excluded_scopes_in_float(
+    small_kokoro, tmp_path, calibration, recipe, integer_op
+) -> None:
+    build = quantize_model(small_kokoro, tmp_path / "q.onnx", recipe, calibration)
+    assert build.integer_ops.get(integer_op, 0) > 0, build.summary()
+    model = onnx.load(str(build.path))
+    nodes = {node.name: node.op_type for node in model.graph.node}
+    assert nodes.get(ANALYSIS_CONV) == "Conv"  # in KOKORO_EXCLUDE_SCOPES: left in float
+    assert build.excluded == 1
+    assert build.preprocess == "done"
+    request = calibration[0]
+    exact, quantized = _waveform(small_kokoro, request), _waveform(build.path, request)
+    rms = np.linalg.norm(quantized - exact) / np.linalg.norm(exact)
+    assert rms < 0.1  # 8-bit weights (and activations) on three layers
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_unknown_exclusion_is_one_error_line(small_kokoro, tmp_path) -> None:
+    with pytest.raises(ParityError, match="names no node") as error:
+        quantize_model(small_kokoro, tmp_path / "q.onnx", QuantRecipe(exclude_nodes=("/nope",)))
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_static_mode_without_calibration_inputs_is_refused(small_kokoro, tmp_path) -> None:
+    with pytest.raises(ParityError, match="calibration inputs"):
+        quantize_model(small_kokoro, tmp_path / "q.onnx", QuantRecipe(mode="qdq"))
+    assert not (tmp_path / "q.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("mode", "int4"), ("calibration", "magic"), ("op_types", ("Add",))]
+)
+def test_a_bad_recipe_is_refused_when_written(field, value) -> None:
+    with pytest.raises(ParityError, match="quantize"):
+        QuantRecipe(**{field: value})
+
+
+def test_cached_variant_is_built_once_per_recipe(small_kokoro, tmp_path, calibration) -> None:
+    cache = ArtifactCache(tmp_path / "cache")
+    first = quantize_cached(cache, small_kokoro, QuantRecipe(), calibration)
+    again = quantize_cached(cache, small_kokoro, QuantRecipe(), calibration)
+    other = quantize_cached(cache, small_kokoro, QuantRecipe(per_channel=True), calibration)
+    assert (first.cached, again.cached, other.cached) == (False, True, False)
+    assert again.path == first.path != other.path
+    assert again.integer_ops == first.integer_ops
+    assert again.size_after == first.size_after == first.path.stat().st_size
+
+
+def test_cli_quantize_prints_and_writes_the_record(small_kokoro, tmp_path, capsys) -> None:
+    import json
+
+    from parity.cli import main
+
+    out, record = tmp_path / "q.onnx", tmp_path / "q.json"
+    argv = ["quantize", str(small_kokoro), str(out), "--mode", "qdq", "--inputs", str(FIXTURES)]
+    assert main([*argv, "--json", str(record)]) == 0
+    assert "qdq wuint8 auint8 minmax per-tensor" in capsys.readouterr().out
+    assert json.loads(record.read_text())["integer_ops"]["QuantizeLinear"] > 0
+    assert main(["quantize", str(small_kokoro), str(out), "--op-types", "Add"]) == 2
