@@ -110,6 +110,11 @@ class InputSet:
             name, text, tokenize(text, vocab), self.styles[style_row : style_row + 1]
         )
 
+    def case_for(self, key: str, vocab: Mapping[str, int], style_row: int = 0) -> KokoroInput:
+        """Phoneme entry ``key`` as a request, with one of the seeded styles."""
+        text = self.phonemes[key]
+        return KokoroInput(key, text, tokenize(text, vocab), self.styles[style_row : style_row + 1])
+
     def sentences(self, vocab: Mapping[str, int], keys: tuple[str, ...]) -> list[KokoroInput]:
         """Every (sentence, style) pair of ``keys`` x all styles, named ``key/style-N``."""
         return [

@@ -7,7 +7,7 @@ gets it. Heavy imports (torch, onnxruntime) happen inside fixtures, not at colle
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from parity.checks import ForcingSession
     from parity.export import ExportResult
     from parity.fp16 import Fp16Build
-    from parity.inputs import InputSet
+    from parity.inputs import InputSet, KokoroInput
     from parity.localize import IntermediateSession
+    from parity.quantize import QuantBuild, QuantRecipe
     from parity.weights import DequantizedModel, TrainedVoices
 
 RECORDER_KEY = pytest.StashKey[Recorder]()
@@ -282,3 +283,48 @@ def kokoro_trained(parity_cache: ArtifactCache) -> tuple[DequantizedModel, Train
     from parity.weights import dequantized_cached, load_voices
 
     return dequantized_cached(parity_cache), load_voices()
+
+
+@pytest.fixture(scope="session")
+def trained_requests(
+    kokoro_trained: tuple[DequantizedModel, TrainedVoices], parity_inputs: InputSet
+) -> list[KokoroInput]:
+    """The sentence fixture spoken by each of the five trained voices."""
+    _, voices = kokoro_trained
+    return voices.spoken_by([parity_inputs.case("sentence", voices.vocab)])
+
+
+@pytest.fixture(scope="session")
+def trained_reference_audio(
+    kokoro_trained: tuple[DequantizedModel, TrainedVoices], trained_requests: list[KokoroInput]
+) -> list[Any]:
+    """The trained float32 model's waveforms for ``trained_requests``."""
+    from parity.runners import OrtRunner
+
+    runner = OrtRunner(kokoro_trained[0].path)
+    return [runner.infer(request).waveform for request in trained_requests]
+
+
+@pytest.fixture(scope="session")
+def trained_variant(
+    parity_cache: ArtifactCache,
+    kokoro_trained: tuple[DequantizedModel, TrainedVoices],
+    parity_inputs: InputSet,
+    parity_record: Recorder,
+) -> Callable[..., QuantBuild]:
+    """Build (once, cached) an int8 variant of the trained model: ``build(name)`` for one of
+    ``parity.quantize.TRAINED_VARIANTS``, ``build(name, recipe)`` for any other. Static
+    recipes calibrate on the calibration sentences in two voices."""
+    from parity.quantize import TRAINED_VARIANTS, quantize_cached
+
+    model, voices = kokoro_trained
+    sentences = [parity_inputs.case_for(key, voices.vocab) for key in parity_inputs.calibration]
+    calibration = voices.spoken_by(sentences, list(voices.packs)[:2])
+
+    def build(name: str, recipe: QuantRecipe | None = None) -> QuantBuild:
+        chosen = recipe or TRAINED_VARIANTS[name]
+        built = quantize_cached(parity_cache, model.path, chosen, calibration)
+        parity_record.add("int8 variants", f"{name}: {built.summary()}")
+        return built
+
+    return build

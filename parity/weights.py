@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import onnx
 from parity.cache import ArtifactCache, CacheKey, atomic_path
 from parity.dequantize import DequantizeReport, dequantize
 from parity.errors import ParityError
+from parity.inputs import KokoroInput
 
 __all__ = [
     "INT8_SHA256",
@@ -121,6 +123,20 @@ class TrainedVoices:
 
     packs: dict[str, np.ndarray]  # name -> [510, 1, 256]
     vocab: dict[str, int]
+
+    def spoken_by(
+        self, requests: Sequence[KokoroInput], voices: Sequence[str] | None = None
+    ) -> list[KokoroInput]:
+        """Every request in every voice (all five by default), named ``name/voice``."""
+        return [
+            replace(
+                request,
+                name=f"{request.name}/{voice}",
+                style=self.style(voice, len(request.phonemes)),
+            )
+            for request in requests
+            for voice in (voices or list(self.packs))
+        ]
 
     def style(self, voice: str, tokens: int) -> np.ndarray:
         """The [1, 256] style kokoro uses for ``tokens`` phonemes: the row of that length."""
