@@ -245,6 +245,8 @@ def _add_fp16(commands: Any) -> None:
 
 
 def _add_quantize(commands: Any) -> None:
+    from parity.quantize import CALIBRATIONS, OP_TYPES, QUANT_MODES
+
     quantize = commands.add_parser(
         "quantize", help="int8 variants with onnxruntime.quantization (dynamic, QDQ, QOperator)"
     )
@@ -252,7 +254,7 @@ def _add_quantize(commands: Any) -> None:
     quantize.add_argument("output", metavar="OUT.onnx")
     quantize.add_argument(
         "--mode",
-        choices=("dynamic", "qdq", "qoperator"),
+        choices=QUANT_MODES,
         default="dynamic",
         help="Default: %(default)s",
     )
@@ -269,7 +271,7 @@ def _add_quantize(commands: Any) -> None:
     quantize.add_argument(
         "--op-types",
         default="MatMul,Conv",
-        help="comma-separated, from MatMul,Gemm,Conv,ConvTranspose,LSTM. Default: %(default)s",
+        help=f"comma-separated, from {','.join(OP_TYPES)}. Default: %(default)s",
     )
     quantize.add_argument(
         "--exclude", action="append", metavar="NODE", help="keep a node in float (repeatable)"
@@ -282,7 +284,7 @@ def _add_quantize(commands: Any) -> None:
     )
     quantize.add_argument(
         "--calibration",
-        choices=("minmax", "entropy", "percentile"),
+        choices=CALIBRATIONS,
         default="minmax",
         help="static modes. Default: %(default)s",
     )
