@@ -100,13 +100,16 @@ def mean_log_mel(reference: np.ndarray, candidate: np.ndarray) -> float:
     return log_mel_distance(reference, candidate)
 
 
-def weight_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    """Nodes whose second input is a stored weight: what a sweep can transform."""
+def weight_nodes(model: onnx.ModelProto, transform: Transform) -> list[onnx.NodeProto]:
+    """Nodes whose second input is a stored weight and that ``transform`` can change."""
+    from parity.quantize import QuantRecipe
+
+    ops = WEIGHT_OPS if transform == "fp16" else QuantRecipe().op_types
     stored = {tensor.name for tensor in model.graph.initializer}
     return [
         node
         for node in model.graph.node
-        if node.op_type in WEIGHT_OPS and len(node.input) > 1 and node.input[1] in stored
+        if node.op_type in ops and len(node.input) > 1 and node.input[1] in stored
     ]
 
 
@@ -197,7 +200,7 @@ def sweep(
         raise ParityError("sensitivity: no requests to measure the loss on")
     start = time.perf_counter()
     model = load_model(source, external_data=False)
-    nodes = weight_nodes(model)
+    nodes = weight_nodes(model, transform)
     if not nodes:
         raise ParityError(f"sensitivity: {source} has no weight-bearing nodes to transform")
     every = {node.name for node in nodes}
