@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import tempfile
 import time
 import warnings
@@ -246,9 +247,10 @@ def preprocess_model(source: Path, target: Path) -> str:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     notes = []
+    source, target = Path(source).resolve(), Path(target).resolve()  # before leaving the cwd
     for skip_symbolic in (False, True):
         try:
-            with _quiet():
+            with _quiet(), _scratch_cwd():
                 quant_pre_process(str(source), str(target), skip_symbolic_shape=skip_symbolic)
         except Exception as error:  # the message is what the report says
             first = next((line for line in str(error).splitlines() if line.strip()), "")
@@ -258,6 +260,24 @@ def preprocess_model(source: Path, target: Path) -> str:
             return f"done without symbolic shapes ({notes[0]})"
         return "done"
     return f"failed ({'; '.join(notes)}), skipped"
+
+
+@contextlib.contextmanager
+def _scratch_cwd() -> Iterator[None]:
+    """Run in a temporary working directory, removed afterwards.
+
+    ORT 1.32's symbolic shape inference writes ``sym_shape_infer_temp.onnx`` and a 325 MB
+    ``<uuid>.data`` for Kokoro into the working directory and leaves them there when it gives
+    up (measured: one pair per pre-processing run). Changing directory is process-wide; the
+    harness runs quantization from one thread per process (pytest-xdist uses processes).
+    """
+    previous = Path.cwd()
+    with tempfile.TemporaryDirectory(prefix="parity-preprocess-") as scratch:
+        os.chdir(scratch)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
 
 
 @contextlib.contextmanager

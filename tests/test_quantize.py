@@ -156,3 +156,19 @@ def test_cli_quantize_prints_and_writes_the_record(small_kokoro, tmp_path, capsy
     assert "qdq wuint8 auint8 minmax per-tensor" in capsys.readouterr().out
     assert json.loads(record.read_text())["integer_ops"]["QuantizeLinear"] > 0
     assert main(["quantize", str(small_kokoro), str(out), "--op-types", "Add"]) == 2
+
+
+def test_preprocessing_leaves_nothing_in_the_working_directory(
+    small_kokoro, tmp_path, monkeypatch
+) -> None:
+    """ORT's symbolic shape inference drops temp files into the cwd (325 MB for Kokoro)."""
+    from parity.quantize import _scratch_cwd, preprocess_model
+
+    monkeypatch.chdir(tmp_path)
+    with _scratch_cwd():
+        Path("sym_shape_infer_temp.onnx").write_bytes(b"left behind")
+        inner = Path.cwd()
+    assert Path.cwd() == tmp_path
+    assert not inner.exists()
+    assert preprocess_model(small_kokoro, Path("pre.onnx")).startswith("done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pre.onnx"]
