@@ -31,7 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from parity.cache import ArtifactCache, CacheKey, atomic_path
 from parity.errors import ParityError
-from parity.graph import UniqueNames, load_model
+from parity.graph import UniqueNames, load_model, node_subgraphs
 from parity.reporting import to_jsonable
 
 __all__ = [
@@ -200,14 +200,6 @@ class _Source:
         )
 
 
-def _subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
-    for attribute in node.attribute:
-        if attribute.type == onnx.AttributeProto.GRAPH:
-            yield attribute.g
-        elif attribute.type == onnx.AttributeProto.GRAPHS:
-            yield from attribute.graphs
-
-
 def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
     """Element type of every value in every scope, from strict ONNX type inference.
 
@@ -241,7 +233,7 @@ def _declared_types(model: onnx.ModelProto) -> dict[str, int]:
                 for attribute in node.attribute:
                     if attribute.name == "value":
                         types[node.output[0]] = attribute.t.data_type
-            graphs.extend(_subgraphs(node))
+            graphs.extend(node_subgraphs(node))
     return types
 
 
@@ -355,7 +347,7 @@ class _Converter:
                 continue
             self.decide(scope, node)
             self.order.append((scope, node))
-            for sub in _subgraphs(node):
+            for sub in node_subgraphs(node):
                 blocked = scope.inherited_block or (
                     f"inside blocked {node.op_type}" if self.precision[id(node)] == FLOAT else None
                 )
@@ -425,7 +417,7 @@ class _Converter:
             return True
         return any(
             self.is_float(inner_name)
-            for sub in _subgraphs(node)
+            for sub in node_subgraphs(node)
             for inner in sub.node
             for inner_name in [*inner.input, *inner.output]
         )
@@ -468,7 +460,7 @@ class _Converter:
                 low_ok = index < len(roles.outputs_low_ok) and roles.outputs_low_ok[index]
                 self.available[output] = precision if low_ok else FLOAT
         if node.op_type in _CONTROL_FLOW:
-            for sub in _subgraphs(node):
+            for sub in node_subgraphs(node):
                 for value in sub.input:
                     if self.is_float(value.name):
                         self.available[value.name] = precision
@@ -708,7 +700,7 @@ def unsupported_on_cpu(model: onnx.ModelProto, target: LowType) -> set[str]:
     while graphs:
         graph = graphs.pop()
         for node in graph.node:
-            graphs.extend(_subgraphs(node))
+            graphs.extend(node_subgraphs(node))
             key = (node.domain, node.op_type)
             if key in tried or node.op_type in _CONTROL_FLOW or node.op_type == "Constant":
                 continue
@@ -784,7 +776,7 @@ def _prune_unread_constants(
     for node in graph.node:
         reads.update(node.input)
     for node in graph.node:
-        for sub in _subgraphs(node):
+        for sub in node_subgraphs(node):
             for inner in _all_nodes(sub):
                 reads.update(inner.input)
             reads.update(value.name for value in sub.output)
@@ -795,14 +787,14 @@ def _prune_unread_constants(
     for node in dead:
         graph.node.remove(node)
     for node in graph.node:
-        for sub in _subgraphs(node):
+        for sub in node_subgraphs(node):
             _prune_unread_constants(sub, frozenset(reads))
 
 
 def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
     for node in graph.node:
         yield node
-        for sub in _subgraphs(node):
+        for sub in node_subgraphs(node):
             yield from _all_nodes(sub)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,7 @@ from onnx import numpy_helper
 
 from parity.errors import ParityError
 
-__all__ = ["GraphIndex", "UniqueNames", "load_model", "prune_dead"]
+__all__ = ["GraphIndex", "UniqueNames", "load_model", "node_subgraphs", "prune_dead"]
 
 
 class GraphIndex:
@@ -68,8 +68,7 @@ class UniqueNames:
                 self.taken.add(node.name)
                 self.taken.update(node.input)
                 self.taken.update(node.output)
-                for attribute in node.attribute:
-                    graphs.extend(_subgraphs(attribute))
+                graphs.extend(node_subgraphs(node))
 
     def __call__(self, base: str) -> str:
         name, counter = base, 0
@@ -87,17 +86,22 @@ def _subgraphs(attribute: onnx.AttributeProto) -> Iterable[onnx.GraphProto]:
         yield from attribute.graphs
 
 
+def node_subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    """The bodies a node holds (If branches, Loop and Scan bodies), in attribute order."""
+    for attribute in node.attribute:
+        yield from _subgraphs(attribute)
+
+
 def _subgraph_reads(node: onnx.NodeProto) -> set[str]:
     """Names a node's subgraphs read from enclosing scopes (If/Loop/Scan bodies)."""
     reads: set[str] = set()
-    for attribute in node.attribute:
-        for graph in _subgraphs(attribute):
-            local = {t.name for t in graph.initializer} | {i.name for i in graph.input}
-            for inner in graph.node:
-                local.update(inner.output)
-            for inner in graph.node:
-                reads.update(name for name in inner.input if name and name not in local)
-                reads.update(_subgraph_reads(inner))
+    for graph in node_subgraphs(node):
+        local = {t.name for t in graph.initializer} | {i.name for i in graph.input}
+        for inner in graph.node:
+            local.update(inner.output)
+        for inner in graph.node:
+            reads.update(name for name in inner.input if name and name not in local)
+            reads.update(_subgraph_reads(inner))
     return reads
 
 
