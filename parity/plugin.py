@@ -94,6 +94,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=0,
         help="ONNX Runtime intra-op threads for parity runs (0: its default). Default: %(default)r",
     )
+    group.addoption(
+        "--parity-regen",
+        action="store_true",
+        help="Rewrite the stored baselines (fixtures/baselines/) from a fresh measurement; "
+        "the tests that did so fail, so a regenerated baseline is never passed unseen.",
+    )
+    group.addoption(
+        "--parity-sweep",
+        choices=("recheck", "full"),
+        default="recheck",
+        help="Against a stored sensitivity baseline: re-measure its decision (excluded groups, "
+        "the nearest kept ones, the combined model) or the whole sweep. Default: %(default)r",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -123,6 +136,9 @@ def pytest_configure(config: pytest.Config) -> None:
         cache_root=cache,
         inputs_dir=inputs,
         threads=option.parity_threads,
+        baselines_dir=rootdir / "fixtures" / "baselines",
+        regen=option.parity_regen,
+        full_sweep=option.parity_sweep == "full",
     )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -303,6 +319,16 @@ def trained_reference_audio(
 
     runner = OrtRunner(kokoro_trained[0].path)
     return [runner.infer(request).waveform for request in trained_requests]
+
+
+@pytest.fixture(scope="session")
+def trained_preprocessed(
+    parity_cache: ArtifactCache, kokoro_trained: tuple[DequantizedModel, TrainedVoices]
+) -> Path:
+    """The trained float32 model after ONNX Runtime's pre-processing (what sweeps work on)."""
+    from parity.quantize import preprocessed_cached
+
+    return preprocessed_cached(parity_cache, kokoro_trained[0].path)[0]
 
 
 @pytest.fixture(scope="session")

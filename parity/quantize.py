@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -409,3 +410,28 @@ def quantize_cached(
         str(meta["preprocess"]),
         cached=True,
     )
+
+
+def preprocessed_cached(cache: ArtifactCache, source: Path) -> tuple[Path, str]:
+    """``preprocess_model`` through the cache: (the optimised model, how pre-processing went)."""
+    from onnxruntime import __version__ as ort_version
+
+    source = Path(source)
+    key = CacheKey(
+        "preprocessed",
+        {
+            "source": source.name,
+            "source_size": source.stat().st_size,
+            "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
+            "onnxruntime": ort_version,
+        },
+    )
+
+    def build(temporary: Path) -> dict[str, object]:
+        outcome = preprocess_model(source, temporary)
+        if outcome.startswith("failed"):
+            shutil.copyfile(source, temporary)  # the sweep then works on the model as given
+        return {"preprocess": outcome}
+
+    artefact = cache.get_or_build(key, ".onnx", build)
+    return artefact.path, str(artefact.meta["preprocess"])

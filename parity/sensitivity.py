@@ -18,9 +18,9 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import onnx
@@ -28,11 +28,23 @@ import onnx
 from parity.cache import write_text_atomic
 from parity.errors import ParityError
 from parity.graph import load_model
-from parity.inputs import KokoroInput
-from parity.metrics import log_mel_distance
+from parity.inputs import InputSet, KokoroInput
+from parity.metrics import MEL, log_mel_distance, noise_floor_db
 from parity.reporting import to_jsonable
 
-__all__ = ["SweepResult", "SweepRow", "Transform", "sweep"]
+if TYPE_CHECKING:
+    from parity.weights import TrainedVoices
+
+__all__ = [
+    "SweepDrift",
+    "SweepResult",
+    "SweepRow",
+    "SweepSettings",
+    "Transform",
+    "compare_with_baseline",
+    "recheck",
+    "sweep",
+]
 
 Transform = Literal["int8-dynamic", "int8-qdq", "fp16"]
 TRANSFORMS: tuple[Transform, ...] = ("int8-dynamic", "int8-qdq", "fp16")
@@ -49,6 +61,7 @@ class SweepRow:
     nodes: tuple[str, ...] = field(repr=False)
     op_types: str
     loss: float
+    static_db: float = float("nan")  # rise of the noise floor (``metrics.noise_floor_db``)
 
 
 @dataclass(frozen=True)
@@ -86,13 +99,53 @@ class SweepResult:
         write_text_atomic(folder / "sensitivity.json", json.dumps(to_jsonable(self), indent=2))
         table = io.StringIO()
         writer = csv.writer(table)
-        writer.writerow(["scope", "op_types", "nodes", "loss", "excluded"])
+        writer.writerow(["scope", "op_types", "nodes", "loss", "static_db", "excluded"])
         kept_out = {*self.excluded, *self.extra_excluded}
         for row in self.rows:
             writer.writerow(
-                [row.scope, row.op_types, len(row.nodes), f"{row.loss:.6g}", row.scope in kept_out]
+                [
+                    row.scope,
+                    row.op_types,
+                    len(row.nodes),
+                    f"{row.loss:.6g}",
+                    f"{row.static_db:.3g}",
+                    row.scope in kept_out,
+                ]
             )
         write_text_atomic(folder / "sensitivity.csv", table.getvalue())
+        from parity.plots import draw, sensitivity_bars
+
+        draw(sensitivity_bars, folder / "sensitivity.png", self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SweepResult:
+        """The inverse of ``to_jsonable``: a result read back from ``sensitivity.json``."""
+        rows = tuple(
+            SweepRow(
+                r["scope"],
+                tuple(r["nodes"]),
+                r["op_types"],
+                _number(r["loss"]),
+                _number(r.get("static_db")),
+            )
+            for r in data["rows"]
+        )
+        return cls(
+            data["transform"],
+            rows,
+            data["threshold"],
+            data["budget"],
+            tuple(data["excluded"]),
+            tuple(data["extra_excluded"]),
+            _number(data["combined_loss"]),
+            data["builds"],
+            data["seconds"],
+        )
+
+
+def _number(value: float | None) -> float:
+    """JSON keeps NaN (an overflowed loss) as null."""
+    return float("nan") if value is None else float(value)
 
 
 def mean_log_mel(reference: np.ndarray, candidate: np.ndarray) -> float:
@@ -143,10 +196,11 @@ class _Bench:
         self.source, self.transform, self.requests = source, transform, list(requests)
         self.calibration, self.loss, self.scratch = list(calibration), loss, scratch
         self.reference = [OrtRunner(source).infer(r).waveform for r in self.requests]
+        self.floor = float(np.mean([_floor(wave) for wave in self.reference]))
         self.builds = 0
 
-    def measure(self, transformed: set[str], all_nodes: set[str]) -> float:
-        """Loss when exactly the ``transformed`` nodes get the transform."""
+    def measure(self, transformed: set[str], all_nodes: set[str]) -> tuple[float, float]:
+        """(loss, noise-floor rise in dB) when exactly the ``transformed`` nodes change."""
         from parity.runners import OrtRunner
 
         target = self.scratch / f"candidate-{self.builds}.onnx"
@@ -167,12 +221,18 @@ class _Bench:
             )
             quantize_model(self.source, target, recipe, self.calibration)
         runner = OrtRunner(target)
-        losses = [
-            self.loss(reference, runner.infer(request).waveform)
-            for reference, request in zip(self.reference, self.requests, strict=True)
-        ]
+        waves = [runner.infer(request).waveform for request in self.requests]
         target.unlink()
-        return float(np.mean(losses))
+        losses = [self.loss(ref, wave) for ref, wave in zip(self.reference, waves, strict=True)]
+        static = float(np.mean([_floor(wave) for wave in waves])) - self.floor
+        return float(np.mean(losses)), static
+
+
+def _floor(waveform: np.ndarray) -> float:
+    """``noise_floor_db``, or NaN where the audio is shorter than one frame or not finite."""
+    if len(waveform) < MEL.n_fft or not np.isfinite(waveform).all():
+        return float("nan")
+    return noise_floor_db(waveform)
 
 
 def sweep(
@@ -213,7 +273,7 @@ def sweep(
 
         def combined(extra: int) -> float:
             out = {n for row in [*excluded, *remaining[:extra]] for n in row.nodes}
-            return bench.measure(every - out, every)
+            return bench.measure(every - out, every)[0]
 
         extra, combined_loss = _bisect(combined, len(remaining), budget)
     return SweepResult(
@@ -241,14 +301,14 @@ def _rank(  # noqa: PLR0917 - private recursion
     rows: list[SweepRow] = []
     for scope, members in sorted(groups.items()):
         names = {node.name for node in members}
-        value = bench.measure(names, every)
+        value, static = bench.measure(names, every)
         children = _groups(members, depth + 1)
         hurts = not value <= threshold  # NaN (an overflow) hurts too
         if hurts and len(members) > 1 and depth < max_depth and len(children) > 1:
             rows.extend(_rank(bench, every, children, depth + 1, max_depth, threshold))
             continue
         op_types = ",".join(sorted({node.op_type for node in members}))
-        rows.append(SweepRow(scope, tuple(sorted(names)), op_types, value))
+        rows.append(SweepRow(scope, tuple(sorted(names)), op_types, value, static))
     return rows
 
 
@@ -272,3 +332,222 @@ def _bisect(combined: Callable[[int], float], count: int, budget: float) -> tupl
     if not np.isfinite(best[1]):
         return count, combined(count)
     return best
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Everything that decides a sweep's outcome, stored with its baseline so it can rerun."""
+
+    transform: Transform
+    sentences: tuple[str, ...] = ("greeting",)
+    requests: int = 2
+    trained_voices: bool = False  # speak the first sentence in the trained voice packs
+    threshold: float = 0.3
+    budget: float = 0.45
+    depth: int = 3
+    max_depth: int = 6
+
+    def requests_from(
+        self, inputs: InputSet, voices: TrainedVoices | None = None
+    ) -> list[KokoroInput]:
+        """The fixed requests: sentences x seeded styles, or the first one in trained voices."""
+        from parity.model import load_config
+
+        vocab = voices.vocab if voices is not None else load_config("full")["vocab"]
+        chosen = inputs.sentences(vocab, self.sentences)[: self.requests]
+        if self.trained_voices:
+            if voices is None:
+                from parity.weights import load_voices
+
+                voices = load_voices()
+            chosen = voices.spoken_by(chosen[:1], list(voices.packs)[: self.requests])
+        return chosen
+
+    def run(self, source: Path, requests: Sequence[KokoroInput]) -> SweepResult:
+        """``sweep`` with these settings; static transforms calibrate on the requests."""
+        return sweep(
+            source,
+            self.transform,
+            requests,
+            threshold=self.threshold,
+            budget=self.budget,
+            calibration=requests,
+            depth=self.depth,
+            max_depth=self.max_depth,
+        )
+
+
+@dataclass(frozen=True)
+class LossMove:
+    """A group whose loss moved beyond the tolerance since the baseline."""
+
+    scope: str
+    baseline: float
+    measured: float
+
+
+@dataclass(frozen=True)
+class SweepDrift:
+    """A new measurement judged against a stored sweep: what moved and whether it still holds."""
+
+    rows_checked: int
+    moved: tuple[LossMove, ...]
+    flipped: tuple[str, ...]  # groups now on the other side of the threshold
+    added: tuple[str, ...]  # groups the baseline does not have (a changed graph)
+    missing: tuple[str, ...]  # baseline groups the new sweep no longer has
+    combined_loss: float
+    budget: float
+    tolerance: float
+
+    def __bool__(self) -> bool:
+        within = bool(np.isfinite(self.combined_loss)) and self.combined_loss <= self.budget
+        return within and not (self.moved or self.flipped or self.added or self.missing)
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.rows_checked} groups re-measured; combined loss {self.combined_loss:.3f} "
+            f"(budget {self.budget:g})"
+        ]
+        parts += [
+            f"{m.scope} moved {m.baseline:.3f} -> {m.measured:.3f} (tolerance {self.tolerance:g})"
+            for m in self.moved
+        ]
+        parts += [f"{scope} crossed the threshold" for scope in self.flipped]
+        parts += [f"{scope} is new" for scope in self.added]
+        parts += [f"{scope} is gone" for scope in self.missing]
+        return "; ".join(parts)
+
+
+def compare_with_baseline(
+    measured: SweepResult, baseline: SweepResult, *, complete: bool, tolerance: float
+) -> SweepDrift:
+    """Judge ``measured`` (a full sweep when ``complete``, else a ``recheck``) by ``baseline``."""
+    old = {row.scope: row for row in baseline.rows}
+    new = {row.scope: row for row in measured.rows}
+    moved, flipped = [], []
+    for scope, row in new.items():
+        if scope not in old:
+            continue
+        before = old[scope].loss
+        both_nan = np.isnan(before) and np.isnan(row.loss)
+        if not both_nan and not abs(row.loss - before) <= tolerance:
+            moved.append(LossMove(scope, before, row.loss))
+        if (not before <= baseline.threshold) != (not row.loss <= baseline.threshold):
+            flipped.append(scope)
+    return SweepDrift(
+        len(new),
+        tuple(moved),
+        tuple(flipped),
+        tuple(sorted(set(new) - set(old))),
+        tuple(sorted(set(old) - set(new))) if complete else (),
+        measured.combined_loss,
+        baseline.budget,
+        tolerance,
+    )
+
+
+def recheck(
+    source: Path,
+    settings: SweepSettings,
+    baseline: SweepResult,
+    requests: Sequence[KokoroInput],
+    *,
+    harmless: int = 2,
+) -> SweepResult:
+    """Re-measure a stored sweep's decision without sweeping everything again.
+
+    Measures each group the baseline excluded, the ``harmless`` worst groups it kept (the
+    ones closest to flipping), and the combined model with the baseline's exclusions: a
+    handful of builds instead of a full sweep, enough to catch a decision that no longer
+    holds.
+    """
+    start = time.perf_counter()
+    model = load_model(source, external_data=False)
+    every = {node.name for node in weight_nodes(model, settings.transform)}
+    kept_out = {*baseline.excluded, *baseline.extra_excluded}
+    chosen = [row for row in baseline.rows if row.scope in kept_out]
+    chosen += [row for row in baseline.rows if row.scope not in kept_out][:harmless]
+    with tempfile.TemporaryDirectory() as scratch:
+        bench = _Bench(
+            Path(source), settings.transform, requests, requests, mean_log_mel, Path(scratch)
+        )
+        rows = []
+        for row in chosen:
+            present = set(row.nodes) & every
+            loss, static = bench.measure(present, every) if present else (float("nan"), 0.0)
+            rows.append(replace(row, loss=loss, static_db=static))
+        out = {node for row in baseline.rows if row.scope in kept_out for node in row.nodes}
+        combined = bench.measure(every - out, every)[0]
+    rows.sort(key=lambda row: row.loss, reverse=True)
+    return SweepResult(
+        settings.transform,
+        tuple(rows),
+        baseline.threshold,
+        baseline.budget,
+        tuple(row.scope for row in rows if not row.loss <= baseline.threshold),
+        (),
+        combined,
+        bench.builds,
+        time.perf_counter() - start,
+    )
+
+
+def write_baseline(path: Path, settings: SweepSettings, result: SweepResult) -> None:
+    """Store a sweep and the settings that produced it (atomically), for ``load_baseline``."""
+    from parity.plots import draw, sensitivity_bars
+
+    document = {"settings": to_jsonable(settings), "result": to_jsonable(result)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(document, indent=1) + "\n")
+    draw(sensitivity_bars, path.with_suffix(".png"), result)
+
+
+def load_baseline(path: Path) -> tuple[SweepSettings, SweepResult]:
+    """A stored sweep; a clear error when it is missing or unreadable."""
+    if not path.is_file():
+        raise ParityError(
+            f"sensitivity: no baseline at {path}; write it with pytest --parity-regen "
+            f"-k sensitivity_baseline (or parity sensitivity --baseline {path} --regen)"
+        )
+    try:
+        document = json.loads(path.read_text("utf-8"))
+        raw = dict(document["settings"])
+        raw["sentences"] = tuple(raw["sentences"])
+        return SweepSettings(**raw), SweepResult.from_json(document["result"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ParityError(
+            f"sensitivity: baseline {path} is unreadable ({type(error).__name__}: {error}); "
+            "regenerate it with --parity-regen"
+        ) from error
+
+
+# The sweeps stored under fixtures/baselines/, by file stem. Settings as measured for the
+# README: the greeting in two trained voices, module scopes from depth 3 down to nodes.
+BASELINES: dict[str, SweepSettings] = {
+    "trained-int8-dynamic": SweepSettings("int8-dynamic", trained_voices=True),
+}
+
+
+def check_baseline(
+    path: Path,
+    settings: SweepSettings,
+    source: Path,
+    requests: Sequence[KokoroInput],
+    *,
+    full: bool,
+) -> tuple[SweepResult, SweepDrift]:
+    """Measure ``source`` again (a full sweep, or a ``recheck``) and judge it by the baseline."""
+    from parity.tolerances import SWEEP_LOSS_DRIFT
+
+    stored_settings, baseline = load_baseline(path)
+    if stored_settings != settings:
+        raise ParityError(
+            f"sensitivity: baseline {path} was measured with {stored_settings}, not "
+            f"{settings}; rewrite it with --parity-regen"
+        )
+    if full:
+        measured = settings.run(source, requests)
+    else:
+        measured = recheck(source, settings, baseline, requests)
+    drift = compare_with_baseline(measured, baseline, complete=full, tolerance=SWEEP_LOSS_DRIFT)
+    return measured, drift

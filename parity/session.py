@@ -21,6 +21,9 @@ class ParityConfig:
     cache_root: Path = Path(".parity-cache")
     inputs_dir: Path = Path("fixtures/inputs")
     threads: int = 0
+    baselines_dir: Path = Path("fixtures/baselines")
+    regen: bool = False  # rewrite stored baselines instead of comparing with them
+    full_sweep: bool = False  # re-run whole sensitivity sweeps, not just their decisions
 
 
 @dataclass(frozen=True)

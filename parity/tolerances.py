@@ -120,3 +120,11 @@ class IntermediateTolerance:
 #   decoder, PyTorch side) to 0.89 (STFT imaginary sign) at their module, so 1e-3 sits 8x
 #   above the worst clean row and 19x below the mildest fault.
 INTERMEDIATE = IntermediateTolerance(rms_rel=1e-3, forced_rms_rel=1e-3)
+
+
+# A stored sensitivity sweep (fixtures/baselines/) against a new measurement of the same
+# groups, in mean |log-mel| difference. Re-measuring on one machine is bit-identical (0.0:
+# ORT's CPU kernels are deterministic at fixed threads); groups in the trained sweep sit
+# 0.13 apart at the floor (any perturbation of the F0 path moves the harmonics that much),
+# so a move of 0.05 is a change in the model, the quantizer or ONNX Runtime, not noise.
+SWEEP_LOSS_DRIFT = 0.05

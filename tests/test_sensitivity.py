@@ -2,75 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from parity.errors import ParityError
 from parity.inputs import load_input_set
 from parity.model import load_config
-from parity.sensitivity import _bisect, scope_of, sweep
+from parity.plots import draw
+from parity.sensitivity import (
+    SweepSettings,
+    _bisect,
+    check_baseline,
+    load_baseline,
+    scope_of,
+    sweep,
+    write_baseline,
+)
+
+from kokoro_graphs import tiny_kokoro
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
 
 
 def _relative_rms(reference: np.ndarray, candidate: np.ndarray) -> float:
     return float(np.linalg.norm(candidate - reference) / np.linalg.norm(reference))
-
-
-def _silent_first_channel(rng: np.random.Generator) -> np.ndarray:
-    """The first Conv's kernel, with output channel 0 all zero: /dec/b/ reads zeros there."""
-    kernel = rng.normal(0, 0.3, (8, 16, 3)).astype(np.float32)
-    kernel[0] = 0
-    return kernel
-
-
-def _model(path: Path, fragile: np.ndarray) -> Path:
-    """Kokoro's interface; four weight layers in three scopes, /dec/b/ holding ``fragile``."""
-    rng = np.random.default_rng(0)
-
-    def weight(name: str, *shape: int) -> onnx.TensorProto:
-        return numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)
-
-    nodes = [
-        helper.make_node("Gather", ["embedding", "input_ids"], ["e"], name="/text/Gather"),
-        helper.make_node("MatMul", ["e", "w1"], ["h"], name="/enc/proj/MatMul"),
-        helper.make_node("MatMul", ["style", "w2"], ["s"], name="/enc/style/MatMul"),
-        helper.make_node("Add", ["h", "s"], ["hs"], name="/enc/Add"),
-        helper.make_node("Transpose", ["hs"], ["t"], name="/Transpose", perm=[0, 2, 1]),
-        helper.make_node("Conv", ["t", "k1"], ["c"], name="/dec/a/Conv", pads=[1, 1]),
-        helper.make_node("Conv", ["c", "k2"], ["c2"], name="/dec/b/Conv", pads=[1, 1]),
-        helper.make_node("Mul", ["c2", "speed"], ["m"], name="/Mul"),
-        helper.make_node("Reshape", ["m", "flat"], ["samples"], name="/Reshape"),
-        # 64 copies: long enough for log-mel frames (n_fft 1024) on the CLI's default loss
-        helper.make_node("Tile", ["samples", "copies"], ["waveform"], name="/Tile"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "sweep",
-        [
-            helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "L"]),
-            helper.make_tensor_value_info("style", TensorProto.FLOAT, [1, 256]),
-            helper.make_tensor_value_info("speed", TensorProto.FLOAT, [1]),
-        ],
-        [helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["N"])],
-        [
-            weight("embedding", 178, 16),
-            weight("w1", 16, 16),
-            weight("w2", 256, 16),
-            numpy_helper.from_array(_silent_first_channel(rng), "k1"),
-            numpy_helper.from_array(fragile, "k2"),
-            numpy_helper.from_array(np.array([-1], np.int64), "flat"),
-            numpy_helper.from_array(np.array([64], np.int64), "copies"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    onnx.save(model, str(path))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +58,7 @@ def _huge_kernel() -> np.ndarray:
 def test_sweep_names_the_planted_layer_first_and_keeps_it(
     tmp_path, requests, transform, fragile
 ) -> None:
-    source = _model(tmp_path / "m.onnx", fragile())
+    source = tiny_kokoro(tmp_path / "m.onnx", fragile())
     result = sweep(
         source, transform, requests, threshold=0.05, budget=0.05, loss=_relative_rms, depth=1
     )
@@ -112,8 +70,9 @@ def test_sweep_names_the_planted_layer_first_and_keeps_it(
     assert result, result.summary()
     result.write(tmp_path / "out")
     table = (tmp_path / "out" / "sensitivity.csv").read_text().splitlines()
-    assert table[0] == "scope,op_types,nodes,loss,excluded"
+    assert table[0] == "scope,op_types,nodes,loss,static_db,excluded"
     assert table[1].startswith("/dec/b/,Conv,1,")
+    assert table[1].endswith(",True")
 
 
 def test_bisection_finds_the_fewest_extra_exclusions() -> None:
@@ -136,7 +95,7 @@ def test_scope_of_cuts_node_names_at_module_depth() -> None:
 
 
 def test_sweep_refuses_unknown_transforms_and_empty_inputs(tmp_path, requests) -> None:
-    source = _model(tmp_path / "m.onnx", _outlier_kernel())
+    source = tiny_kokoro(tmp_path / "m.onnx", _outlier_kernel())
     with pytest.raises(ParityError, match="unknown transform"):
         sweep(source, "int4", requests, threshold=0.1, budget=0.1)  # type: ignore[arg-type]
     with pytest.raises(ParityError, match="no requests"):
@@ -148,7 +107,7 @@ def test_cli_sensitivity_writes_the_table_and_names_the_layer(tmp_path, capsys) 
 
     from parity.cli import main
 
-    source = _model(tmp_path / "m.onnx", _outlier_kernel())
+    source = tiny_kokoro(tmp_path / "m.onnx", _outlier_kernel())
     out = tmp_path / "sweep"
     argv = ["sensitivity", str(source), "--transform", "int8-dynamic", "--out", str(out)]
     assert main([*argv, "--depth", "1", "--sentence", "statement", "--inputs", str(FIXTURES)]) == 0
@@ -158,4 +117,73 @@ def test_cli_sensitivity_writes_the_table_and_names_the_layer(tmp_path, capsys) 
     assert result["rows"][0]["scope"] == "/dec/b/"
     assert result["excluded"] == ["/dec/b/"]
     assert result["passed"] is True
-    assert sorted(p.name for p in out.iterdir()) == ["sensitivity.csv", "sensitivity.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "sensitivity.csv",
+        "sensitivity.json",
+        "sensitivity.png",
+    ]
+
+
+BASELINE_SETTINGS = SweepSettings("int8-dynamic", threshold=0.05, budget=0.05, depth=1)
+
+
+def _baseline(tmp_path: Path) -> tuple[Path, Path, list]:
+    """A stored sweep of the planted model, as fixtures/baselines/ keeps them."""
+    requests = BASELINE_SETTINGS.requests_from(load_input_set(FIXTURES))
+    source = tiny_kokoro(tmp_path / "m.onnx", _outlier_kernel())
+    path = tmp_path / "baselines" / "planted.json"
+    write_baseline(path, BASELINE_SETTINGS, BASELINE_SETTINGS.run(source, requests))
+    return path, source, requests
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["recheck", "full-sweep"])
+def test_an_unchanged_model_holds_its_baseline(tmp_path, full) -> None:
+    path, source, requests = _baseline(tmp_path)
+    measured, drift = check_baseline(path, BASELINE_SETTINGS, source, requests, full=full)
+    assert drift, drift.summary()
+    assert drift.moved == drift.flipped == drift.added == drift.missing == ()
+    if not full:  # the excluded group, the kept ones and the combined model: 4 builds, not 5
+        assert measured.builds == 4
+        assert measured.rows[0].scope == "/dec/b/"
+    assert path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["recheck", "full-sweep"])
+def test_a_layer_that_stopped_hurting_is_named_as_drift(tmp_path, full) -> None:
+    """The baseline kept /dec/b/ out; with a benign kernel there it no longer hurts, so the
+    stored decision is stale and the check says where. A full sweep no longer splits /dec/
+    at all, so there the groups themselves differ."""
+    path, _, requests = _baseline(tmp_path)
+    benign = np.random.default_rng(1).normal(0, 0.3, (1, 8, 3)).astype(np.float32)
+    changed = tiny_kokoro(tmp_path / "changed.onnx", benign)
+    _, drift = check_baseline(path, BASELINE_SETTINGS, changed, requests, full=full)
+    assert not drift
+    if full:
+        assert (drift.added, drift.missing) == (("/dec/",), ("/dec/a/", "/dec/b/"))
+        assert "/dec/b/ is gone" in drift.summary()
+    else:
+        assert drift.flipped == ("/dec/b/",)
+        assert drift.moved[0].scope == "/dec/b/"
+        assert drift.moved[0].measured < drift.moved[0].baseline
+        assert "/dec/b/ crossed the threshold" in drift.summary()
+
+
+def test_baselines_refuse_to_be_compared_blind(tmp_path) -> None:
+    path, source, requests = _baseline(tmp_path)
+    other = replace(BASELINE_SETTINGS, threshold=0.5)
+    with pytest.raises(ParityError, match=r"measured with .* --parity-regen"):
+        check_baseline(path, other, source, requests, full=False)
+    with pytest.raises(ParityError, match=r"no baseline at .* --parity-regen"):
+        load_baseline(tmp_path / "absent.json")
+    path.write_text("{}")
+    with pytest.raises(ParityError, match=r"unreadable .* regenerate"):
+        load_baseline(path)
+
+
+def test_a_plot_that_fails_to_draw_does_not_fail_the_run(tmp_path, caplog) -> None:
+    def broken() -> None:
+        raise RuntimeError("no fonts")
+
+    assert draw(broken, tmp_path / "x.png") is None
+    assert not (tmp_path / "x.png").exists()
+    assert "not drawn: RuntimeError: no fonts" in caplog.text
