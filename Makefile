@@ -2,14 +2,18 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
+WEB := parity/web
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt $(WEB)/package-lock.json | sha256sum | cut -c1-12)
 
-.PHONY: setup parity test lint clean
+.PHONY: setup parity test bench lint clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	# torch==2.13.0 is the CPU build this machine ships; the constraints keep pip off CUDA builds.
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	# onnxruntime-web from its lockfile, for the WebAssembly latency cases (they skip without it).
+	if command -v npm >/dev/null; then npm ci --prefix $(WEB) --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the WebAssembly latency cases will skip"; fi
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -26,5 +30,9 @@ lint: setup
 test: lint
 	$(BIN)/pytest
 
+# Latency on CPU and WebAssembly, saved under .benchmarks/ for --benchmark-compare.
+bench: setup
+	$(BIN)/pytest -k bench --benchmark-autosave
+
 clean:
-	rm -rf $(VENV) .parity-cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(WEB)/node_modules .parity-cache .pytest_cache .hypothesis

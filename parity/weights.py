@@ -22,7 +22,7 @@ import onnx
 from parity.cache import ArtifactCache, CacheKey, atomic_path
 from parity.dequantize import DequantizeReport, dequantize
 from parity.errors import ParityError
-from parity.inputs import KokoroInput
+from parity.inputs import InputSet, KokoroInput
 
 __all__ = [
     "INT8_SHA256",
@@ -137,6 +137,12 @@ class TrainedVoices:
             for request in requests
             for voice in (voices or list(self.packs))
         ]
+
+    def calibration(self, inputs: InputSet, voices: int = 2) -> list[KokoroInput]:
+        """The fixture's calibration sentences in the first ``voices`` voices: what static
+        quantization of the trained model calibrates on."""
+        sentences = [inputs.case_for(key, self.vocab) for key in inputs.calibration]
+        return self.spoken_by(sentences, list(self.packs)[:voices])
 
     def style(self, voice: str, tokens: int) -> np.ndarray:
         """The [1, 256] style kokoro uses for ``tokens`` phonemes: the row of that length."""

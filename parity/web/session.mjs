@@ -1,0 +1,61 @@
+// One Kokoro ONNX model in onnxruntime-web's WebAssembly build (the browser's CPU backend),
+// under Node.js. parity/wasm.py starts it and talks JSON lines over stdin/stdout:
+//   out, once:  {"ready": true, "inputs": [...], "outputs": [...], "load_seconds": s, "version": v}
+//   in:         {"ids": [int, ...], "style": [256 floats], "speed": float}
+//   out:        {"seconds": s, "samples": n}      (time of session.run alone, measured here)
+// Errors go out as {"error": "..."}; the process exits when stdin closes.
+import { readFile } from "node:fs/promises";
+import readline from "node:readline";
+import * as ort from "onnxruntime-web";
+
+const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
+
+async function main() {
+  const [modelPath, threads = "1"] = process.argv.slice(2);
+  // A page without cross-origin isolation gets one thread; that is what users mostly ship.
+  ort.env.wasm.numThreads = Number(threads);
+  ort.env.logLevel = "error";
+  const bytes = await readFile(modelPath);
+  const loadStart = performance.now();
+  const session = await ort.InferenceSession.create(bytes, {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+  });
+  const idsName = session.inputNames.includes("tokens") ? "tokens" : "input_ids";
+  send({
+    ready: true,
+    inputs: session.inputNames,
+    outputs: session.outputNames,
+    load_seconds: (performance.now() - loadStart) / 1000,
+    version: ort.env.versions?.web ?? null,
+  });
+  const audioName = session.outputNames.includes("audio") ? "audio" : "waveform";
+  const lines = readline.createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    try {
+      const request = JSON.parse(line);
+      const feeds = {
+        [idsName]: new ort.Tensor("int64", BigInt64Array.from(request.ids, BigInt), [
+          1,
+          request.ids.length,
+        ]),
+        style: new ort.Tensor("float32", Float32Array.from(request.style), [1, 256]),
+        speed: new ort.Tensor("float32", Float32Array.from([request.speed]), [1]),
+      };
+      const start = performance.now();
+      const outputs = await session.run(feeds, [audioName]);
+      const seconds = (performance.now() - start) / 1000;
+      send({ seconds, samples: outputs[audioName].data.length });
+      for (const tensor of Object.values(outputs)) tensor.dispose?.();
+    } catch (error) {
+      send({ error: String(error?.message ?? error).split("\n")[0] });
+    }
+  }
+  await session.release();
+}
+
+main().catch((error) => {
+  send({ error: String(error?.message ?? error).split("\n")[0] });
+  process.exit(1);
+});

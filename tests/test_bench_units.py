@@ -1,0 +1,121 @@
+"""parity.bench and parity.wasm on a small graph: records, ratios, the Node.js backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parity import bench, wasm
+from parity.errors import ParityError
+from parity.inputs import load_input_set
+from parity.model import SAMPLE_RATE, load_config
+
+from kokoro_graphs import tiny_kokoro
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
+WASM_MISSING = wasm.wasm_unavailable()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    kernel = np.random.default_rng(1).normal(0, 0.3, (1, 8, 3)).astype(np.float32)
+    return tiny_kokoro(tmp_path_factory.mktemp("bench") / "tiny.onnx", kernel)
+
+
+@pytest.fixture(scope="module")
+def requests() -> list:
+    inputs = load_input_set(FIXTURES)
+    return inputs.sentences(load_config("full")["vocab"], ("greeting",))[:1]
+
+
+@pytest.mark.parametrize("provider", bench.PROVIDERS)
+def test_measure_reports_the_audio_it_timed(tiny, requests, provider) -> None:
+    if provider == "wasm" and WASM_MISSING:
+        pytest.skip(WASM_MISSING)
+    records = bench.measure({"a": tiny, "b": tiny}, provider, requests, repeats=3)
+    assert [record.model for record in records] == ["a", "b"]
+    samples = 64 * requests[0].input_ids.size  # Tile copies x tokens (one output channel)
+    for record in records:
+        assert record.provider == provider
+        assert record.audio_seconds == pytest.approx(samples / SAMPLE_RATE)
+        assert record.rtf == pytest.approx(record.seconds / record.audio_seconds)
+        assert record.size_bytes == tiny.stat().st_size
+        assert record.repeats == 3
+    assert bench.speed_ratios(records, "a")["a"] == 1.0
+
+
+def test_the_same_model_in_wasm_makes_the_same_audio_length(tiny, requests) -> None:
+    if WASM_MISSING:
+        pytest.skip(WASM_MISSING)
+    from parity.runners import OrtRunner
+
+    with wasm.WasmSession(tiny) as session:
+        timing = session.run(requests[0])
+        assert session.version == "1.30.0"  # the lockfile's onnxruntime-web
+    assert timing.samples == OrtRunner(tiny).infer(requests[0]).waveform.size
+    assert timing.seconds > 0
+
+
+def test_a_model_wasm_cannot_load_is_one_clear_line(tmp_path) -> None:
+    if WASM_MISSING:
+        pytest.skip(WASM_MISSING)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(ParityError, match=r"wasm: .*broken\.onnx"):
+        wasm.WasmSession(broken)
+
+
+def test_a_missing_node_or_package_says_what_to_install(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(wasm.shutil, "which", lambda name: None)
+    assert "Node.js is not on PATH" in (wasm.wasm_unavailable() or "")
+    monkeypatch.undo()
+    monkeypatch.setattr(wasm, "WEB_DIR", tmp_path)
+    if wasm.shutil.which("node") is not None:
+        assert f"npm ci --prefix {tmp_path}" in (wasm.wasm_unavailable() or "")
+    with pytest.raises(ParityError, match=r"^wasm: "):
+        wasm.WasmSession(Path("model.onnx"))
+
+
+def test_measure_refuses_nothing_to_time(tiny) -> None:
+    with pytest.raises(ParityError, match="at least one repeat"):
+        bench.measure({"a": tiny}, "cpu", [], repeats=3)
+    with pytest.raises(ParityError, match="unknown provider"):
+        bench.open_timed(tiny, "gpu")  # type: ignore[arg-type]
+    with pytest.raises(ParityError, match="baseline model 'c'"):
+        bench.speed_ratios([], "c")
+
+
+def test_cli_bench_prints_and_writes_one_record_per_model_and_provider(
+    tiny, tmp_path, capsys
+) -> None:
+    import json
+
+    from parity.cli import main
+
+    out = tmp_path / "latency.json"
+    argv = ["bench", f"again={tiny}", str(tiny), "--providers", "cpu,cpu-1t", "--repeats", "2"]
+    assert main([*argv, "--inputs", str(FIXTURES), "--json", str(out)]) == 0
+    records = json.loads(out.read_text())
+    assert [(r["model"], r["provider"]) for r in records] == [
+        ("again", "cpu"),
+        ("tiny", "cpu"),
+        ("again", "cpu-1t"),
+        ("tiny", "cpu-1t"),
+    ]
+    keys = {"model", "provider", "seconds", "audio_seconds", "rtf", "size_bytes", "repeats"}
+    assert keys <= set(records[0])
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert "RTF" in capsys.readouterr().out
+
+
+def test_cli_bench_refuses_unknown_providers_and_missing_models(tiny, capsys) -> None:
+    from parity.cli import main
+
+    assert main(["bench", str(tiny), "--providers", "gpu"]) == 2
+    assert "unknown provider(s) ['gpu']" in capsys.readouterr().err
+    assert main(["bench", str(tiny), str(tiny)]) == 2
+    assert "two models share a name" in capsys.readouterr().err
+    assert main(["bench", "absent.onnx"]) == 2
+    assert "absent.onnx" in capsys.readouterr().err
