@@ -1,0 +1,92 @@
+"""parity.optimize on a small graph: the table, failed candidates, the choice, the recipe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parity.errors import ParityError
+from parity.inputs import load_input_set
+from parity.model import load_config
+from parity.optimize import load_recipe, search, write_recipe
+from parity.quantize import QuantBuild, QuantRecipe, quantize_model
+
+from kokoro_graphs import tiny_kokoro
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
+KERNEL = np.random.default_rng(1).normal(0, 0.3, (1, 8, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def requests() -> list:
+    inputs = load_input_set(FIXTURES)
+    return inputs.sentences(load_config("full")["vocab"], ("greeting",))[:2]
+
+
+def _search(tmp_path: Path, requests: list, candidates: dict[str, QuantRecipe]):
+    source = tiny_kokoro(tmp_path / "fp32.onnx", KERNEL)
+    # The peer: the same model with its last layer off by 20%, audibly worse than int8.
+    peer = tiny_kokoro(tmp_path / "peer.onnx", KERNEL * 1.2)
+
+    def build(name: str, recipe: QuantRecipe) -> QuantBuild:
+        if name == "broken":
+            raise RuntimeError("calibration ran out of memory\nsecond line")
+        return quantize_model(source, tmp_path / f"{name}.onnx", recipe)
+
+    # Timing a graph this small says nothing: the choice here is about quality alone.
+    return search(
+        source,
+        peer,
+        "cpu",
+        requests,
+        build,
+        candidates=candidates,
+        repeats=1,
+        max_speed_ratio=float("inf"),
+    )
+
+
+def test_search_keeps_failures_in_the_table_and_chooses_a_clean_candidate(
+    tmp_path, requests
+) -> None:
+    candidates = {
+        "dynamic-uint8": QuantRecipe(exclude_scopes=()),
+        "broken": QuantRecipe(mode="qdq", exclude_scopes=()),
+    }
+    result = _search(tmp_path, requests, candidates)
+    rows = {row.name: row for row in result.rows}
+    assert rows["broken"].error == "RuntimeError: calibration ran out of memory"
+    assert np.isnan(rows["broken"].speed_ratio)
+    assert rows["dynamic-uint8"].cleaner_than(result.peer)
+    assert result.peer.mean_mel > rows["dynamic-uint8"].mean_mel
+    assert result.chosen == "dynamic-uint8"
+    assert rows["dynamic-uint8"].speed_ratio > 0
+
+    result.write(tmp_path / "out")
+    table = (tmp_path / "out" / "optimize.csv").read_text().splitlines()
+    assert table[0].endswith(",cleaner_than_peer,chosen")
+    assert len(table) == 4  # two candidates and the peer
+    assert json.loads((tmp_path / "out" / "optimize.json").read_text())["chosen"] == "dynamic-uint8"
+    assert (tmp_path / "out" / "optimize.png").read_bytes()[:4] == b"\x89PNG"
+
+    recipe_path = tmp_path / "recipes" / "cpu.json"
+    write_recipe(recipe_path, "dynamic-uint8", candidates["dynamic-uint8"], result)
+    assert load_recipe(recipe_path) == ("dynamic-uint8", "cpu", candidates["dynamic-uint8"])
+
+
+def test_nothing_is_chosen_when_no_candidate_is_as_clean_as_the_peer(tmp_path, requests) -> None:
+    result = _search(tmp_path, requests, {"broken": QuantRecipe()})
+    assert result.chosen is None
+    assert "chosen: nothing" in result.summary()
+
+
+def test_recipes_and_targets_are_checked(tmp_path, requests) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x"}')
+    with pytest.raises(ParityError, match="cannot read the recipe"):
+        load_recipe(bad)
+    with pytest.raises(ParityError, match="unknown target 'gpu'"):
+        search(bad, bad, "gpu", requests, lambda n, r: None)  # type: ignore[arg-type]
