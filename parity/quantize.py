@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import shutil
@@ -283,8 +284,9 @@ def _scratch_cwd() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the quantization tools' advice (logging and warnings); errors still raise."""
-    with warnings.catch_warnings():
+    """Silence the quantization tools' advice (logging, warnings, and the calibrators'
+    progress, which they print to stdout); errors still raise."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         logging.disable(logging.WARNING)
         try:
@@ -385,8 +387,17 @@ def quantize_cached(
     built: list[QuantBuild] = []
 
     def build(temporary: Path) -> dict[str, object]:
-        built.append(quantize_model(source, temporary, recipe, calibration))
-        result = built[0]
+        if recipe.preprocess:  # once per source, shared by every recipe built from it
+            ready, note = preprocessed_cached(cache, source)
+            result = quantize_model(
+                ready, temporary, replace(recipe, preprocess=False), calibration
+            )
+            result = replace(
+                result, recipe=recipe, size_before=source.stat().st_size, preprocess=note
+            )
+        else:
+            result = quantize_model(source, temporary, recipe, calibration)
+        built.append(result)
         return {
             "seconds": result.seconds,
             "size_before": result.size_before,
