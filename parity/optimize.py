@@ -44,6 +44,9 @@ Target = Literal["cpu", "wasm"]
 TARGETS: dict[Target, Provider] = {"cpu": "cpu", "wasm": "wasm"}
 _KEEP = TRAINED_EXCLUDE_SCOPES
 _STATIC = QuantRecipe(mode="qdq", weight_type="int8", exclude_scopes=_KEEP)
+_GEN = "/decoder/decoder/generator/"
+# The generator's second upsampling stage: it works at the highest rate, next to the output.
+_LATE_STAGE = ("resblocks.3/", "resblocks.4/", "resblocks.5/", "noise_convs.1/", "noise_res.1/")
 
 # Each names one idea: the sign of the weights (ConvInteger's fast path wants uint8), the
 # format (QDQ or QOperator), per-channel scales, the calibration method, and which layers
@@ -58,6 +61,17 @@ CANDIDATES: dict[str, QuantRecipe] = {
     "qdq-percentile": replace(_STATIC, calibration="percentile"),
     "qdq-entropy": replace(_STATIC, calibration="entropy"),
     "qdq-generator-float": replace(_STATIC, exclude_scopes=(*_KEEP, "/decoder/decoder/generator/")),
+    "qdq-late-generator-float": replace(
+        _STATIC, exclude_scopes=(*_KEEP, *(f"{_GEN}{scope}" for scope in _LATE_STAGE))
+    ),
+    "qdq-late-resblocks-float": replace(
+        _STATIC, exclude_scopes=(*_KEEP, *(f"{_GEN}{scope}" for scope in _LATE_STAGE[:3]))
+    ),
+    "qdq-last-resblock-float": replace(_STATIC, exclude_scopes=(*_KEEP, f"{_GEN}resblocks.5/")),
+    "qdq-noise-path-float": replace(
+        _STATIC, exclude_scopes=(*_KEEP, f"{_GEN}noise_convs", f"{_GEN}noise_res")
+    ),
+    "qdq-resblocks-float": replace(_STATIC, exclude_scopes=(*_KEEP, f"{_GEN}resblocks")),
     "qdq-conv-only": replace(_STATIC, op_types=("Conv",)),
     "qoperator-per-channel": replace(_STATIC, mode="qoperator", per_channel=True),
 }
@@ -92,8 +106,9 @@ class CandidateResult:
     def line(self) -> str:
         if self.error is not None:
             return f"{self.name:26s} FAILED: {self.error}"
+        speed = f"speed x{self.speed_ratio:.2f}" if np.isfinite(self.speed_ratio) else "speed -"
         return (
-            f"{self.name:26s} speed x{self.speed_ratio:.2f}  size {self.size_ratio:.2f}x  "
+            f"{self.name:26s} {speed:11s}  size {self.size_ratio:.2f}x  "
             f"log-mel {self.mean_mel:.2f}  floor {self.floor_rise_db:+.1f} dB  "
             f">6 kHz x{self.hf_ratio:.2f}  length {self.length_change:.1%}"
         )

@@ -104,29 +104,39 @@ def latency_bars(records: list[Any]) -> Figure:
 
 
 def speed_quality_scatter(result: OptimizeResult) -> Figure:
-    """Speed ratio to float32 against log-mel distance, one point per candidate, the peer
-    (published int8) and the chosen recipe marked."""
+    """Speed ratio to float32 against log-mel distance, one numbered point per candidate (the
+    key beside the plot), the peer (published int8) and the chosen recipe marked."""
     from matplotlib import pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(8, 5.5))
-    for row in result.rows:
+    figure, (axes, key) = plt.subplots(
+        1, 2, figsize=(11, 5.5), gridspec_kw={"width_ratios": [2.2, 1]}
+    )
+    lines = []
+    for number, row in enumerate(result.rows, start=1):
         if row.error is not None or not math.isfinite(row.speed_ratio):
+            lines.append(f"{number:2d} {row.name}: failed")
             continue
         clean = row.cleaner_than(result.peer)
+        chosen = row.name == result.chosen
         axes.scatter(
             row.speed_ratio,
             row.mean_mel,
-            s=70,
-            marker="*" if row.name == result.chosen else "o",
+            s=140 if chosen else 60,
+            marker="*" if chosen else "o",
             color="#1e8449" if clean else "#7f8c8d",
             zorder=3,
         )
         axes.annotate(
-            row.name,
+            str(number),
             (row.speed_ratio, row.mean_mel),
-            fontsize=7,
-            xytext=(4, 4),
+            fontsize=8,
+            xytext=(5, 3),
             textcoords="offset points",
+        )
+        mark = " (chosen)" if chosen else ""
+        lines.append(
+            f"{number:2d} {row.name}{mark}\n   x{row.speed_ratio:.2f} time, log-mel "
+            f"{row.mean_mel:.2f}, >6 kHz x{row.hf_ratio:.2f}"
         )
     peer = result.peer
     axes.scatter(peer.speed_ratio, peer.mean_mel, s=90, marker="D", color="#c0392b", zorder=3)
@@ -134,7 +144,7 @@ def speed_quality_scatter(result: OptimizeResult) -> Figure:
         "published int8 (peer)",
         (peer.speed_ratio, peer.mean_mel),
         fontsize=8,
-        xytext=(4, -12),
+        xytext=(6, -12),
         textcoords="offset points",
         color="#c0392b",
     )
@@ -142,11 +152,11 @@ def speed_quality_scatter(result: OptimizeResult) -> Figure:
     axes.text(1.0, axes.get_ylim()[1], " float32 speed", fontsize=7, va="top")
     axes.set_xlabel(f"time per second of audio / float32's ({result.provider}; left is faster)")
     axes.set_ylabel("mean |Δ log-mel| to float32 (natural log; lower is closer)")
-    failed = [row.name for row in result.rows if row.error is not None]
-    note = f"; failed: {', '.join(failed)}" if failed else ""
     axes.set_title(
-        f"int8 candidates for {result.target}: green = as clean as the peer, star = chosen{note}",
-        fontsize=9,
+        f"int8 candidates for {result.target}: green = as clean as the peer, star = chosen",
+        fontsize=10,
     )
     axes.grid(alpha=0.3)
+    key.axis("off")
+    key.text(0, 1, "\n".join(lines), fontsize=7, va="top", family="monospace")
     return figure
