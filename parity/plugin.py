@@ -153,6 +153,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"ParityError: {call.excinfo.value}"
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker: hand this worker's figures to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    recorder = session.config.stash.get(RECORDER_KEY, None)
+    if output is not None and recorder is not None:
+        from parity.reporting import to_jsonable
+
+        output["parity_measurements"] = [
+            {"section": m.section, "line": m.line, "data": to_jsonable(m.data)}
+            for m in recorder.measurements
+        ]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the pytest-xdist controller: gather a finished worker's figures for the summary."""
+    recorder = node.config.stash.get(RECORDER_KEY, None)
+    output = getattr(node, "workeroutput", None) or {}
+    if recorder is not None:
+        for item in output.get("parity_measurements", []):
+            recorder.add(item["section"], item["line"], **item["data"])
+
+
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
@@ -368,9 +391,20 @@ BENCHMARK_REQUESTS = (
 )
 
 
+XDIST_TIMING = "no timing under pytest-xdist: its workers share the CPU"
+
+
 @pytest.fixture(scope="session")
-def parity_benchmarking(pytestconfig: pytest.Config) -> str | None:
+def parity_timing() -> str | None:
+    """None when this process may time things, else why not (pytest-xdist workers)."""
+    return XDIST_TIMING if os.environ.get("PYTEST_XDIST_WORKER") else None
+
+
+@pytest.fixture(scope="session")
+def parity_benchmarking(pytestconfig: pytest.Config, parity_timing: str | None) -> str | None:
     """None when latency benchmarks should run, else the reason they skip."""
+    if parity_timing is not None:
+        return parity_timing
     benchmark_session = getattr(pytestconfig, "_benchmarksession", None)
     if benchmark_session is None:
         return "pytest-benchmark is not active"

@@ -1,0 +1,58 @@
+"""The harness under pytest-xdist: artefacts built once across workers, figures as serial."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("xdist")
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
+
+# Four parity tests sharing one export: under -n 2 both workers need it at the same moment.
+SESSION = """
+import numpy as np
+import pytest
+
+@pytest.mark.parametrize("case", ["one-token", "sentence", "one-token ", "sentence "])
+def test_parity_case(case, kokoro_export, kokoro_model, parity_inputs, parity_record):
+    from parity.runners import OrtRunner
+
+    request = parity_inputs.case(case.strip(), kokoro_model.vocab)
+    wave = OrtRunner(kokoro_export.path, threads=1).infer(request).waveform
+    parity_record.add("cases", f"{case.strip()}: {wave.size} samples, {np.abs(wave).sum():.6e}")
+"""
+
+
+def _figures(result: pytest.RunResult) -> tuple[list[str], list[str]]:
+    """(export lines, case lines) of the 'parity figures' summary."""
+    text = result.stdout.str().split("parity figures", 1)[1]
+    exports = re.findall(r"^  (.*(?:exported in|from cache).*)$", text, re.MULTILINE)
+    cases = sorted(re.findall(r"^  ((?:one-token|sentence): .*)$", text, re.MULTILINE))
+    return exports, cases
+
+
+def test_two_workers_build_the_export_once_and_measure_what_a_serial_run_does(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_session=SESSION)
+    common = ["--parity-preset=tiny", f"--parity-inputs={FIXTURES}", "-p", "no:cacheprovider"]
+    # Two execnet gateways on this machine: the path a run across hosts takes (-n 2 is this).
+    parallel = pytester.runpytest_subprocess(
+        *common, f"--parity-cache-dir={pytester.path / 'cache-n2'}", "--tx", "2*popen"
+    )
+    parallel.assert_outcomes(passed=4)
+    # The serial run reads the same cache: what is compared is measuring, not exporting.
+    serial = pytester.runpytest_subprocess(
+        *common, f"--parity-cache-dir={pytester.path / 'cache-n2'}"
+    )
+    serial.assert_outcomes(passed=4)
+
+    exports, cases = _figures(parallel)
+    assert len(exports) == 2  # one export fixture per worker ...
+    assert sum("from cache" not in line for line in exports) == 1  # ... one of them built it
+    assert len(list((pytester.path / "cache-n2" / "export").glob("*.onnx"))) == 1
+    assert cases == _figures(serial)[1]  # the same four figures, to the last digit
+    assert len(cases) == 4
