@@ -5,3 +5,13 @@ from __future__ import annotations
 
 class ParityError(Exception):
     """Bad input or a broken artefact; the message is one line, fit for a terminal."""
+
+
+def first_line(error: BaseException | str, limit: int = 300) -> str:
+    """The first non-blank line of an error message, stripped and cut to ``limit`` characters;
+    an exception with no message gives its type name."""
+    text = str(error)
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not line and isinstance(error, BaseException):
+        line = type(error).__name__
+    return line[:limit]

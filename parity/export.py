@@ -24,6 +24,7 @@ import onnx
 import torch
 
 from parity.cache import ArtifactCache, CacheKey, atomic_path
+from parity.errors import first_line
 from parity.model import KokoroSpec, state_digest
 
 Exporter = Literal["torchscript", "dynamo"]
@@ -141,13 +142,6 @@ def _innermost(error: BaseException) -> BaseException:
     return error
 
 
-def _first_line(error: BaseException) -> str:
-    for line in str(error).splitlines():
-        if line.strip():
-            return line.strip()[:300]
-    return type(error).__name__
-
-
 def _run_exporter(model: torch.nn.Module, target: Path, exporter: Exporter, opset: int) -> None:
     args = trace_inputs()
     if exporter == "torchscript":
@@ -203,7 +197,7 @@ def export_kokoro(
             stft,
             time.perf_counter() - start,
             error_class=type(cause).__name__,
-            error_line=_first_line(cause),
+            error_line=first_line(cause),
             warnings=tuple(noted),
         )
     graph = onnx.load(str(out), load_external_data=False)

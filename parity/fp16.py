@@ -30,7 +30,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from parity.cache import ArtifactCache, CacheKey, atomic_path
-from parity.errors import ParityError
+from parity.errors import ParityError, first_line
 from parity.graph import UniqueNames, load_model, node_subgraphs
 from parity.reporting import to_jsonable
 
@@ -212,7 +212,7 @@ def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
     except Exception as error:
         raise ParityError(
             f"fp16: the input model is not valid ONNX ({type(error).__name__}: "
-            f"{_first_line(error)}); fix or re-export it before converting"
+            f"{first_line(error, 200)}); fix or re-export it before converting"
         ) from error
     return _declared_types(typed)
 
@@ -803,8 +803,9 @@ def check(model: onnx.ModelProto) -> None:
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as error:
-        first = next((line for line in str(error).splitlines() if line.strip()), "")[:300]
-        raise ParityError(f"fp16: the converted model fails onnx.checker: {first}") from error
+        raise ParityError(
+            f"fp16: the converted model fails onnx.checker: {first_line(error)}"
+        ) from error
 
 
 def convert_file(source: Path, target: Path, options: Fp16Options = Fp16Options()) -> Fp16Report:
@@ -902,7 +903,7 @@ def audit(model: onnx.ModelProto, original: onnx.ModelProto | None = None) -> Fp
         onnx.checker.check_model(model, full_check=True)
         checker_error = None
     except Exception as error:  # the message is the finding
-        checker_error = _first_line(error)
+        checker_error = first_line(error, 200)
     runtime_error = None
     try:
         from parity.runners import open_session
@@ -947,10 +948,6 @@ def _casts(model: onnx.ModelProto) -> tuple[int, list[str]]:
 def _interface_types(model: onnx.ModelProto) -> dict[str, int]:
     graph = model.graph
     return {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]}
-
-
-def _first_line(error: BaseException) -> str:
-    return next((line.strip() for line in str(error).splitlines() if line.strip()), "")[:200]
 
 
 def report_json(report: Fp16Report) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from parity.errors import ParityError
+from parity.errors import ParityError, first_line
 
 __all__ = ["GraphIndex", "UniqueNames", "load_model", "node_subgraphs", "prune_dead"]
 
@@ -132,8 +132,8 @@ def load_model(path: str | os.PathLike[str], *, external_data: bool = True) -> o
     try:
         return onnx.load(str(path), load_external_data=external_data)
     except Exception as error:  # protobuf DecodeError, OSError for missing external data, ...
-        first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
         raise ParityError(
-            f"{path}: not a readable ONNX model ({type(error).__name__}: {first[:160]}); "
+            f"{path}: not a readable ONNX model ({type(error).__name__}: "
+            f"{first_line(error, 160)}); "
             "if it is truncated or corrupt, export it again"
         ) from error

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.errors import ParityError
+from parity.errors import ParityError, first_line
 from parity.inputs import KokoroInput
 from parity.model import SAMPLE_RATE
 
@@ -79,9 +79,9 @@ def open_session(
         source = model_bytes if model_bytes is not None else str(path)
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as error:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
-        first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
         raise ParityError(
-            f"{path}: ONNX Runtime cannot load it ({type(error).__name__}: {first[:200]}); "
+            f"{path}: ONNX Runtime cannot load it ({type(error).__name__}: "
+            f"{first_line(error, 200)}); "
             "if it is truncated or corrupt, export it again"
         ) from error
 
