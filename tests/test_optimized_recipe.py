@@ -9,24 +9,38 @@ import pytest
 
 from parity.bench import measure, speed_ratios
 from parity.optimize import PEER, TARGETS, hear, load_recipe
+from parity.quantize import QuantRecipe
 
 pytestmark = pytest.mark.parity
 
-RECIPES = sorted((Path(__file__).parent.parent / "fixtures" / "recipes").glob("*.json"))
+RECIPE_DIR = Path(__file__).parent.parent / "fixtures" / "recipes"
 
 
-@pytest.fixture(scope="module", params=RECIPES, ids=lambda path: path.stem)
-def chosen(request, trained_variant):
-    name, target, recipe = load_recipe(request.param)
-    return name, target, trained_variant(f"{name} (chosen for {target})", recipe)
+def _distinct() -> dict[tuple[str, QuantRecipe], list[str]]:
+    """Each distinct recipe once, with the targets that chose it (CPU and WASM may agree)."""
+    chosen: dict[tuple[str, QuantRecipe], list[str]] = {}
+    for path in sorted(RECIPE_DIR.glob("*.json")):
+        name, target, recipe = load_recipe(path)
+        chosen.setdefault((name, recipe), []).append(target)
+    return chosen
 
 
+RECIPES = _distinct()
+TARGETED = [(key, target) for key, targets in RECIPES.items() for target in targets]
+
+
+def _build(trained_variant, key: tuple[str, QuantRecipe]):
+    name, recipe = key
+    return trained_variant(f"{name} (chosen for {'+'.join(RECIPES[key])})", recipe)
+
+
+@pytest.mark.parametrize("key", RECIPES, ids=lambda key: "+".join(RECIPES[key]))
 def test_parity_chosen_recipe_sounds_as_clean_as_the_published_int8(
-    chosen, bench_models, trained_requests, trained_reference_audio, parity_record
+    key, trained_variant, bench_models, trained_requests, trained_reference_audio, parity_record
 ) -> None:
-    name, target, built = chosen
+    built = _build(trained_variant, key)
     ours = hear(
-        name,
+        key[0],
         built.recipe.label(),
         built.path,
         size_ratio=built.size_ratio,
@@ -42,30 +56,24 @@ def test_parity_chosen_recipe_sounds_as_clean_as_the_published_int8(
         reference=trained_reference_audio,
         requests=trained_requests,
     )
-    parity_record.add(f"chosen recipe ({target})", ours.line())
-    parity_record.add(f"chosen recipe ({target})", peer.line())
+    parity_record.add("chosen recipes", ours.line())
+    parity_record.add("chosen recipes", peer.line())
     assert ours.cleaner_than(peer), f"{ours.line()}\nagainst {peer.line()}"
 
 
+@pytest.mark.parametrize(("key", "target"), TARGETED, ids=[t for _, t in TARGETED])
 def test_parity_chosen_recipe_is_faster_than_fp32_on_its_target(
-    chosen, bench_models, trained_requests, parity_timing, parity_benchmarking, parity_record
+    key, target, trained_variant, bench_models, trained_requests, require_timing, parity_record
 ) -> None:
-    name, target, built = chosen
     provider = TARGETS[target]  # type: ignore[index]
-    if parity_timing is not None:
-        pytest.skip(parity_timing)
-    if provider != "cpu" and parity_benchmarking is not None:
-        pytest.skip(f"{provider}: {parity_benchmarking}")
-    if provider == "wasm":
-        from parity.wasm import wasm_unavailable
-
-        if wasm_unavailable():
-            pytest.skip(wasm_unavailable())
+    require_timing(provider)
+    name = key[0]
+    built = _build(trained_variant, key)
     models = {"fp32": bench_models("fp32"), PEER: bench_models(PEER), name: built.path}
     records = measure(models, provider, trained_requests[:1], repeats=3)
     ratios = speed_ratios(records, "fp32")
     parity_record.add(
-        f"chosen recipe ({target})",
+        "chosen recipes",
         f"{name}: x{ratios[name]:.2f} of fp32's time on {provider} (peer x{ratios[PEER]:.2f})",
     )
     assert ratios[name] < 1.0, f"{name} takes x{ratios[name]:.2f} of fp32's time on {provider}"

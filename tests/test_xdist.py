@@ -41,7 +41,12 @@ def test_two_workers_build_the_export_once_and_measure_what_a_serial_run_does(
     common = ["--parity-preset=tiny", f"--parity-inputs={FIXTURES}", "-p", "no:cacheprovider"]
     # Two execnet gateways on this machine: the path a run across hosts takes (-n 2 is this).
     parallel = pytester.runpytest_subprocess(
-        *common, f"--parity-cache-dir={pytester.path / 'cache-n2'}", "--tx", "2*popen"
+        *common,
+        f"--parity-cache-dir={pytester.path / 'cache-n2'}",
+        "--tx",
+        "2*popen",
+        "--dist",
+        "load",
     )
     parallel.assert_outcomes(passed=4)
     # The serial run reads the same cache: what is compared is measuring, not exporting.
@@ -56,3 +61,45 @@ def test_two_workers_build_the_export_once_and_measure_what_a_serial_run_does(
     assert len(list((pytester.path / "cache-n2" / "export").glob("*.onnx"))) == 1
     assert cases == _figures(serial)[1]  # the same four figures, to the last digit
     assert len(cases) == 4
+
+
+def test_a_sweep_spread_over_workers_merges_to_the_serial_table(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """parity.sweep_items: one item per group, parts merged and decided on the controller."""
+    import json
+
+    import numpy as np
+
+    from kokoro_graphs import tiny_kokoro
+
+    kernel = np.random.default_rng(1).normal(0, 0.3, (1, 8, 3)).astype(np.float32)
+    kernel[0, 0, 0] = 200.0  # the outlier that per-tensor int8 cannot hold: /dec/b/ hurts
+    model = tiny_kokoro(tmp_path / "m.onnx", kernel)
+    common = [
+        "--pyargs",
+        "parity.sweep_items",
+        f"--parity-sweep-model={model}",
+        "--parity-sweep-threshold=0.05",
+        "--parity-sweep-budget=0.05",
+        "--parity-sweep-depth=1",
+        f"--parity-inputs={FIXTURES}",
+        f"--parity-cache-dir={tmp_path / 'cache'}",
+        "-p",
+        "no:cacheprovider",
+    ]
+    tables = {}
+    for name, extra in {"serial": [], "two-workers": ["-n", "2"]}.items():
+        result = pytester.runpytest_subprocess(
+            *common, f"--parity-sweep-out={tmp_path / name}", *extra
+        )
+        result.assert_outcomes(passed=2)  # the groups /dec/ and /enc/
+        result.stdout.fnmatch_lines(["*sensitivity sweep:*", "*int8-dynamic: 3 groups*"])
+        tables[name] = json.loads((tmp_path / name / "sensitivity.json").read_text())
+    serial, parallel = tables["serial"], tables["two-workers"]
+    assert [r["scope"] for r in serial["rows"]] == [r["scope"] for r in parallel["rows"]]
+    assert serial["rows"][0]["scope"] == "/dec/b/"
+    for a, b in zip(serial["rows"], parallel["rows"], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+    assert serial["excluded"] == parallel["excluded"] == ["/dec/b/"]
+    assert serial["builds"] == parallel["builds"]
