@@ -22,7 +22,7 @@ import numpy as np
 
 from parity.bench import Provider, measure, speed_ratios
 from parity.cache import write_text_atomic
-from parity.errors import ParityError
+from parity.errors import ParityError, first_line
 from parity.inputs import KokoroInput
 from parity.quality import compare_variant
 from parity.quantize import TRAINED_EXCLUDE_SCOPES, QuantBuild, QuantRecipe
@@ -233,9 +233,8 @@ def search(
             )
             paths[name] = built.path
         except Exception as error:  # a failed candidate is a finding, reported in the table
-            first = next((ln for ln in str(error).splitlines() if ln.strip()), "")
             heard[name] = CandidateResult(
-                name, recipe.label(), error=f"{type(error).__name__}: {first[:200]}"
+                name, recipe.label(), error=f"{type(error).__name__}: {first_line(error, 200)}"
             )
         log(heard[name].line())
     provider = TARGETS[target]

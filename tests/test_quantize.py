@@ -172,3 +172,20 @@ def test_preprocessing_leaves_nothing_in_the_working_directory(
     assert not inner.exists()
     assert preprocess_model(small_kokoro, Path("pre.onnx")).startswith("done")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pre.onnx"]
+
+
+def test_quantizing_never_writes_beside_the_source(small_kokoro, tmp_path, monkeypatch) -> None:
+    """ORT's quantizer writes ``<input>-inferred.onnx`` beside its input. Two pytest-xdist
+    workers quantizing one cached model deleted each other's; the input is a private link."""
+    written: list[Path] = []
+    infer = onnx.shape_inference.infer_shapes_path
+
+    def spy(model_path, output_path="", *args, **kwargs):  # type: ignore[no-untyped-def]
+        written.append(Path(output_path or model_path).parent)
+        return infer(model_path, output_path, *args, **kwargs)
+
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes_path", spy)
+    recipe = QuantRecipe(exclude_scopes=(), preprocess=False)
+    quantize_model(small_kokoro, tmp_path / "q.onnx", recipe)
+    assert written  # the spy saw ORT's shape inference ...
+    assert small_kokoro.parent not in written  # ... and it never wrote next to the source
