@@ -28,7 +28,7 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 # Latency on CPU and WebAssembly, saved under .benchmarks/ for --benchmark-compare.
 bench: setup

@@ -133,6 +133,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 SWEEP_JOB_KEY = pytest.StashKey["SweepJob | None"]()
+SESSION_START_KEY = pytest.StashKey[float]()
 
 
 def _sweep_job(config: pytest.Config) -> SweepJob | None:
@@ -207,8 +208,15 @@ def _merge_sweep(session: pytest.Session) -> None:
         return
     if session.testsfailed:
         return  # a group that failed to measure leaves the table incomplete
+    import dataclasses
+    import time
+
     with job.settings.sweeper(job.model, _sweep_requests(config, job)) as sweeper:
         result = job.merge(sweeper)
+    # The sweep took the whole session (every worker's items), not just the merge.
+    started = config.stash.get(SESSION_START_KEY, time.perf_counter())
+    result = dataclasses.replace(result, seconds=time.perf_counter() - started)
+    result.write(job.out)
     recorder = config.stash[RECORDER_KEY]
     recorder.add("sensitivity sweep", f"{result.summary()}; written to {job.out}")
 
@@ -258,6 +266,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Before any sweep item runs (and before xdist starts workers): no stale parts."""
+    import time
+
+    session.config.stash[SESSION_START_KEY] = time.perf_counter()
     option = session.config.option
     if getattr(option, "parity_sweep_model", None) and not hasattr(session.config, "workerinput"):
         import shutil
