@@ -75,3 +75,14 @@ def test_atomic_path_replaces_only_on_success(tmp_path: Path) -> None:
         write_then_fail()
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_atomic_writes_get_the_permissions_a_plain_write_would(tmp_path) -> None:
+    import os
+
+    from parity.cache import write_text_atomic
+
+    plain, atomic = tmp_path / "plain.txt", tmp_path / "atomic.txt"
+    plain.write_text("x")
+    write_text_atomic(atomic, "x")
+    assert os.stat(atomic).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
