@@ -650,7 +650,7 @@ class SweepJob:
         write_text_atomic(self.part_path(scope), json.dumps(part))
 
     def merge(self, sweeper: Sweeper) -> SweepResult:
-        """Every part's rows, decided and verified by ``sweeper``, written to ``out``."""
+        """Every part's rows, decided and verified by ``sweeper`` (the caller writes it)."""
         parts = [json.loads(path.read_text("utf-8")) for path in sorted(self.parts.glob("*.json"))]
         missing = sorted(set(self.scopes()) - {part["scope"] for part in parts})
         if missing:
@@ -659,11 +659,9 @@ class SweepJob:
                 f"(first: {missing[0]}); rerun the sweep items without deselecting any"
             )
         rows = [SweepRow.from_json(row) for part in parts for row in part["rows"]]
-        result = sweeper.decide(
+        return sweeper.decide(
             rows,
             threshold=self.settings.threshold,
             budget=self.settings.budget,
             builds=sum(int(part["builds"]) for part in parts),
         )
-        result.write(self.out)
-        return result
