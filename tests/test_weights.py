@@ -162,14 +162,25 @@ def test_trained_float32_sounds_like_the_int8_it_came_from(
     assert max(within) < min(between)
 
 
-def test_weights_recover_writes_the_float32_model(tmp_path, capsys) -> None:
+def test_weights_recover_writes_the_float32_model_and_a_checkpoint(tmp_path, capsys) -> None:
     from parity.cli import main
+    from parity.model import build_kokoro
 
-    out = tmp_path / "kokoro-fp32.onnx"
-    assert main(["weights", "recover", "--onnx-fp32", str(out)]) == 0
-    assert "148 MatMulInteger" in capsys.readouterr().out
+    out, checkpoint = tmp_path / "kokoro-fp32.onnx", tmp_path / "kokoro.pth"
+    assert main(["weights", "recover", "--onnx-fp32", str(out), "--out", str(checkpoint)]) == 0
+    printed = capsys.readouterr().out
+    assert "148 MatMulInteger" in printed
+    assert "6 LSTMs regated" in printed
     assert out.stat().st_size > 300e6
     assert not list(tmp_path.glob(".*.tmp"))
+    build_kokoro(checkpoint=checkpoint)  # loads strictly: every key, every shape
+
+
+def test_weights_recover_with_nothing_to_write_says_so(capsys) -> None:
+    from parity.cli import main
+
+    assert main(["weights", "recover"]) == 2
+    assert "nothing to write; pass --out" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
