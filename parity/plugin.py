@@ -258,6 +258,7 @@ def pytest_configure(config: pytest.Config) -> None:
         baselines_dir=rootdir / "fixtures" / "baselines",
         regen=option.parity_regen,
         full_sweep=option.parity_sweep == "full",
+        weights=option.parity_weights,
     )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -361,10 +362,16 @@ def parity_cache(parity_config: ParityConfig) -> ArtifactCache:
 
 @pytest.fixture(scope="session")
 def parity_inputs(parity_config: ParityConfig) -> InputSet:
-    """The hand-written phoneme strings and seeded styles of ``fixtures/inputs``."""
+    """The phoneme strings of ``fixtures/inputs`` with its seeded styles (random weights) or
+    the trained voices (``--parity-weights=recovered``)."""
     from parity.inputs import load_input_set
 
-    return load_input_set(parity_config.inputs_dir)
+    inputs = load_input_set(parity_config.inputs_dir)
+    if parity_config.weights == "recovered":
+        from parity.weights import load_voices
+
+        return load_voices().speaking(inputs)
+    return inputs
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ class ParityConfig:
     baselines_dir: Path = Path("fixtures/baselines")
     regen: bool = False  # rewrite stored baselines instead of comparing with them
     full_sweep: bool = False  # re-run whole sensitivity sweeps, not just their decisions
+    weights: str = "random"  # or "recovered": the trained model, spoken in its trained voices
 
 
 @dataclass(frozen=True)

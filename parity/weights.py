@@ -144,6 +144,16 @@ class TrainedVoices:
         sentences = [inputs.case_for(key, self.vocab) for key in inputs.calibration]
         return self.spoken_by(sentences, list(self.packs)[:voices])
 
+    def speaking(self, inputs: InputSet) -> InputSet:
+        """The input set with each case in a trained voice (cycling through them) at the style
+        row kokoro uses for its length: the seeded styles only suit random weights."""
+        names = list(self.packs)
+        styles, cases = [], {}
+        for row, (case, (key, _)) in enumerate(inputs.cases.items()):
+            styles.append(self.style(names[row % len(names)], len(inputs.phonemes[key]))[0])
+            cases[case] = (key, row)
+        return replace(inputs, styles=np.stack(styles), cases=cases)
+
     def style(self, voice: str, tokens: int) -> np.ndarray:
         """The [1, 256] style kokoro uses for ``tokens`` phonemes: the row of that length."""
         if voice not in self.packs:

@@ -71,3 +71,29 @@ def test_k_selects_only_the_marked_tests(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-k", "parity", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["*test_parity_one*"])
     assert "test_other" not in result.stdout.str()
+
+
+def test_recovered_weights_refuse_a_second_source_of_weights(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--parity-weights=recovered", "--parity-preset=tiny")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--parity-weights=recovered is the full-size trained model*"])
+
+
+def test_recovered_weights_speak_the_cases_in_trained_voices(
+    pytester: pytest.Pytester, parity_config
+) -> None:
+    pytester.makepyfile(
+        """
+        def test_styles(parity_inputs, parity_config):
+            from parity.weights import load_voices
+            voices = load_voices()
+            case = parity_inputs.case("sentence", voices.vocab)
+            assert parity_config.spec.checkpoint.endswith(".pth")
+            assert (case.style == voices.style("jf_gongitsune", len(case.phonemes))).all()
+        """
+    )
+    pytester.runpytest(
+        "--parity-weights=recovered",
+        f"--parity-inputs={parity_config.inputs_dir}",
+        f"--parity-cache-dir={parity_config.cache_root}",
+    ).assert_outcomes(passed=1)
