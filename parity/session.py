@@ -34,16 +34,27 @@ class Measurement:
     section: str
     line: str
     data: dict[str, Any] = field(default_factory=dict)
+    test: str | None = None  # the pytest node id that measured it (its gate)
 
 
 class Recorder:
-    """Collects measurements during a run, in order, for the terminal summary and reports."""
+    """Collects measurements during a run, in order, for the terminal summary and reports.
+
+    ``data`` may hold result objects (a ``SweepResult``, a ``LatencyRecord``): the report
+    draws its plots from them and stores them as JSON. ``audio`` keeps one waveform per name
+    (the first recorded) for the report's spectrograms and WAV samples.
+    """
 
     def __init__(self) -> None:
         self.measurements: list[Measurement] = []
+        self.sounds: dict[str, Any] = {}
+        self.current_test: str | None = None
 
     def add(self, section: str, line: str, **data: Any) -> None:
-        self.measurements.append(Measurement(section, line, data))
+        self.measurements.append(Measurement(section, line, data, self.current_test))
+
+    def audio(self, name: str, waveform: Any) -> None:
+        self.sounds.setdefault(name, waveform)
 
     def sections(self) -> dict[str, list[Measurement]]:
         grouped: dict[str, list[Measurement]] = {}

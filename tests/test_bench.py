@@ -55,7 +55,7 @@ def test_parity_bench_speed_against_fp32_in_one_run(
     records = measure(models, provider, trained_requests[:1], repeats=3)
     ratios = speed_ratios(records, "fp32")
     for record in records:
-        parity_record.add(f"latency ({provider})", record.line(), rtf=record.rtf)
+        parity_record.add(f"latency ({provider})", record.line(), record=record)
     spread = statistics.median(record.spread for record in records)
     outside = {
         name: round(ratios[name], 2)

@@ -27,7 +27,9 @@ def test_parity_int8_variant_of_trained_kokoro_within_its_gates(
         size_ratio=built.size_ratio,
         tolerance=INT8_VARIANTS[variant],
     )
-    parity_record.add("int8 quality (trained)", quality.summary())
+    parity_record.audio("fp32", trained_reference_audio[0])
+    parity_record.audio(variant, audio[0])
+    parity_record.add("int8 quality (trained)", quality.summary(), quality=quality)
     assert quality, quality.summary()
 
 
@@ -47,7 +49,8 @@ def test_parity_published_int8_is_measured_beside_ours(
         size_ratio=size,
         tolerance=INT8_VARIANTS["published"],
     )
-    parity_record.add("int8 quality (trained)", quality.summary())
+    parity_record.audio("published int8", audio[0])
+    parity_record.add("int8 quality (trained)", quality.summary(), quality=quality)
     assert quality, quality.summary()
 
 

@@ -25,5 +25,10 @@ def test_parity_sensitivity_baseline_holds(
     measured, drift = check_baseline(
         path, settings, trained_preprocessed, requests, full=parity_config.full_sweep
     )
-    parity_record.add("sensitivity", f"{name} ({measured.builds} builds): {drift.summary()}")
+    parity_record.add(
+        "sensitivity",
+        f"{name} ({measured.builds} builds): {drift.summary()}",
+        sweep=measured,
+        drift=drift,
+    )
     assert drift, drift.summary()

@@ -1,0 +1,151 @@
+"""The run report: one folder per run, a summary that names what failed first, a comparison."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parity.cli import main
+from parity.errors import ParityError
+from parity.report import Gate, Report, compare_reports, load_report, write_report
+
+TESTS = Path(__file__).parent
+FIXTURES = TESTS.parent / "fixtures" / "inputs"
+
+# A user's test module: an int8 variant of a small Kokoro-shaped graph, gated layer by layer
+# (each layer's loss when quantized alone), and the variant's audio recorded for the report.
+# With PLANT=1 layer /dec/b/ holds one outlier weight: the per-tensor step sized for it rounds
+# every other weight of the layer to zero, so quantizing it is the planted mistake.
+PLANTED_MODULE = textwrap.dedent(
+    """
+    import os
+
+    import numpy as np
+    import pytest
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from kokoro_graphs import tiny_kokoro
+    from parity.inputs import load_input_set
+    from parity.model import load_config
+    from parity.runners import OrtRunner
+    from parity.sensitivity import sweep
+
+    THRESHOLD = 0.05
+
+
+    def relative_rms(reference, candidate):
+        return float(np.linalg.norm(candidate - reference) / np.linalg.norm(reference))
+
+
+    def kernel():
+        weights = np.random.default_rng(1).normal(0, 0.3, (1, 8, 3)).astype(np.float32)
+        if os.environ.get("PLANT") == "1":
+            weights[0, 0, 0] = 200.0
+        return weights
+
+
+    @pytest.mark.parametrize("variant", ["int8-dynamic"])
+    def test_parity_variant_layers_within_threshold(variant, tmp_path, parity_record):
+        inputs = load_input_set(__import__("pathlib").Path(os.environ["FIXTURES"]))
+        requests = inputs.sentences(load_config("full")["vocab"], inputs.calibration)[:2]
+        model = tiny_kokoro(tmp_path / "m.onnx", kernel())
+        quantize_dynamic(model, tmp_path / "q.onnx", weight_type=QuantType.QUInt8)
+        parity_record.audio("fp32", OrtRunner(model).infer(requests[0]).waveform)
+        parity_record.audio(variant, OrtRunner(tmp_path / "q.onnx").infer(requests[0]).waveform)
+        result = sweep(
+            model, variant, requests, threshold=THRESHOLD, budget=1.0, loss=relative_rms, depth=1
+        )
+        parity_record.add("sensitivity", result.summary(), sweep=result)
+        worst = result.rows[0]
+        assert worst.loss <= THRESHOLD, (
+            f"{variant}: layer {worst.scope} loses {worst.loss:.3f} when quantized "
+            f"(threshold {THRESHOLD})"
+        )
+
+
+    def test_parity_export_matches(parity_record):
+        parity_record.add("fp32 parity", "rms_rel 1e-6", rms_rel=1e-6)
+    """
+)
+
+
+@pytest.fixture
+def two_runs(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """The module above run clean and planted, each with --parity-report (in a subprocess:
+    numpy and matplotlib cannot be imported twice in one process)."""
+    pytester.makepyfile(test_user=PLANTED_MODULE)
+    monkeypatch.setenv("FIXTURES", str(FIXTURES))
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    folders = []
+    for plant, expected in (("0", {"passed": 2}), ("1", {"passed": 1, "failed": 1})):
+        monkeypatch.setenv("PLANT", plant)
+        folder = pytester.path / ("planted" if plant == "1" else "clean")
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", f"--parity-report={folder}"
+        )
+        result.assert_outcomes(**expected)
+        folders.append(folder)
+    return folders[0], folders[1]
+
+
+def test_report_names_the_planted_variant_and_layer_first(two_runs, capsys) -> None:
+    clean, planted = two_runs
+    summary = (planted / "summary.md").read_text()
+    first = next(line for line in summary.splitlines() if line.startswith("**First failure:**"))
+    assert "test_parity_variant_layers_within_threshold[int8-dynamic]" in first
+    assert "int8-dynamic: layer /dec/b/ loses" in first
+    rows = [line for line in summary.splitlines() if line.startswith("| `")]
+    assert "[int8-dynamic]` | FAILED" in rows[0]
+    assert "Every gate passed" in (clean / "summary.md").read_text()
+
+    report = json.loads((planted / "report.json").read_text())
+    gate = next(g for g in report["gates"] if g["outcome"] == "failed")
+    assert gate["figures"][0]["data"]["sweep"]["rows"][0]["scope"] == "/dec/b/"
+    assert set(report["pictures"]) == {"mel.png", "sensitivity.png"}
+    assert set(report["sounds"]) == {"fp32.wav", "int8-dynamic.wav"}
+    with wave.open(str(planted / "int8-dynamic.wav")) as sound:
+        assert (sound.getframerate(), sound.getsampwidth(), sound.getnchannels()) == (24000, 2, 1)
+        assert sound.getnframes() > 0
+
+    assert main(["report", "--compare", str(clean), str(planted)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    changes = [line for line in lines if line.startswith("- ")]
+    assert changes[0].startswith("- WORSE: `test_user.py::test_parity_variant_layers")
+    assert "outcome: passed -> failed" in changes[0]
+    assert any("sensitivity:sweep.rows[0].loss" in line and "WORSE" in line for line in changes)
+    assert main(["report", "--compare", str(clean), str(clean)]) == 0
+    assert "Nothing moved beyond noise" in capsys.readouterr().out
+
+
+def test_compare_ignores_timing_noise_but_not_a_quality_step() -> None:
+    def run(rtf: float, loss: float) -> Report:
+        figures = ({"section": "s", "line": "", "data": {"rtf": rtf, "loss": loss}},)
+        return Report((Gate("t::a", "passed", 1.0, None, figures),))
+
+    moved = compare_reports(run(0.30, 0.100), run(0.36, 0.104))  # +20% time, +4% loss
+    assert moved == []
+    moved = compare_reports(run(0.30, 0.100), run(0.30, 0.120))
+    assert [(change.what, change.worse) for change in moved] == [("s:loss", True)]
+
+
+def test_a_sound_or_plot_that_cannot_be_made_does_not_fail_the_report(tmp_path, caplog) -> None:
+    report = Report((Gate("t::a", "passed", 0.1),))
+    sounds = {"fp32": np.zeros(2400, np.float32), "odd": np.array([np.nan], np.float32)}
+    written = write_report(report, tmp_path, objects=[object()], sounds=sounds)
+    assert json.loads((tmp_path / "report.json").read_text())["counts"] == {"passed": 1}
+    assert (tmp_path / "summary.md").read_text().startswith("# Kokoro parity report")
+    assert written.sounds == ("fp32.wav",)
+    assert "sound odd not written: the waveform is not finite" in caplog.text
+    assert "not drawn" in caplog.text  # the spectrogram of a NaN waveform
+
+
+def test_a_folder_that_is_not_a_report_is_one_line(tmp_path, capsys) -> None:
+    with pytest.raises(ParityError, match="is not a parity report"):
+        load_report(tmp_path)
+    assert main(["report", "--compare", str(tmp_path), str(tmp_path)]) == 2
+    assert "\n" not in capsys.readouterr().err.strip()
