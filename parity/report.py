@@ -107,7 +107,7 @@ class Report:
             if gate.outcome == "skipped" and not gate.figures:
                 continue
             detail = (
-                gate.message if gate.failing else (gate.figures[0]["line"] if gate.figures else "")
+                gate.message if gate.failing else (gate.figures[-1]["line"] if gate.figures else "")
             )
             mark = {"passed": "pass", "xfailed": "xfail (known)"}.get(
                 gate.outcome, gate.outcome.upper()

@@ -33,7 +33,23 @@ def test_parity_fp16_halves_the_model_and_is_valid(kokoro_fp16, kokoro_export) -
     assert found, found.summary()
 
 
-# Measured 2026-11-25 on the full-size export (onnxruntime 1.32, onnxconverter-common 1.16).
+@pytest.fixture(scope="module")
+def tiny_export(parity_cache):
+    """The tiny preset's export: every op and subgraph of the full one (the Loop, the Ifs,
+    the LSTMs), so the other converters fail on it as on the full one, in half the time."""
+    from parity.export import export_cached
+    from parity.model import KokoroSpec
+
+    spec = KokoroSpec(preset="tiny")
+    result = export_cached(parity_cache, spec, spec.build())
+    assert result.ok, result.summary()
+    return result
+
+
+# Measured 2026-11-25 (onnxruntime 1.32, onnxconverter-common 1.16) on the full-size export
+# and on the tiny one, with the same failures: ORT's converter 66 / 49 Casts (4 Cast->Cast
+# pairs on the full one), onnxconverter-common 58 Casts on the tiny one. The full-size
+# conversions took 68 s and 63 s of CI; the tiny ones 32 s and 26 s.
 @pytest.mark.parametrize(
     "converter",
     [
@@ -43,8 +59,7 @@ def test_parity_fp16_halves_the_model_and_is_valid(kokoro_fp16, kokoro_export) -
             marks=pytest.mark.xfail(
                 strict=True,
                 reason="loads in ONNX Runtime, but onnx.checker: 'Nodes in a graph must be "
-                "topologically sorted' (graph_input_cast_1 before /Slice), and 4 Cast->Cast "
-                "pairs among its 66 Casts",
+                "topologically sorted' (graph_input_cast_1 before /Slice)",
             ),
         ),
         pytest.param(
@@ -60,8 +75,8 @@ def test_parity_fp16_halves_the_model_and_is_valid(kokoro_fp16, kokoro_export) -
         ),
     ],
 )
-def test_parity_fp16_other_converters_on_kokoro(converter, kokoro_export) -> None:
-    original = load_model(kokoro_export.path)
-    converted = quietly(converter, load_model(kokoro_export.path))
+def test_parity_fp16_other_converters_on_kokoro(converter, tiny_export) -> None:
+    original = load_model(tiny_export.path)
+    converted = quietly(converter, load_model(tiny_export.path))
     found = audit(converted, original)
     assert found, found.summary()
