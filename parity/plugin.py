@@ -384,12 +384,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     output = getattr(session.config, "workeroutput", None)
     recorder = session.config.stash.get(RECORDER_KEY, None)
     if output is not None and recorder is not None:
-        from parity.reporting import to_jsonable
-
-        output["parity_measurements"] = [
-            {"section": m.section, "line": m.line, "data": to_jsonable(m.data), "test": m.test}
-            for m in recorder.measurements
-        ]
+        output["parity_recorder"] = recorder.to_bytes()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -397,11 +392,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     """On the pytest-xdist controller: gather a finished worker's figures for the summary."""
     recorder = node.config.stash.get(RECORDER_KEY, None)
     output = getattr(node, "workeroutput", None) or {}
-    if recorder is not None:
-        for item in output.get("parity_measurements", []):
-            recorder.current_test = item.get("test")
-            recorder.add(item["section"], item["line"], **item["data"])
-        recorder.current_test = None
+    if recorder is not None and "parity_recorder" in output:
+        recorder.merge_bytes(output["parity_recorder"])
 
 
 def pytest_terminal_summary(

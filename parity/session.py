@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,36 @@ class Recorder:
 
     def audio(self, name: str, waveform: Any) -> None:
         self.sounds.setdefault(name, waveform)
+
+    def to_bytes(self) -> bytes:
+        """Measurements and sounds for a pytest-xdist worker to hand to the controller.
+
+        Pickled, not JSON, so the controller's report gets the result objects its plots are
+        drawn from (the worker runs this same package); data that cannot be pickled goes
+        as plain JSON data instead.
+        """
+        import pickle
+
+        from parity.reporting import to_jsonable
+
+        def picklable(measurement: Measurement) -> Measurement:
+            try:
+                pickle.dumps(measurement.data)
+            except (pickle.PicklingError, TypeError, AttributeError):
+                return replace(measurement, data=to_jsonable(measurement.data))
+            return measurement
+
+        measurements = [picklable(measurement) for measurement in self.measurements]
+        return pickle.dumps((measurements, self.sounds))
+
+    def merge_bytes(self, payload: bytes) -> None:
+        """Add a worker's ``to_bytes`` (on the controller, after the worker finished)."""
+        import pickle
+
+        measurements, sounds = pickle.loads(payload)  # our own worker's output, same package
+        self.measurements.extend(measurements)
+        for name, waveform in sounds.items():
+            self.audio(name, waveform)
 
     def sections(self) -> dict[str, list[Measurement]]:
         grouped: dict[str, list[Measurement]] = {}
