@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +17,19 @@ from parity.cache import atomic_path
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from parity.bench import LatencyRecord
     from parity.optimize import OptimizeResult
+    from parity.quality import VariantQuality
     from parity.sensitivity import SweepResult
 
-__all__ = ["draw", "latency_bars", "mel_comparison", "sensitivity_bars", "speed_quality_scatter"]
+__all__ = [
+    "draw",
+    "latency_bars",
+    "mel_comparison",
+    "run_speed_quality",
+    "sensitivity_bars",
+    "speed_quality_scatter",
+]
 
 LOG = logging.getLogger("parity.plots")
 WORST_ROWS = 20
@@ -159,6 +168,52 @@ def speed_quality_scatter(result: OptimizeResult) -> Figure:
     axes.grid(alpha=0.3)
     key.axis("off")
     key.text(0, 1, "\n".join(lines), fontsize=7, va="top", family="monospace")
+    return figure
+
+
+def run_speed_quality(
+    qualities: Sequence[VariantQuality], records: Sequence[LatencyRecord], baseline: str
+) -> Figure:
+    """One run's variants: time over ``baseline``'s (per provider, same run) against mean
+    log-mel to float32; a variant that failed its quality gate is drawn as a red cross."""
+    from matplotlib import pyplot as plt
+
+    from parity.bench import speed_ratios
+
+    providers = list(dict.fromkeys(record.provider for record in records))
+    figure, axes = plt.subplots(figsize=(8, 5))
+    failures = 0
+    for index, provider in enumerate(providers):
+        marker, colour = "os^Dv"[index % 5], f"C{index}"
+        axes.scatter([], [], marker=marker, color=colour, label=provider)  # legend entry
+        ratios = speed_ratios([r for r in records if r.provider == provider], baseline)
+        for quality in (quality for quality in qualities if quality.variant in ratios):
+            x, y = ratios[quality.variant], float(sum(quality.mel) / len(quality.mel))
+            failures += not quality
+            axes.scatter(
+                x,
+                y,
+                marker=marker if quality else "x",
+                s=70,
+                color=colour if quality else "#c0392b",
+                zorder=3,
+            )
+            axes.annotate(
+                quality.variant, (x, y), fontsize=7, xytext=(5, 3), textcoords="offset points"
+            )
+    if failures:
+        axes.scatter([], [], marker="x", color="#c0392b", label="failed its quality gate")
+    axes.axvline(1.0, color="black", linestyle="--", linewidth=1)
+    axes.text(
+        1.0, 0.98, f" {baseline} speed", fontsize=7, va="top", transform=axes.get_xaxis_transform()
+    )
+    axes.set_xlabel(f"time per second of audio / {baseline}'s, same run (left is faster)")
+    axes.set_ylabel(f"mean |Δ log-mel| to {baseline} (natural log; lower is closer)")
+    axes.set_title(
+        "Speed against quality of this run's variants (red x: failed its gate)", fontsize=10
+    )
+    axes.legend(title="provider", fontsize=8)
+    axes.grid(alpha=0.3)
     return figure
 
 

@@ -39,6 +39,7 @@ REPORT_FILE = "report.json"
 SUMMARY_FILE = "summary.md"
 FAILING = ("failed", "error", "xpassed")
 SOUND_SECONDS = 4.0
+BASELINE = "fp32"  # the model every variant's speed and quality is measured against
 # Figures that move less than this share between two runs are noise: run-to-run timing on
 # this machine drifts up to 29% in minima and 15% in medians (README, benchmark compare);
 # quality figures are deterministic and do not move at all on the same inputs.
@@ -177,9 +178,11 @@ def _draw_pictures(folder: Path, objects: list[Any], sounds: Mapping[str, np.nda
         draw,
         latency_bars,
         mel_comparison,
+        run_speed_quality,
         sensitivity_bars,
         speed_quality_scatter,
     )
+    from parity.quality import VariantQuality
     from parity.sensitivity import SweepResult
 
     drawn = []
@@ -193,6 +196,11 @@ def _draw_pictures(folder: Path, objects: list[Any], sounds: Mapping[str, np.nda
     records = [item for item in objects if isinstance(item, LatencyRecord)]
     if records:
         drawn.append(draw(latency_bars, folder / "latency.png", records))
+    qualities = [item for item in objects if isinstance(item, VariantQuality)]
+    timed = {record.model for record in records}
+    if BASELINE in timed and any(quality.variant in timed for quality in qualities):
+        scatter = folder / "speed-quality.png"
+        drawn.append(draw(run_speed_quality, scatter, qualities, records, BASELINE))
     for item in objects:
         if isinstance(item, OptimizeResult):
             drawn.append(

@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from parity.bench import LatencyRecord
 from parity.cli import main
 from parity.errors import ParityError
+from parity.quality import VariantQuality
 from parity.report import Gate, Report, compare_reports, load_report, write_report
+from parity.tolerances import INT8_VARIANTS
 
 TESTS = Path(__file__).parent
 FIXTURES = TESTS.parent / "fixtures" / "inputs"
@@ -120,6 +123,49 @@ def test_report_names_the_planted_variant_and_layer_first(two_runs, capsys) -> N
     assert any("sensitivity:sweep.rows[0].loss" in line and "WORSE" in line for line in changes)
     assert main(["report", "--compare", str(clean), str(clean)]) == 0
     assert "Nothing moved beyond noise" in capsys.readouterr().out
+
+
+def test_workers_hand_their_plots_and_sounds_to_the_controller(pytester, monkeypatch) -> None:
+    """Under pytest-xdist the report has what a serial run's has: the result objects and
+    waveforms come back from the workers, not only their JSON."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_user=PLANTED_MODULE)
+    monkeypatch.setenv("FIXTURES", str(FIXTURES))
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    monkeypatch.setenv("PLANT", "1")
+    folder = pytester.path / "n2"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--dist", "load", f"--parity-report={folder}"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    report = json.loads((folder / "report.json").read_text())
+    assert set(report["pictures"]) == {"mel.png", "sensitivity.png"}
+    assert set(report["sounds"]) == {"fp32.wav", "int8-dynamic.wav"}
+    gate = next(g for g in report["gates"] if g["outcome"] == "failed")
+    assert gate["figures"][0]["data"]["sweep"]["rows"][0]["scope"] == "/dec/b/"
+
+
+def _quality(name: str, mel: float, failures: tuple[str, ...] = ()) -> VariantQuality:
+    return VariantQuality(
+        name, ("s/v",), (0.0,), (mel,), (0.0,), (1.0,), 0.3, INT8_VARIANTS["qdq"], failures
+    )
+
+
+def _latency(model: str, seconds: float) -> LatencyRecord:
+    return LatencyRecord(model, "cpu", seconds, 2.0, 1000, 3, 0.05)
+
+
+def test_the_speed_quality_scatter_pairs_each_variant_with_its_latency(tmp_path) -> None:
+    objects = [
+        _quality("qdq", 0.3),
+        _quality("dynamic-uint8", 0.5, ("mean log-mel 0.5 > 0.45",)),
+        *(_latency(m, t) for m, t in (("fp32", 1.0), ("qdq", 0.7), ("dynamic-uint8", 0.9))),
+    ]
+    written = write_report(Report((Gate("t::a", "passed", 0.1),)), tmp_path, objects)
+    assert set(written.pictures) == {"latency.png", "speed-quality.png"}
+    # Quality without any latency of the same run: no speed axis, so no scatter.
+    written = write_report(Report(()), tmp_path / "no-timing", objects[:2])
+    assert written.pictures == ()
 
 
 def test_compare_ignores_timing_noise_but_not_a_quality_step() -> None:
