@@ -316,6 +316,7 @@ class _GateCollector:
         )
         if hasattr(report, "wasxfail"):
             outcome = "xfailed" if report.skipped else "xpassed"
+            message = report.wasxfail or None  # the known failure's reason
         elif report.failed:
             outcome = "failed" if report.when == "call" else "error"
             message = _failure_line(report)

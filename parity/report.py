@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import wave
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,6 @@ BASELINE = "fp32"  # the model every variant's speed and quality is measured aga
 # quality figures are deterministic and do not move at all on the same inputs.
 TIMING_NOISE = 0.30
 QUALITY_NOISE = 0.05
-_TIMING_WORDS = ("rtf", "seconds", "time", "latency", "speed")
 
 
 @dataclass(frozen=True)
@@ -103,17 +103,7 @@ class Report:
         else:
             lines += ["**Every gate passed.**", ""]
         lines += ["| gate | outcome | s | figure or failure |", "|---|---|---|---|"]
-        ordered = failures + [gate for gate in self.gates if not gate.failing]
-        for gate in ordered:
-            if gate.outcome == "skipped" and not gate.figures:
-                continue
-            detail = (
-                gate.message if gate.failing else (gate.figures[-1]["line"] if gate.figures else "")
-            )
-            mark = {"passed": "pass", "xfailed": "xfail (known)"}.get(
-                gate.outcome, gate.outcome.upper()
-            )
-            lines.append(f"| `{gate.test}` | {mark} | {gate.seconds:.1f} | {_cell(detail or '')} |")
+        lines += [_row(*row) for row in _table(failures, self.gates)]
         if self.pictures:
             lines += ["", "## Pictures", ""]
             lines += [f"![{Path(name).stem}]({name})" for name in self.pictures]
@@ -121,6 +111,41 @@ class Report:
             lines += ["", "## Listen", ""]
             lines += [f"- [{Path(name).stem}]({name})" for name in self.sounds]
         return "\n".join(lines) + "\n"
+
+
+def _mark(outcome: str) -> str:
+    return {"passed": "pass", "xfailed": "xfail (known)"}.get(outcome, outcome.upper())
+
+
+def _table(failures: list[Gate], gates: Sequence[Gate]) -> list[tuple[str, str, float, str]]:
+    """(test, mark, seconds, detail) rows: failures first, then the rest in run order.
+
+    A passing gate shows its last figure (its judgement), a known failure its reason;
+    passing cases of one test that recorded no figure share a row, to keep the table short.
+    """
+    rows = [(g.test, _mark(g.outcome), g.seconds, g.message or "") for g in failures]
+    quiet: dict[str, list[Gate]] = {}
+    for gate in gates:
+        if gate.outcome == "passed" and not gate.figures:
+            quiet.setdefault(gate.test.split("[", 1)[0], []).append(gate)
+    for gate in gates:
+        if gate.failing or (gate.outcome == "skipped" and not gate.figures):
+            continue
+        base = gate.test.split("[", 1)[0]
+        group = quiet.get(base, [])
+        if len(group) > 1 and gate in group:
+            if gate is group[0]:
+                cases = ", ".join(g.test[len(base) + 1 : -1] for g in group)
+                seconds = sum(g.seconds for g in group)
+                rows.append((f"{base}[...]", f"pass x{len(group)}", seconds, cases))
+            continue
+        detail = gate.figures[-1]["line"] if gate.figures else (gate.message or "")
+        rows.append((gate.test, _mark(gate.outcome), gate.seconds, detail))
+    return rows
+
+
+def _row(test: str, mark: str, seconds: float, detail: str) -> str:
+    return f"| `{test}` | {mark} | {seconds:.1f} | {_cell(detail)} |"
 
 
 def _cell(text: str, limit: int = 160) -> str:
@@ -275,25 +300,88 @@ class Change:
     what: str  # "outcome" or the figure's key path
     old: Any
     new: Any
-    worse: bool
+    verdict: str  # "worse", "better", or "changed" (a setting or count: not judged)
     detail: str = field(default="")
 
+    @property
+    def worse(self) -> bool:
+        return self.verdict == "worse"
+
     def line(self) -> str:
-        verdict = "WORSE" if self.worse else "better"
+        shown = self.verdict.upper() if self.worse else self.verdict
         return (
-            f"{verdict}: `{self.test}` {self.what}: {self.old} -> {self.new} {self.detail}".rstrip()
+            f"{shown}: `{self.test}` {self.what}: {self.old} -> {self.new} {self.detail}".rstrip()
         )
 
 
+# What a figure's rise means, by the names on its key path. Every figure is a cost (errors,
+# distances, losses, sizes, times) unless named here.
+_SETTINGS = {  # settings and counts: a change is listed, never judged
+    "audio_seconds",
+    "blocked_by",
+    "budget",
+    "builds",
+    "depth",
+    "initializers_converted",
+    "node_count",
+    "nodes_blocked",
+    "nodes_converted",
+    "repeats",
+    "requests",
+    "rows_checked",
+    "size_before",
+    "threshold",
+    "tokens",
+    "tolerance",
+}
+# Noise about noise (a timing's spread over its repeats): never compared.
+_UNCOMPARED = {"spread"}
+_BENEFITS = {"durations_equal"}  # a fall is worse
+_SIGNED = {"length_change"}  # worse as it moves away from zero either way
+# Real-time factors, in-run ratios and a latency record's seconds are timings (noisy); any
+# other "seconds" is how long a build took, which depends on the cache: not compared.
+_TIMINGS = {"rtf", "ratios"}
+# Keys that name an item of a list or a result, so figures pair by name, not position.
+_IDENTITY = ("scope", "variant", "model", "name")
+
+
+def _parts(path: str) -> set[str]:
+    return {part for part in re.split(r"[.:\[\]]", path) if part}
+
+
+def _judge(path: str, old: float, new: float) -> tuple[float, str] | None:
+    """(noise, verdict) of a figure's move from ``old`` to ``new``; None: not compared."""
+    parts = _parts(path)
+    timing = bool(parts & _TIMINGS) or {"record", "seconds"} <= parts
+    if parts & _UNCOMPARED or ("seconds" in parts and not timing):
+        return None
+    if parts & _SETTINGS:
+        return 0.0, "changed"  # deterministic: any change is listed
+    if parts & _SIGNED:
+        old, new = abs(old), abs(new)
+    rise = "better" if parts & _BENEFITS else "worse"
+    fall = "worse" if rise == "better" else "better"
+    return (TIMING_NOISE if timing else QUALITY_NOISE), rise if new > old else fall
+
+
+def _label(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return next((str(value[k]) for k in _IDENTITY if isinstance(value.get(k), str)), None)
+    return None
+
+
 def _numbers(value: Any, path: str = "") -> dict[str, float]:
-    """Every finite number in a figure's data, by key path (booleans are not figures)."""
+    """Every finite number in a figure's data, by key path (booleans are not figures); a
+    result or list item that names itself (a scope, a variant) is keyed by that name."""
     found: dict[str, float] = {}
     if isinstance(value, dict):
+        name = _label(value)
+        here = f"{path}[{name}]" if name is not None and path else path
         for key, item in value.items():
-            found.update(_numbers(item, f"{path}.{key}" if path else str(key)))
+            found.update(_numbers(item, f"{here}.{key}" if here else str(key)))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found.update(_numbers(item, f"{path}[{index}]"))
+            found.update(_numbers(item, path if _label(item) else f"{path}[{index}]"))
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         found[path] = float(value)
     return found
@@ -303,75 +391,61 @@ def _figures_of(gate: Gate) -> dict[str, float]:
     numbers: dict[str, float] = {}
     for index, figure in enumerate(gate.figures):
         for path, value in _numbers(figure.get("data", {})).items():
-            numbers[f"{figure.get('section', index)}:{path}"] = value
+            key = f"{figure.get('section', index)}:{path}"
+            numbers[key if key not in numbers else f"{key}#{index}"] = value
     return numbers
 
 
-def compare_reports(old: Report, new: Report) -> list[Change]:
-    """Outcome changes first, then figures that moved beyond noise (timing 30%, quality 5%).
-
-    Recorded figures are costs (errors, distances, losses, real-time factors): a rise is worse.
-    """
+def _outcome_changes(old: Report, new: Report) -> list[Change]:
     before = {gate.test: gate for gate in old.gates}
-    changes: list[Change] = []
+    changes = []
     for gate in new.gates:
         previous = before.get(gate.test)
-        if previous is None:
-            if gate.failing:
-                changes.append(
-                    Change(
-                        gate.test, "outcome", "(new test)", gate.outcome, True, gate.message or ""
-                    )
-                )
-            continue
-        if previous.failing != gate.failing:
+        was = "(new test)" if previous is None else previous.outcome
+        if (previous is None and gate.failing) or (
+            previous is not None and previous.failing != gate.failing
+        ):
+            verdict = "worse" if gate.failing else "better"
             changes.append(
-                Change(
-                    gate.test,
-                    "outcome",
-                    previous.outcome,
-                    gate.outcome,
-                    gate.failing,
-                    gate.message or "",
-                )
+                Change(gate.test, "outcome", was, gate.outcome, verdict, gate.message or "")
             )
-    outcome_changes = len(changes)
+    return changes
+
+
+def compare_reports(old: Report, new: Report) -> list[Change]:
+    """Outcome changes first, then figures that moved beyond noise (timing 30%, quality 5%),
+    the worse ones first; settings and counts that changed come last, unjudged."""
+    before = {gate.test: gate for gate in old.gates}
+    moved: list[Change] = []
     for gate in new.gates:
-        previous = before.get(gate.test)
-        if previous is None:
+        if gate.test not in before:
             continue
-        old_figures, new_figures = _figures_of(previous), _figures_of(gate)
+        old_figures, new_figures = _figures_of(before[gate.test]), _figures_of(gate)
         for path in sorted(old_figures.keys() & new_figures.keys()):
             a, b = old_figures[path], new_figures[path]
-            noise = (
-                TIMING_NOISE
-                if any(word in path.lower() for word in _TIMING_WORDS)
-                else QUALITY_NOISE
-            )
-            scale = max(abs(a), abs(b))
-            if scale > 1e-12 and abs(b - a) > noise * scale:
-                changes.append(
-                    Change(
-                        gate.test,
-                        path,
-                        f"{a:.4g}",
-                        f"{b:.4g}",
-                        b > a,
-                        f"({b / a - 1:+.0%})" if a else "",
-                    )
-                )
-    figures = sorted(changes[outcome_changes:], key=lambda change: not change.worse)
-    return changes[:outcome_changes] + figures
+            judged = _judge(path, a, b)
+            if judged is None:
+                continue
+            noise, verdict = judged
+            if abs(b - a) > noise * max(abs(a), abs(b)):
+                relative = f"({b / a - 1:+.0%})" if a else ""
+                moved.append(Change(gate.test, path, f"{a:.4g}", f"{b:.4g}", verdict, relative))
+    order = {"worse": 0, "better": 1, "changed": 2}
+    return _outcome_changes(old, new) + sorted(moved, key=lambda change: order[change.verdict])
 
 
 def render_comparison(changes: Sequence[Change], old: str, new: str) -> str:
     if not changes:
         return f"# {old} -> {new}\n\nNothing moved beyond noise.\n"
-    worse = sum(change.worse for change in changes)
+    counts = {
+        verdict: sum(c.verdict == verdict for c in changes) for verdict in ("worse", "better")
+    }
+    unjudged = len(changes) - sum(counts.values())
     lines = [
         f"# {old} -> {new}",
         "",
-        f"{worse} worse, {len(changes) - worse} better beyond noise.",
+        f"{counts['worse']} worse, {counts['better']} better beyond noise"
+        + (f"; {unjudged} settings or counts changed." if unjudged else "."),
         "",
     ]
     lines += [f"- {change.line()}" for change in changes]

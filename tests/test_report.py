@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 import wave
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +121,9 @@ def test_report_names_the_planted_variant_and_layer_first(two_runs, capsys) -> N
     changes = [line for line in lines if line.startswith("- ")]
     assert changes[0].startswith("- WORSE: `test_user.py::test_parity_variant_layers")
     assert "outcome: passed -> failed" in changes[0]
-    assert any("sensitivity:sweep.rows[0].loss" in line and "WORSE" in line for line in changes)
+    assert any(
+        "sensitivity:sweep.rows[/dec/b/].loss" in line and "WORSE" in line for line in changes
+    )
     assert main(["report", "--compare", str(clean), str(clean)]) == 0
     assert "Nothing moved beyond noise" in capsys.readouterr().out
 
@@ -168,6 +171,25 @@ def test_the_speed_quality_scatter_pairs_each_variant_with_its_latency(tmp_path)
     assert written.pictures == ()
 
 
+def test_summary_rows_show_each_judgement_and_fold_quiet_cases() -> None:
+    figure = {"section": "s", "line": "qdq: log-mel 0.51: ok", "data": {}}
+    gates = (
+        Gate("t.py::test_walk[a]", "passed", 0.5),
+        Gate("t.py::test_variant", "passed", 2.0, None, (figure,)),
+        Gate("t.py::test_walk[b]", "passed", 0.25),
+        Gate("t.py::test_other_converter", "xfailed", 3.0, "checker: nodes not sorted"),
+        Gate("t.py::test_gate", "failed", 1.0, "AssertionError: speed x1.2 > x1.0"),
+        Gate("t.py::test_skipped", "skipped", 0.0, "no Node.js"),
+    )
+    rows = [line for line in Report(gates).summary_markdown().splitlines() if line[:3] == "| `"]
+    assert rows == [
+        "| `t.py::test_gate` | FAILED | 1.0 | AssertionError: speed x1.2 > x1.0 |",
+        "| `t.py::test_walk[...]` | pass x2 | 0.8 | a, b |",
+        "| `t.py::test_variant` | pass | 2.0 | qdq: log-mel 0.51: ok |",
+        "| `t.py::test_other_converter` | xfail (known) | 3.0 | checker: nodes not sorted |",
+    ]
+
+
 def test_compare_ignores_timing_noise_but_not_a_quality_step() -> None:
     def run(rtf: float, loss: float) -> Report:
         figures = ({"section": "s", "line": "", "data": {"rtf": rtf, "loss": loss}},)
@@ -177,6 +199,79 @@ def test_compare_ignores_timing_noise_but_not_a_quality_step() -> None:
     assert moved == []
     moved = compare_reports(run(0.30, 0.100), run(0.30, 0.120))
     assert [(change.what, change.worse) for change in moved] == [("s:loss", True)]
+
+
+def _one_gate(**data: object) -> Report:
+    return Report(
+        (Gate("t::a", "passed", 1.0, None, ({"section": "s", "line": "", "data": data},)),)
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "verdict"),
+    [
+        ({"durations_equal": 10}, {"durations_equal": 8}, "worse"),  # a count of successes
+        ({"length_change": [-0.01]}, {"length_change": [0.02]}, "worse"),  # away from zero
+        ({"length_change": [-0.02]}, {"length_change": [0.01]}, "better"),
+        ({"tolerance": {"mean_mel": 0.4}}, {"tolerance": {"mean_mel": 0.5}}, "changed"),
+        ({"tolerance": {"mean_mel": 0.45}}, {"tolerance": {"mean_mel": 0.46}}, "changed"),
+        (
+            {"record": {"model": "m", "seconds": 1.0}},
+            {"record": {"model": "m", "seconds": 1.5}},
+            "worse",
+        ),
+    ],
+    ids=["benefit-falls", "signed-grows", "signed-shrinks", "setting", "setting-by-2%", "latency"],
+)
+def test_compare_judges_each_figure_by_what_its_rise_means(old, new, verdict) -> None:
+    (change,) = compare_reports(_one_gate(**old), _one_gate(**new))
+    assert change.verdict == verdict
+
+
+def test_compare_leaves_out_build_times_and_timing_spreads() -> None:
+    """How long a build took depends on the cache; a spread is noise about noise."""
+    old = _one_gate(seconds=0.2, record={"model": "m", "seconds": 1.0, "spread": 0.03})
+    new = _one_gate(seconds=12.0, record={"model": "m", "seconds": 1.0, "spread": 0.3})
+    assert compare_reports(old, new) == []
+
+
+def test_compare_pairs_named_items_by_name_not_position() -> None:
+    """A sweep whose ranking changed, and two records in one section: each figure is compared
+    with the same group's or model's in the other run."""
+    rows = [{"scope": "/a/", "loss": 0.5}, {"scope": "/b/", "loss": 0.1}]
+    old = _one_gate(sweep={"rows": rows}, record={"model": "fp32", "seconds": 1.0})
+    new = _one_gate(sweep={"rows": rows[::-1]}, record={"model": "fp32", "seconds": 1.0})
+    assert compare_reports(old, new) == []
+    records = ({"model": "fp32", "seconds": 1.0}, {"model": "qdq", "seconds": 0.5})
+    two = Report(
+        (
+            Gate(
+                "t::a",
+                "passed",
+                1.0,
+                None,
+                tuple({"section": "s", "line": "", "data": {"record": r}} for r in records),
+            ),
+        )
+    )
+    assert compare_reports(two, two) == []
+    slower = Report(
+        (
+            replace(
+                two.gates[0],
+                figures=(
+                    two.gates[0].figures[0],
+                    {
+                        "section": "s",
+                        "line": "",
+                        "data": {"record": {"model": "qdq", "seconds": 0.9}},
+                    },
+                ),
+            ),
+        )
+    )
+    (change,) = compare_reports(two, slower)
+    assert (change.what, change.verdict) == ("s:record[qdq].seconds", "worse")
 
 
 def test_a_sound_or_plot_that_cannot_be_made_does_not_fail_the_report(tmp_path, caplog) -> None:
