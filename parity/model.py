@@ -7,12 +7,14 @@ model hub that this harness never calls, or a checkpoint the user passes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import math
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -143,6 +145,21 @@ class KokoroSpec:
         return f"{self.preset} ({weights}), stft={self.stft}, source={self.source}"
 
 
+@contextlib.contextmanager
+def _kokoro_construction_warnings() -> Iterator[None]:
+    """Silence the two warnings kokoro's own constructors give on every build, and only them:
+    its LSTMs are built with dropout and one layer (dropout is inert in eval mode), and its
+    checkpoints need the deprecated ``weight_norm`` API (the ``weight_g``/``weight_v`` keys)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "dropout option adds dropout after all but last", UserWarning
+        )
+        warnings.filterwarnings(
+            "ignore", r"`torch\.nn\.utils\.weight_norm` is deprecated", FutureWarning
+        )
+        yield
+
+
 def build_kokoro(
     preset: Preset = "full",
     seed: int = 0,
@@ -162,7 +179,7 @@ def build_kokoro(
     from kokoro.model import KModel
 
     config = load_config(preset)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _kokoro_construction_warnings():
         torch.manual_seed(seed)
         model = KModel(repo_id="hexgrad/Kokoro-82M", config=config, model=_empty_checkpoint())
         _calibrate_random_heads(model, torch.Generator().manual_seed(seed))
