@@ -24,7 +24,7 @@ from parity.bench import Provider, measure, speed_ratios
 from parity.cache import write_text_atomic
 from parity.errors import ParityError, first_line
 from parity.inputs import KokoroInput
-from parity.quality import compare_variant
+from parity.quality import hear_model
 from parity.quantize import TRAINED_EXCLUDE_SCOPES, QuantBuild, QuantRecipe
 from parity.reporting import to_jsonable
 from parity.tolerances import CLEANER_THAN_PEER, INT8_VARIANTS
@@ -157,15 +157,11 @@ def hear(
     requests: Sequence[KokoroInput],
 ) -> CandidateResult:
     """Run ``path`` on ``requests`` and measure it against float32's ``reference`` audio."""
-    from parity.runners import OrtRunner
-
-    runner = OrtRunner(path)
-    audio = [runner.infer(request).waveform for request in requests]
-    quality = compare_variant(
+    quality, _ = hear_model(
         name,
-        reference,
-        audio,
-        requests,
+        path,
+        reference=reference,
+        requests=requests,
         size_ratio=size_ratio,
         tolerance=INT8_VARIANTS["published"],  # not gated here; the figures are what count
     )

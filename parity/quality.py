@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from parity.inputs import KokoroInput
 from parity.metrics import high_frequency_ratio, log_mel_distance, noise_floor_db
 from parity.tolerances import VariantTolerance
 
-__all__ = ["VariantQuality", "compare_variant"]
+__all__ = ["VariantQuality", "compare_variant", "hear_model"]
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,24 @@ def compare_variant(
         tolerance,
         failures,
     )
+
+
+def hear_model(
+    name: str,
+    path: Path,
+    *,
+    reference: Sequence[np.ndarray],
+    requests: Sequence[KokoroInput],
+    size_ratio: float,
+    tolerance: VariantTolerance,
+) -> tuple[VariantQuality, list[np.ndarray]]:
+    """Run the ONNX model at ``path`` on ``requests`` in ONNX Runtime and judge its audio
+    against float32's ``reference``; the waveforms come back too, to record or listen to."""
+    from parity.runners import OrtRunner
+
+    runner = OrtRunner(path)
+    audio = [runner.infer(request).waveform for request in requests]
+    quality = compare_variant(
+        name, reference, audio, requests, size_ratio=size_ratio, tolerance=tolerance
+    )
+    return quality, audio

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from parity.optimize import PEER
-from parity.quality import compare_variant
+from parity.quality import hear_model
 from parity.quantize import TRAINED_VARIANTS, QuantRecipe
-from parity.runners import OrtRunner
 from parity.tolerances import INT8_VARIANTS
 
 pytestmark = pytest.mark.parity
@@ -18,13 +17,11 @@ def test_parity_int8_variant_of_trained_kokoro_within_its_gates(
     variant, trained_variant, trained_requests, trained_reference_audio, parity_record
 ) -> None:
     built = trained_variant(variant)
-    runner = OrtRunner(built.path)
-    audio = [runner.infer(request).waveform for request in trained_requests]
-    quality = compare_variant(
+    quality, audio = hear_model(
         variant,
-        trained_reference_audio,
-        audio,
-        trained_requests,
+        built.path,
+        reference=trained_reference_audio,
+        requests=trained_requests,
         size_ratio=built.size_ratio,
         tolerance=INT8_VARIANTS[variant],
     )
@@ -39,16 +36,13 @@ def test_parity_published_int8_is_measured_beside_ours(
 ) -> None:
     """The peer: kokoro-onnx's int8 of the same weights, by the same measures and gates."""
     model, _ = kokoro_trained
-    runner = OrtRunner(model.int8_path)
-    audio = [runner.infer(request).waveform for request in trained_requests]
-    size = model.int8_path.stat().st_size / model.path.stat().st_size
-    quality = compare_variant(
+    quality, audio = hear_model(
         PEER,  # the name its latency is recorded under, so the report can pair the two
-        trained_reference_audio,
-        audio,
-        trained_requests,
-        size_ratio=size,
-        tolerance=INT8_VARIANTS["published"],
+        model.int8_path,
+        reference=trained_reference_audio,
+        requests=trained_requests,
+        size_ratio=model.int8_path.stat().st_size / model.path.stat().st_size,
+        tolerance=INT8_VARIANTS[PEER],
     )
     parity_record.audio(PEER, audio[0])
     parity_record.add("int8 quality (trained)", quality.summary(), quality=quality)
@@ -60,13 +54,11 @@ def test_parity_int8_gates_catch_quantizing_every_layer(
 ) -> None:
     """Without the measured exclusions, the same gates fail on length and static."""
     built = trained_variant("dynamic-uint8-everything", QuantRecipe(exclude_scopes=()))
-    runner = OrtRunner(built.path)
-    audio = [runner.infer(request).waveform for request in trained_requests]
-    quality = compare_variant(
+    quality, _ = hear_model(
         "dynamic-uint8-everything",
-        trained_reference_audio,
-        audio,
-        trained_requests,
+        built.path,
+        reference=trained_reference_audio,
+        requests=trained_requests,
         size_ratio=built.size_ratio,
         tolerance=INT8_VARIANTS["dynamic-uint8"],
     )
