@@ -300,7 +300,7 @@ class Change:
     what: str  # "outcome" or the figure's key path
     old: Any
     new: Any
-    verdict: str  # "worse", "better", or "changed" (a setting or count: not judged)
+    verdict: str  # worse, better; new or gone (in one run only); changed (a setting: unjudged)
     detail: str = field(default="")
 
     @property
@@ -412,40 +412,62 @@ def _outcome_changes(old: Report, new: Report) -> list[Change]:
     return changes
 
 
-def compare_reports(old: Report, new: Report) -> list[Change]:
-    """Outcome changes first, then figures that moved beyond noise (timing 30%, quality 5%),
-    the worse ones first; settings and counts that changed come last, unjudged."""
-    before = {gate.test: gate for gate in old.gates}
-    moved: list[Change] = []
-    for gate in new.gates:
-        if gate.test not in before:
+def _shown(a: float, b: float) -> tuple[str, str]:
+    """The two values with as many digits as it takes to tell them apart (4 at least)."""
+    digits = 4
+    while f"{a:.{digits}g}" == f"{b:.{digits}g}" and digits < 12:
+        digits += 1
+    return f"{a:.{digits}g}", f"{b:.{digits}g}"
+
+
+def _figure_changes(test: str, old: dict[str, float], new: dict[str, float]) -> list[Change]:
+    """Figures of one gate that moved beyond noise, and those only one run has (a sweep
+    splits a group that hurts into its layers: the layer's row is new)."""
+    changes = []
+    for path in sorted(old.keys() | new.keys()):
+        a, b = old.get(path), new.get(path)
+        judged = _judge(path, a or 0.0, b or 0.0)
+        if judged is None:
             continue
-        old_figures, new_figures = _figures_of(before[gate.test]), _figures_of(gate)
-        for path in sorted(old_figures.keys() & new_figures.keys()):
-            a, b = old_figures[path], new_figures[path]
-            judged = _judge(path, a, b)
-            if judged is None:
-                continue
-            noise, verdict = judged
-            if abs(b - a) > noise * max(abs(a), abs(b)):
-                relative = f"({b / a - 1:+.0%})" if a else ""
-                moved.append(Change(gate.test, path, f"{a:.4g}", f"{b:.4g}", verdict, relative))
-    order = {"worse": 0, "better": 1, "changed": 2}
-    return _outcome_changes(old, new) + sorted(moved, key=lambda change: order[change.verdict])
+        if a is None or b is None:
+            only = "new" if a is None else "gone"
+            value = f"{a if b is None else b:.4g}"
+            old_new = ("(none)", value) if a is None else (value, "(none)")
+            changes.append(Change(test, path, *old_new, only))
+            continue
+        noise, verdict = judged
+        if abs(b - a) > noise * max(abs(a), abs(b)):
+            relative = f"({b / a - 1:+.0%})" if a else ""
+            changes.append(Change(test, path, *_shown(a, b), verdict, relative))
+    return changes
+
+
+_ORDER = ("worse", "better", "new", "gone", "changed")
+
+
+def compare_reports(old: Report, new: Report) -> list[Change]:
+    """Outcome changes first, then figures that moved beyond noise (timing 30%, quality 5%):
+    worse, better, new or gone, and last the settings and counts that changed (unjudged)."""
+    before = {gate.test: gate for gate in old.gates}
+    moved = [
+        change
+        for gate in new.gates
+        if gate.test in before
+        for change in _figure_changes(gate.test, _figures_of(before[gate.test]), _figures_of(gate))
+    ]
+    return _outcome_changes(old, new) + sorted(moved, key=lambda c: _ORDER.index(c.verdict))
 
 
 def render_comparison(changes: Sequence[Change], old: str, new: str) -> str:
     if not changes:
         return f"# {old} -> {new}\n\nNothing moved beyond noise.\n"
-    counts = {
-        verdict: sum(c.verdict == verdict for c in changes) for verdict in ("worse", "better")
-    }
-    unjudged = len(changes) - sum(counts.values())
+    counted = {verdict: sum(c.verdict == verdict for c in changes) for verdict in _ORDER}
     lines = [
         f"# {old} -> {new}",
         "",
-        f"{counts['worse']} worse, {counts['better']} better beyond noise"
-        + (f"; {unjudged} settings or counts changed." if unjudged else "."),
+        f"{counted['worse']} worse, {counted['better']} better beyond noise; "
+        f"{counted['new'] + counted['gone']} figures new or gone; "
+        f"{counted['changed']} settings or counts changed.",
         "",
     ]
     lines += [f"- {change.line()}" for change in changes]

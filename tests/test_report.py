@@ -121,9 +121,13 @@ def test_report_names_the_planted_variant_and_layer_first(two_runs, capsys) -> N
     changes = [line for line in lines if line.startswith("- ")]
     assert changes[0].startswith("- WORSE: `test_user.py::test_parity_variant_layers")
     assert "outcome: passed -> failed" in changes[0]
-    assert any(
-        "sensitivity:sweep.rows[/dec/b/].loss" in line and "WORSE" in line for line in changes
+    assert "layer /dec/b/ loses 1.000" in changes[0]
+    # The clean sweep never split /dec/: the layer's row is new in the planted run.
+    new_row = (
+        "- new: `test_user.py::test_parity_variant_layers_within_threshold[int8-dynamic]` "
+        "sensitivity:sweep.rows[/dec/b/].loss: (none) -> 1"
     )
+    assert new_row in lines
     assert main(["report", "--compare", str(clean), str(clean)]) == 0
     assert "Nothing moved beyond noise" in capsys.readouterr().out
 
