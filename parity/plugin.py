@@ -347,7 +347,7 @@ def _write_parity_report(session: pytest.Session) -> None:
     command = "pytest " + " ".join(config.invocation_params.args)
     report = build_report(outcomes, recorder.measurements, command)
     objects = [value for m in recorder.measurements for value in m.data.values()]
-    written = write_report(report, Path(folder), objects, recorder.sounds)
+    written = write_report(report, Path(folder), objects, recorder.sounds, recorder.spoken)
     failing = len(written.failures())
     recorder.add(
         "report",

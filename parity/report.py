@@ -184,11 +184,13 @@ def write_report(
     folder: Path,
     objects: Iterable[Any] = (),
     sounds: Mapping[str, np.ndarray] | None = None,
+    spoken: str | None = None,
 ) -> Report:
-    """Write ``report.json``, ``summary.md``, the plots ``objects`` allow and the WAVs."""
+    """Write ``report.json``, ``summary.md``, the plots ``objects`` allow and the WAVs
+    (``sounds``: one waveform per model, all speaking the request named ``spoken``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    pictures = _draw_pictures(folder, list(objects), sounds or {})
+    pictures = _draw_pictures(folder, list(objects), sounds or {}, spoken)
     written = _write_sounds(folder, sounds or {})
     report = Report(report.gates, report.figures, tuple(pictures), tuple(written), report.command)
     write_text_atomic(folder / REPORT_FILE, json.dumps(report.to_json(), indent=2) + "\n")
@@ -196,7 +198,9 @@ def write_report(
     return report
 
 
-def _draw_pictures(folder: Path, objects: list[Any], sounds: Mapping[str, np.ndarray]) -> list[str]:
+def _draw_pictures(
+    folder: Path, objects: list[Any], sounds: Mapping[str, np.ndarray], spoken: str | None
+) -> list[str]:
     from parity.bench import LatencyRecord
     from parity.optimize import OptimizeResult
     from parity.plots import (
@@ -212,7 +216,7 @@ def _draw_pictures(folder: Path, objects: list[Any], sounds: Mapping[str, np.nda
 
     drawn = []
     if len(sounds) >= 2:
-        title = "log-mel of float32 and each variant, same sentence"
+        title = f"log-mel of each model against {next(iter(sounds))}: {spoken or 'one request'}"
         drawn.append(draw(mel_comparison, folder / "mel.png", dict(sounds), title))
     sweeps = [item for item in objects if isinstance(item, SweepResult)]
     for index, result in enumerate(sweeps):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from parity.errors import ParityError
 from parity.export import DEFAULT_OPSET, Exporter
 from parity.model import KokoroSpec
 
@@ -48,12 +49,22 @@ class Recorder:
     def __init__(self) -> None:
         self.measurements: list[Measurement] = []
         self.sounds: dict[str, Any] = {}
+        self.spoken: str | None = None  # the one request every sound speaks
         self.current_test: str | None = None
 
     def add(self, section: str, line: str, **data: Any) -> None:
         self.measurements.append(Measurement(section, line, data, self.current_test))
 
-    def audio(self, name: str, waveform: Any) -> None:
+    def audio(self, name: str, waveform: Any, *, spoken: str | None = None) -> None:
+        """Keep ``name``'s waveform (the first recorded) for the report; ``spoken`` names the
+        request, which must be the same for every sound, since the report sets them side by
+        side."""
+        if spoken is not None and self.spoken not in (None, spoken):
+            raise ParityError(
+                f"recorder: sound {name!r} speaks {spoken!r} but the run's sounds speak "
+                f"{self.spoken!r}; record the same request for every model"
+            )
+        self.spoken = self.spoken or spoken
         self.sounds.setdefault(name, waveform)
 
     def to_bytes(self) -> bytes:
@@ -75,16 +86,16 @@ class Recorder:
             return measurement
 
         measurements = [picklable(measurement) for measurement in self.measurements]
-        return pickle.dumps((measurements, self.sounds))
+        return pickle.dumps((measurements, self.sounds, self.spoken))
 
     def merge_bytes(self, payload: bytes) -> None:
         """Add a worker's ``to_bytes`` (on the controller, after the worker finished)."""
         import pickle
 
-        measurements, sounds = pickle.loads(payload)  # our own worker's output, same package
+        measurements, sounds, spoken = pickle.loads(payload)  # our own worker's, same package
         self.measurements.extend(measurements)
         for name, waveform in sounds.items():
-            self.audio(name, waveform)
+            self.audio(name, waveform, spoken=spoken)
 
     def sections(self) -> dict[str, list[Measurement]]:
         grouped: dict[str, list[Measurement]] = {}

@@ -25,8 +25,9 @@ def test_parity_int8_variant_of_trained_kokoro_within_its_gates(
         size_ratio=built.size_ratio,
         tolerance=INT8_VARIANTS[variant],
     )
-    parity_record.audio("fp32", trained_reference_audio[0])
-    parity_record.audio(variant, audio[0])
+    spoken = trained_requests[0].name
+    parity_record.audio("fp32", trained_reference_audio[0], spoken=spoken)
+    parity_record.audio(variant, audio[0], spoken=spoken)
     parity_record.add("int8 quality (trained)", quality.summary(), quality=quality)
     assert quality, quality.summary()
 
@@ -44,7 +45,7 @@ def test_parity_published_int8_is_measured_beside_ours(
         size_ratio=model.int8_path.stat().st_size / model.path.stat().st_size,
         tolerance=INT8_VARIANTS[PEER],
     )
-    parity_record.audio(PEER, audio[0])
+    parity_record.audio(PEER, audio[0], spoken=trained_requests[0].name)
     parity_record.add("int8 quality (trained)", quality.summary(), quality=quality)
     assert quality, quality.summary()
 

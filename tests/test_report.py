@@ -59,8 +59,10 @@ PLANTED_MODULE = textwrap.dedent(
         requests = inputs.sentences(load_config("full")["vocab"], inputs.calibration)[:2]
         model = tiny_kokoro(tmp_path / "m.onnx", kernel())
         quantize_dynamic(model, tmp_path / "q.onnx", weight_type=QuantType.QUInt8)
-        parity_record.audio("fp32", OrtRunner(model).infer(requests[0]).waveform)
-        parity_record.audio(variant, OrtRunner(tmp_path / "q.onnx").infer(requests[0]).waveform)
+        spoken = requests[0].name
+        parity_record.audio("fp32", OrtRunner(model).infer(requests[0]).waveform, spoken=spoken)
+        quantized = OrtRunner(tmp_path / "q.onnx").infer(requests[0]).waveform
+        parity_record.audio(variant, quantized, spoken=spoken)
         result = sweep(
             model, variant, requests, threshold=THRESHOLD, budget=1.0, loss=relative_rms, depth=1
         )
@@ -192,6 +194,19 @@ def test_summary_rows_show_each_judgement_and_fold_quiet_cases() -> None:
         "| `t.py::test_variant` | pass | 2.0 | qdq: log-mel 0.51: ok |",
         "| `t.py::test_other_converter` | xfail (known) | 3.0 | checker: nodes not sorted |",
     ]
+
+
+def test_sounds_of_different_requests_are_refused_in_one_line() -> None:
+    """The report sets the sounds side by side: they must all speak one request."""
+    from parity.session import Recorder
+
+    recorder = Recorder()
+    recorder.audio("fp32", np.zeros(8), spoken="sentence/af_heart")
+    recorder.audio("fp32", np.ones(8), spoken="sentence/af_heart")  # the first one is kept
+    with pytest.raises(ParityError, match=r"'qdq' speaks 'numbers/af_heart' but .* speak"):
+        recorder.audio("qdq", np.zeros(8), spoken="numbers/af_heart")
+    assert list(recorder.sounds) == ["fp32"]
+    assert not recorder.sounds["fp32"].any()
 
 
 def test_compare_ignores_timing_noise_but_not_a_quality_step() -> None:
