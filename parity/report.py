@@ -350,22 +350,32 @@ _IDENTITY = ("scope", "variant", "model", "name")
 
 
 def _parts(path: str) -> set[str]:
-    return {part for part in re.split(r"[.:\[\]]", path) if part}
+    """The key names on a figure's path, leaving out the item names in brackets."""
+    return {part for part in re.split(r"[.:]", re.sub(r"\[[^\]]*\]", "", path)) if part}
 
 
-def _judge(path: str, old: float, new: float) -> tuple[float, str] | None:
-    """(noise, verdict) of a figure's move from ``old`` to ``new``; None: not compared."""
+def _is_timing(parts: set[str]) -> bool:
+    return bool(parts & _TIMINGS) or {"record", "seconds"} <= parts
+
+
+def _compared(path: str) -> bool:
     parts = _parts(path)
-    timing = bool(parts & _TIMINGS) or {"record", "seconds"} <= parts
-    if parts & _UNCOMPARED or ("seconds" in parts and not timing):
-        return None
+    return not (parts & _UNCOMPARED or ("seconds" in parts and not _is_timing(parts)))
+
+
+def _judge(path: str, old: float, new: float) -> str | None:
+    """The verdict on a compared figure's move from ``old`` to ``new``; None if it did not
+    move beyond noise."""
+    parts = _parts(path)
+    timing = _is_timing(parts)
     if parts & _SETTINGS:
-        return 0.0, "changed"  # deterministic: any change is listed
+        return "changed" if new != old else None  # deterministic: any change is listed
     if parts & _SIGNED:
         old, new = abs(old), abs(new)
-    rise = "better" if parts & _BENEFITS else "worse"
-    fall = "worse" if rise == "better" else "better"
-    return (TIMING_NOISE if timing else QUALITY_NOISE), rise if new > old else fall
+    noise = TIMING_NOISE if timing else QUALITY_NOISE
+    if abs(new - old) <= noise * max(abs(old), abs(new)):
+        return None
+    return "worse" if (new > old) != bool(parts & _BENEFITS) else "better"
 
 
 def _label(value: Any) -> str | None:
@@ -428,19 +438,17 @@ def _figure_changes(test: str, old: dict[str, float], new: dict[str, float]) -> 
     """Figures of one gate that moved beyond noise, and those only one run has (a sweep
     splits a group that hurts into its layers: the layer's row is new)."""
     changes = []
-    for path in sorted(old.keys() | new.keys()):
+    for path in sorted(path for path in old.keys() | new.keys() if _compared(path)):
         a, b = old.get(path), new.get(path)
-        judged = _judge(path, a or 0.0, b or 0.0)
-        if judged is None:
-            continue
         if a is None or b is None:
             only = "new" if a is None else "gone"
             value = f"{a if b is None else b:.4g}"
-            old_new = ("(none)", value) if a is None else (value, "(none)")
-            changes.append(Change(test, path, *old_new, only))
+            changes.append(
+                Change(test, path, *(("(none)", value) if a is None else (value, "(none)")), only)
+            )
             continue
-        noise, verdict = judged
-        if abs(b - a) > noise * max(abs(a), abs(b)):
+        verdict = _judge(path, a, b)
+        if verdict is not None:
             relative = f"({b / a - 1:+.0%})" if a else ""
             changes.append(Change(test, path, *_shown(a, b), verdict, relative))
     return changes

@@ -247,11 +247,13 @@ def test_compare_judges_each_figure_by_what_its_rise_means(old, new, verdict) ->
     assert change.verdict == verdict
 
 
-def test_compare_leaves_out_build_times_and_timing_spreads() -> None:
+def test_compare_leaves_out_build_times_timing_spreads_and_sign_flips() -> None:
     """How long a build took depends on the cache; a spread is noise about noise."""
     old = _one_gate(seconds=0.2, record={"model": "m", "seconds": 1.0, "spread": 0.03})
     new = _one_gate(seconds=12.0, record={"model": "m", "seconds": 1.0, "spread": 0.3})
     assert compare_reports(old, new) == []
+    # A length change that flips sign at the same size is no change either.
+    assert compare_reports(_one_gate(length_change=[-0.01]), _one_gate(length_change=[0.01])) == []
 
 
 def test_compare_pairs_named_items_by_name_not_position() -> None:
