@@ -74,15 +74,24 @@ class Recorder:
         drawn from (the worker runs this same package); data that cannot be pickled goes
         as plain JSON data instead.
         """
+        import json
         import pickle
 
         from parity.reporting import to_jsonable
 
+        unpicklable = (pickle.PicklingError, TypeError, AttributeError)
+        try:
+            return pickle.dumps((self.measurements, self.sounds, self.spoken))
+        except unpicklable:
+            pass  # find the measurements at fault; only they go as JSON data
+
         def picklable(measurement: Measurement) -> Measurement:
             try:
                 pickle.dumps(measurement.data)
-            except (pickle.PicklingError, TypeError, AttributeError):
-                return replace(measurement, data=to_jsonable(measurement.data))
+            except unpicklable:
+                # to_jsonable passes unknown objects through: str() is their JSON form here.
+                plain = json.loads(json.dumps(to_jsonable(measurement.data), default=str))
+                return replace(measurement, data=plain)
             return measurement
 
         measurements = [picklable(measurement) for measurement in self.measurements]

@@ -196,6 +196,23 @@ def test_summary_rows_show_each_judgement_and_fold_quiet_cases() -> None:
     ]
 
 
+def test_a_worker_hands_over_objects_and_plain_data_for_what_cannot_be_pickled() -> None:
+    from parity.session import Recorder
+
+    worker = Recorder()
+    worker.current_test = "t::a"
+    worker.add("latency", "fp32", record=_latency("fp32", 1.0))
+    worker.add("odd", "a lambda", hook=lambda: None, value=0.5)
+    worker.audio("fp32", np.ones(4), spoken="sentence/af_heart")
+    controller = Recorder()
+    controller.merge_bytes(worker.to_bytes())
+    latency, odd = controller.measurements
+    assert latency.data["record"] == _latency("fp32", 1.0)  # the object, for the plots
+    assert odd.data["value"] == 0.5
+    assert odd.data["hook"].startswith("<function")
+    assert (odd.test, controller.spoken) == ("t::a", "sentence/af_heart")
+
+
 def test_sounds_of_different_requests_are_refused_in_one_line() -> None:
     """The report sets the sounds side by side: they must all speak one request."""
     from parity.session import Recorder
