@@ -410,8 +410,7 @@ def _figures_of(gate: Gate) -> dict[str, float]:
     return numbers
 
 
-def _outcome_changes(old: Report, new: Report) -> list[Change]:
-    before = {gate.test: gate for gate in old.gates}
+def _outcome_changes(before: Mapping[str, Gate], new: Report) -> list[Change]:
     changes = []
     for gate in new.gates:
         previous = before.get(gate.test)
@@ -467,7 +466,7 @@ def compare_reports(old: Report, new: Report) -> list[Change]:
         if gate.test in before
         for change in _figure_changes(gate.test, _figures_of(before[gate.test]), _figures_of(gate))
     ]
-    return _outcome_changes(old, new) + sorted(moved, key=lambda c: _ORDER.index(c.verdict))
+    return _outcome_changes(before, new) + sorted(moved, key=lambda c: _ORDER.index(c.verdict))
 
 
 def render_comparison(changes: Sequence[Change], old: str, new: str) -> str:
