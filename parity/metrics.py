@@ -10,11 +10,14 @@ from parity.model import SAMPLE_RATE
 
 __all__ = [
     "MEL",
+    "AlignedDistance",
     "MelSettings",
     "WaveformError",
+    "aligned_distance",
     "high_frequency_ratio",
     "log_mel",
     "log_mel_distance",
+    "loudness_db",
     "noise_floor_db",
     "waveform_error",
 ]
@@ -62,6 +65,73 @@ def log_mel_distance(
     if frames == 0:
         return float("nan")
     return float(np.mean(np.abs(a[:, :frames] - b[:, :frames])))
+
+
+@dataclass(frozen=True)
+class AlignedDistance:
+    """How two renderings of one request differ in sound, with timing taken out."""
+
+    log_mel: float  # mean |log-mel difference| along the frame pairing, level matched
+    mcd_db: float  # mel-cepstral distortion (coefficients 1..24) along the same pairing
+    frames: int  # pairs on the path
+
+
+# Mel cepstra for MCD: DCT-II of the natural-log mel amplitude, coefficients 1..24 (c0, the
+# frame energy, is the loudness axis's business). MCD = 10/ln10 * sqrt(2 * sum of squares).
+MCD_COEFFICIENTS = 24
+_MCD_SCALE = 10.0 / np.log(10.0) * np.sqrt(2.0)
+
+
+def _mel_cepstra(log_mel_power: np.ndarray) -> np.ndarray:
+    from scipy.fft import dct
+
+    return dct(0.5 * log_mel_power, type=2, norm="ortho", axis=0)[1 : MCD_COEFFICIENTS + 1]
+
+
+def aligned_distance(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    *,
+    frames_match: bool,
+    settings: MelSettings = MEL,
+) -> AlignedDistance:
+    """Log-mel distance and MCD of ``candidate`` against ``reference`` with timing removed.
+
+    ``frames_match``: both were made on the same durations (``parity.timing``), so frame i
+    pairs with frame i. Otherwise dynamic time warping (librosa) pairs the frames, and a
+    duration that rounded the other way costs a few frames on the path, not every frame
+    after it. The candidate is scaled to the reference's level first, so a gain difference
+    shows on the loudness axis only.
+    """
+    import librosa
+
+    gain = _rms(reference) / _rms(candidate) if _rms(candidate) > 0 else 1.0
+    a = log_mel(reference, settings)
+    b = log_mel(np.asarray(candidate, dtype=np.float64) * gain, settings)
+    if frames_match:
+        count = min(a.shape[1], b.shape[1])
+        pairs = np.stack([np.arange(count), np.arange(count)], axis=1)
+    else:
+        _, path = librosa.sequence.dtw(X=a, Y=b, metric="cityblock", backtrack=True)
+        pairs = path[::-1]
+    if len(pairs) == 0:
+        return AlignedDistance(float("nan"), float("nan"), 0)
+    left, right = a[:, pairs[:, 0]], b[:, pairs[:, 1]]
+    mcd = _MCD_SCALE * np.sqrt(np.sum((_mel_cepstra(left) - _mel_cepstra(right)) ** 2, axis=0))
+    return AlignedDistance(float(np.mean(np.abs(left - right))), float(np.mean(mcd)), len(pairs))
+
+
+def _rms(waveform: np.ndarray) -> float:
+    signal = np.asarray(waveform, dtype=np.float64)
+    return float(np.sqrt(np.mean(signal**2))) if signal.size else 0.0
+
+
+def loudness_db(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """The candidate's rms level over the reference's, in dB (0 when they play as loud)."""
+    a, b = _rms(reference), _rms(candidate)
+    if a <= 0 or b <= 0:
+        return float("nan") if a != b else 0.0
+    return float(20 * np.log10(b / a))
 
 
 def high_frequency_ratio(waveform: np.ndarray, cutoff_hz: float = 6000.0) -> float:

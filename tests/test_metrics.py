@@ -7,7 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from parity.metrics import high_frequency_ratio, log_mel_distance, noise_floor_db
+from parity.metrics import (
+    aligned_distance,
+    high_frequency_ratio,
+    log_mel_distance,
+    loudness_db,
+    noise_floor_db,
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +64,34 @@ def test_noise_floor_of_silence_and_of_too_short_input() -> None:
     assert noise_floor_db(np.zeros(24_000)) == float("-inf")
     with pytest.raises(ValueError, match="fewer than one frame"):
         noise_floor_db(np.zeros(100))
+
+
+def _stretched(clean: np.ndarray, at: float, pause_s: float) -> np.ndarray:
+    """``clean`` with a pause inserted at fraction ``at``: what one token rounded one frame
+    longer does to every later frame."""
+    cut = int(len(clean) * at)
+    return np.concatenate([clean[:cut], np.zeros(int(pause_s * 24_000)), clean[cut:]])
+
+
+def test_aligned_distance_takes_a_timing_shift_out_that_plain_log_mel_counts(
+    trained_speech,
+) -> None:
+    clean, _ = trained_speech
+    shifted = _stretched(clean, 0.3, 0.05)
+    plain = log_mel_distance(clean, shifted)
+    aligned = aligned_distance(clean, shifted, frames_match=False)
+    assert aligned.log_mel < plain / 4, (aligned, plain)
+    same = aligned_distance(clean, clean, frames_match=True)
+    assert same.log_mel == 0.0
+    assert same.mcd_db == 0.0
+    # Forced frame pairing on shifted audio is the plain distance again: no hiding a shift.
+    forced = aligned_distance(clean, shifted, frames_match=True)
+    assert forced.log_mel == pytest.approx(plain, rel=0.05)
+
+
+def test_aligned_distance_matches_levels_and_loudness_measures_them(trained_speech) -> None:
+    clean, _ = trained_speech
+    assert loudness_db(clean, 2 * clean) == pytest.approx(6.02, abs=0.01)
+    assert aligned_distance(clean, 2 * clean, frames_match=True).log_mel < 1e-3
+    hissy = _with_white_noise(clean, 30)
+    assert aligned_distance(clean, hissy, frames_match=True).mcd_db > 1.0
