@@ -63,7 +63,11 @@ def sensitivity_bars(result: SweepResult) -> Figure:
     kept_out = {*result.excluded, *result.extra_excluded}
     height = 1.2 + 0.32 * max(len(rows), 1)
     figure, axes = plt.subplots(figsize=(9, height))
-    labels = [f"{row.scope} ({row.op_types}, {len(row.nodes)})" for row in reversed(rows)]
+    labels = [
+        f"{row.scope} ({row.op_types}, {len(row.nodes)})"
+        + (f", moves {row.moved_tokens:.0%} of durations" if row.moved_tokens > 0 else "")
+        for row in reversed(rows)
+    ]
     # A NaN loss (an overflow) is the worst possible: draw it at the right edge, hatched.
     finite = [row.loss for row in rows if math.isfinite(row.loss)]
     edge = max([*finite, result.threshold]) * 1.1
@@ -76,7 +80,9 @@ def sensitivity_bars(result: SweepResult) -> Figure:
     axes.set_yticks(range(len(rows)), labels, fontsize=8)
     axes.axvline(result.threshold, color="black", linestyle="--", linewidth=1)
     axes.text(result.threshold, len(rows) - 0.4, f" threshold {result.threshold:g}", fontsize=8)
-    axes.set_xlabel("loss against the untransformed model (mean |Δ log-mel|, natural log)")
+    axes.set_xlabel(
+        "loss against the untransformed model (|Δ log-mel| with timing forced, natural log)"
+    )
     axes.set_title(
         f"{result.transform}: {min(len(rows), WORST_ROWS)} worst of {len(result.rows)} groups "
         f"(red: kept out); combined {result.combined_loss:.3f}, budget {result.budget:g}",
@@ -122,14 +128,14 @@ def speed_quality_scatter(result: OptimizeResult) -> Figure:
     )
     lines = []
     for number, row in enumerate(result.rows, start=1):
-        if row.error is not None or not math.isfinite(row.speed_ratio):
+        if row.error is not None or row.axes is None or not math.isfinite(row.speed_ratio):
             lines.append(f"{number:2d} {row.name}: failed")
             continue
-        clean = row.cleaner_than(result.peer)
+        clean = row.cleaner_than(result.peer, result.floor)
         chosen = row.name == result.chosen
         axes.scatter(
             row.speed_ratio,
-            row.mean_mel,
+            row.aligned_mel,
             s=140 if chosen else 60,
             marker="*" if chosen else "o",
             color="#1e8449" if clean else "#7f8c8d",
@@ -137,7 +143,7 @@ def speed_quality_scatter(result: OptimizeResult) -> Figure:
         )
         axes.annotate(
             str(number),
-            (row.speed_ratio, row.mean_mel),
+            (row.speed_ratio, row.aligned_mel),
             fontsize=8,
             xytext=(5, 3),
             textcoords="offset points",
@@ -145,13 +151,13 @@ def speed_quality_scatter(result: OptimizeResult) -> Figure:
         mark = " (chosen)" if chosen else ""
         lines.append(
             f"{number:2d} {row.name}{mark}\n   x{row.speed_ratio:.2f} time, log-mel "
-            f"{row.mean_mel:.2f}, >6 kHz x{row.hf_ratio:.2f}"
+            f"{row.aligned_mel:.3f}, MCD {row.axes.mcd_db:.1f} dB"
         )
     peer = result.peer
-    axes.scatter(peer.speed_ratio, peer.mean_mel, s=90, marker="D", color="#c0392b", zorder=3)
+    axes.scatter(peer.speed_ratio, peer.aligned_mel, s=90, marker="D", color="#c0392b", zorder=3)
     axes.annotate(
         "published int8 (peer)",
-        (peer.speed_ratio, peer.mean_mel),
+        (peer.speed_ratio, peer.aligned_mel),
         fontsize=8,
         xytext=(6, -12),
         textcoords="offset points",
@@ -160,7 +166,7 @@ def speed_quality_scatter(result: OptimizeResult) -> Figure:
     axes.axvline(1.0, color="black", linestyle="--", linewidth=1)
     axes.text(1.0, axes.get_ylim()[1], " float32 speed", fontsize=7, va="top")
     axes.set_xlabel(f"time per second of audio / float32's ({result.provider}; left is faster)")
-    axes.set_ylabel("mean |Δ log-mel| to float32 (natural log; lower is closer)")
+    axes.set_ylabel("aligned |Δ log-mel| to float32 (timing removed; lower is closer)")
     axes.set_title(
         f"int8 candidates for {result.target}: green = as clean as the peer, star = chosen",
         fontsize=10,
@@ -193,7 +199,7 @@ def run_speed_quality(
             key=lambda quality: ratios[quality.variant],
         )
         for order, quality in enumerate(shown):
-            x, y = ratios[quality.variant], float(sum(quality.mel) / len(quality.mel))
+            x, y = ratios[quality.variant], quality.axes().aligned_mel
             failures += not quality
             axes.scatter(
                 x,
@@ -222,7 +228,7 @@ def run_speed_quality(
     axes.xaxis.set_minor_formatter(ticker.NullFormatter())
     axes.xaxis.set_major_locator(ticker.FixedLocator([0.25, 0.4, 0.6, 0.8, 1, 1.5, 2, 3, 4, 6]))
     axes.set_xlabel(f"time per second of audio / {baseline}'s, same run (left is faster)")
-    axes.set_ylabel(f"mean |Δ log-mel| to {baseline} (natural log; lower is closer)")
+    axes.set_ylabel(f"aligned |Δ log-mel| to {baseline} (timing removed; lower is closer)")
     axes.set_title(
         "Speed against quality of this run's variants (red x: failed its gate)", fontsize=10
     )

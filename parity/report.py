@@ -341,7 +341,7 @@ _SETTINGS = {  # settings and counts: a change is listed, never judged
 # Noise about noise (a timing's spread over its repeats): never compared.
 _UNCOMPARED = {"spread"}
 _BENEFITS = {"durations_equal"}  # a fall is worse
-_SIGNED = {"length_change"}  # worse as it moves away from zero either way
+_SIGNED = {"length_change", "loudness_db"}  # worse as it moves away from zero either way
 # Real-time factors, in-run ratios and a latency record's seconds are timings (noisy); any
 # other "seconds" is how long a build took, which depends on the cache: not compared.
 _TIMINGS = {"rtf", "ratios"}

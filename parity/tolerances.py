@@ -69,33 +69,64 @@ FP16_MAX_SIZE_RATIO = 0.55
 
 @dataclass(frozen=True)
 class VariantTolerance:
-    """A quantized variant of the trained model against its float32 source (``parity.quality``)."""
+    """A variant of the trained model against its float32 source, one bound per axis of the
+    verdict (``parity.quality``): timing, sound with timing removed, static, loudness."""
 
-    mean_mel: float
     max_length_change: float
+    max_moved_tokens: float  # share of tokens whose frame count moved
+    aligned_mel: float  # mean |Δ log-mel| over the requests, timing removed
+    mcd_db: float  # mean mel-cepstral distortion
     max_floor_rise_db: float
     max_hf_ratio: float
+    max_loudness_db: float
     max_size_ratio: float
 
 
-# Measured 2026-11-25, ORT 1.32 CPU, trained Kokoro-82M (PyPI's int8 dequantized), the
-# sentence fixture x 5 voices, against the float32 model (parity.quantize.TRAINED_VARIANTS):
-#   variant                   size   length          mean log-mel (max)  floor   >6 kHz
-#   dynamic uint8             0.43x  -0.7..+0.6%     0.34 (0.66)         +1.2dB  x1.10
-#   dynamic int8 per-channel  0.44x  -0.7..+0.6%     0.32 (0.65)         +0.2dB  x1.09
-#   QDQ int8/uint8 MinMax     0.49x  -0.7..0%        0.51 (0.61)         +1.5dB  x1.45
-#   QOperator, same           0.49x  -0.7..0%        0.51 (0.61)         +1.4dB  x1.53
-#   published int8 (peer)     0.28x  -0.7..0%        0.54 (0.97)         +0.4dB  x1.06
-# ORT's graph optimisation alone moves log-mel by 0.15 (chaos from changed rounding). With no
-# exclusions, dynamic uint8 reads 1.56 with the audio 2.5 to 3.5% short, and conv_post alone
-# triples the >6 kHz share: the static users hear. Bounds sit ~1.3x above each measurement.
+# The verdict's noise floor: float32 against itself with its style vector moved by this much
+# (relative). Measured 2026-12-02, trained Kokoro-82M, held-out set x 5 voices, timing forced:
+# aligned log-mel 0.025 (0.007..0.048), MCD 0.72 dB, floor +0.33 dB, >6 kHz x1.01, loudness
+# 0.01 dB, no token moved. The same model run twice reads exactly 0 on every axis.
+STYLE_NUDGE = 1e-7
+# Noise-floor rises this small are not told apart when a variant is compared with the peer:
+# on the held-out set single requests of float32 against itself (style moved 1e-7) move the
+# floor by up to 0.3 dB, and a 40 dB SNR hiss lifts it by 26 dB (tests/test_metrics.py).
+FLOOR_RESOLUTION_DB = 0.1
+# For figures that are compared rather than gated (the recipe search, the noise floor).
+UNGATED = VariantTolerance(*(float("inf"),) * 8)
+
+# Measured 2026-12-02, ORT 1.32 CPU, trained Kokoro-82M against its float32 source, on the
+# held-out set (8 sentences; none of them chose a tolerance, exclusion or recipe), timing
+# forced to float32's durations. Gates run the sentences in 2 voices each (16 requests);
+# all 5 voices (40 requests) in brackets where they differ:
+#   variant        tokens moved  length      aligned (spread)       MCD dB  floor   >6k    loud
+#   dynamic uint8  0.4% (0.7%)   0.6 (1.8)%  0.255 (0.170..0.375)   6.35    +0.27   x1.04  0.05
+#   dyn. int8 p.c. 0.3% (0.7%)   0.6 (1.8)%  0.244 (0.171..0.359)   6.51    -0.07   x1.07  0.09
+#   QDQ            1.0% (0.7%)   0.8%        0.522 (0.373..0.689)   12.3    +0.27   x1.32  0.40
+#   QOperator      1.0% (0.7%)   0.8%        0.518 (0.377..0.680)   12.2    +0.29   x1.38  0.40
+#   published      3.3% (3.4%)   2.4%        0.240 (0.148..0.382)   6.27    -0.06   x1.06  0.07
+#   no exclusions  11.0% (9.3%)  5.5%        0.585 (0.437..0.792)   16.5    +0.10   x2.62  0.67
+# Noise floor (float32, style moved 1e-7): aligned 0.025, MCD 0.72 dB, no token moved.
+# Bounds sit ~1.3x above each measurement; the static bounds at a tenth of what quantizing
+# conv_post does (x2.6), and loudness at 0.5 dB (a missing 1.5x iSTFT gain reads 3.5 dB).
+_LENGTH, _FLOOR_DB, _LOUDNESS_DB = 0.032, 1.0, 0.5
 INT8_VARIANTS: dict[str, VariantTolerance] = {
-    "dynamic-uint8": VariantTolerance(0.45, 0.02, 3.0, 1.25, 0.45),
-    "dynamic-int8-per-channel": VariantTolerance(0.45, 0.02, 3.0, 1.25, 0.46),
-    "qdq": VariantTolerance(0.65, 0.02, 3.0, 1.8, 0.51),
-    "qoperator": VariantTolerance(0.65, 0.02, 3.0, 1.8, 0.51),
-    "published": VariantTolerance(0.7, 0.02, 3.0, 1.25, 0.30),
+    "dynamic-uint8": VariantTolerance(
+        _LENGTH, 0.02, 0.33, 8.5, _FLOOR_DB, 1.15, _LOUDNESS_DB, 0.45
+    ),
+    "dynamic-int8-per-channel": VariantTolerance(
+        _LENGTH, 0.02, 0.32, 8.5, _FLOOR_DB, 1.15, _LOUDNESS_DB, 0.46
+    ),
+    "qdq": VariantTolerance(_LENGTH, 0.02, 0.68, 16.0, _FLOOR_DB, 1.8, 0.6, 0.51),
+    "qoperator": VariantTolerance(_LENGTH, 0.02, 0.68, 16.0, _FLOOR_DB, 1.8, 0.6, 0.51),
+    "published": VariantTolerance(_LENGTH, 0.045, 0.31, 8.2, _FLOOR_DB, 1.15, _LOUDNESS_DB, 0.30),
 }
+
+# A shipped file through kokoro-onnx 0.6.1 against float32 through the same client, timing
+# aligned by DTW: the client trims silence, so lengths differ by what it trimmed. Measured
+# 2026-12-02 on the held-out sentences, one voice each: the published int8 length 5.2%,
+# aligned 0.306 (0.214..0.438), MCD 7.8 dB, floor -0.29 dB, x1.04, loudness 0.11 dB; the
+# CPU recipe 5.2%, 0.313 (0.221..0.502), 8.1 dB, +0.09 dB, x1.05, 0.05 dB.
+CLIENT = VariantTolerance(0.07, float("inf"), 0.4, 10.5, _FLOOR_DB, 1.15, _LOUDNESS_DB, 0.55)
 
 
 @dataclass(frozen=True)
@@ -158,24 +189,6 @@ SPEED_VS_FP32: dict[str, SpeedBound] = {
     "qoperator": SpeedBound(0.0, 0.65),
     "dynamic-int8-per-channel": SpeedBound(1.5, float("inf")),
 }
-
-
-@dataclass(frozen=True)
-class PeerSlack:
-    """How much worse than the peer (the published int8) a chosen variant may measure."""
-
-    mel: float
-    hf_ratio: float
-    floor_db: float
-    length_change: float
-
-
-# parity.optimize chooses only variants at least as clean as the published int8 measured in
-# the same run (2026-11-25: log-mel 0.54, >6 kHz x1.06, noise floor +0.4 dB, length 0.7%).
-# No slack on log-mel, the measure users compare. On the static detectors, the slack is a
-# tenth of the audible case: every layer quantized reads x3.13 and a dynamic variant that
-# sounds like the peer reads x1.10 / +1.2 dB, so x+0.1 and +1.0 dB stay far below static.
-CLEANER_THAN_PEER = PeerSlack(mel=0.0, hf_ratio=0.1, floor_db=1.0, length_change=0.02)
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,21 @@ def test_workers_hand_their_plots_and_sounds_to_the_controller(pytester, monkeyp
 
 def _quality(name: str, mel: float, failures: tuple[str, ...] = ()) -> VariantQuality:
     return VariantQuality(
-        name, ("s/v",), (0.0,), (mel,), (0.0,), (1.0,), 0.3, INT8_VARIANTS["qdq"], failures
+        name,
+        ("s/v",),
+        "forced",
+        (0.0,),
+        (0.0,),
+        (mel,),
+        (mel,),
+        (1.0,),
+        (0.0,),
+        (1.0,),
+        (0.0,),
+        0.3,
+        INT8_VARIANTS["qdq"],
+        None,
+        failures,
     )
 
 
