@@ -225,8 +225,8 @@ def _sensitivity(args: argparse.Namespace) -> int:
         source.unlink(missing_ok=True)
     for row in result.rows[: args.show]:
         print(
-            f"{row.loss:8.3f} {row.static_db:+6.1f} dB  {row.op_types:12s} {len(row.nodes):4d}"
-            f"  {row.scope}"
+            f"{row.loss:8.3f} {row.static_db:+6.1f} dB {row.moved_tokens:6.1%} moved  "
+            f"{row.op_types:12s} {len(row.nodes):4d}  {row.scope}"
         )
     print(result.summary())
     result.write(out)
@@ -291,7 +291,8 @@ def _optimize(args: argparse.Namespace) -> int:
         raise ParityError(f"optimize: unknown candidate(s) {unknown}; see parity optimize -h")
     candidates = {n: CANDIDATES[n] for n in args.candidate} if args.candidate else None
     calibration = voices.calibration(inputs)
-    requests = voices.spoken_by([inputs.case("sentence", voices.vocab)])
+    # Decided on the selection sentences; the held-out ones only judge (tests, README).
+    requests = voices.speak(inputs, inputs.selection, args.voices_each)
 
     def build(name: str, recipe: QuantRecipe) -> Any:
         return quantize_cached(cache, source, recipe, calibration)
@@ -592,6 +593,13 @@ def _add_optimize(commands: Any) -> None:
         help=f"only these (repeatable): {', '.join(CANDIDATES)}",
     )
     optimize.add_argument("--repeats", type=int, default=3, help="Default: %(default)s")
+    optimize.add_argument(
+        "--voices-each",
+        type=int,
+        default=2,
+        metavar="N",
+        help="trained voices per selection sentence, taken in turn. Default: %(default)s",
+    )
     optimize.add_argument(
         "--save-recipe", metavar="FILE.json", help="write the chosen recipe (fixtures/recipes/)"
     )

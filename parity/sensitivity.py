@@ -29,10 +29,12 @@ from parity.cache import write_text_atomic
 from parity.errors import ParityError
 from parity.graph import load_model
 from parity.inputs import InputSet, KokoroInput
-from parity.metrics import MEL, log_mel_distance, noise_floor_db
+from parity.metrics import MEL, aligned_distance, noise_floor_db
 from parity.reporting import to_jsonable
+from parity.tolerances import STYLE_NUDGE
 
 if TYPE_CHECKING:
+    from parity.runners import KokoroOutput
     from parity.weights import TrainedVoices
 
 __all__ = [
@@ -63,6 +65,14 @@ class SweepRow:
     op_types: str
     loss: float
     static_db: float = float("nan")  # rise of the noise floor (``metrics.noise_floor_db``)
+    # Share of tokens whose frame count the transform moved: the loss cannot see timing,
+    # since every candidate speaks on the source's durations; this figure does.
+    moved_tokens: float = float("nan")
+
+    def hurts(self, threshold: float, max_moved_tokens: float) -> bool:
+        """Over the sound threshold (NaN, an overflow, hurts too) or moving more durations
+        than allowed: the loss, measured on forced timing, cannot see the latter."""
+        return not self.loss <= threshold or self.moved_tokens > max_moved_tokens
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SweepRow:
@@ -72,6 +82,7 @@ class SweepRow:
             data["op_types"],
             _number(data["loss"]),
             _number(data.get("static_db")),
+            _number(data.get("moved_tokens")),
         )
 
 
@@ -88,6 +99,8 @@ class SweepResult:
     combined_loss: float
     builds: int
     seconds: float
+    floor: float = float("nan")  # the loss of the source against itself, style moved 1e-7
+    max_moved_tokens: float = float("inf")  # a group moving more durations is excluded too
 
     def __bool__(self) -> bool:
         return bool(np.isfinite(self.combined_loss)) and self.combined_loss <= self.budget
@@ -99,9 +112,10 @@ class SweepResult:
     def summary(self) -> str:
         return (
             f"{self.transform}: {len(self.rows)} groups in {self.builds} builds "
-            f"({self.seconds:.0f}s); {len(self.excluded)} over {self.threshold:g} excluded, "
+            f"({self.seconds:.0f}s); {len(self.excluded)} over {self.threshold:g} or moving over "
+            f"{self.max_moved_tokens:.0%} of durations excluded, "
             f"{len(self.extra_excluded)} more by bisection; combined loss "
-            f"{self.combined_loss:.3f} (budget {self.budget:g})"
+            f"{self.combined_loss:.3f} (budget {self.budget:g}); noise floor {self.floor:.3f}"
         )
 
     def write(self, folder: Path) -> None:
@@ -110,7 +124,9 @@ class SweepResult:
         write_text_atomic(folder / "sensitivity.json", json.dumps(to_jsonable(self), indent=2))
         table = io.StringIO()
         writer = csv.writer(table)
-        writer.writerow(["scope", "op_types", "nodes", "loss", "static_db", "excluded"])
+        writer.writerow(
+            ["scope", "op_types", "nodes", "loss", "static_db", "moved_tokens", "excluded"]
+        )
         kept_out = {*self.excluded, *self.extra_excluded}
         for row in self.rows:
             writer.writerow(
@@ -120,6 +136,7 @@ class SweepResult:
                     len(row.nodes),
                     f"{row.loss:.6g}",
                     f"{row.static_db:.3g}",
+                    f"{row.moved_tokens:.3g}",
                     row.scope in kept_out,
                 ]
             )
@@ -142,6 +159,8 @@ class SweepResult:
             _number(data["combined_loss"]),
             data["builds"],
             data["seconds"],
+            _number(data.get("floor")),
+            _number(data.get("max_moved_tokens", float("inf"))),
         )
 
 
@@ -151,8 +170,11 @@ def _number(value: float | None) -> float:
 
 
 def mean_log_mel(reference: np.ndarray, candidate: np.ndarray) -> float:
-    """Log-mel distance (``parity.metrics.MEL`` settings) over the frames both have."""
-    return log_mel_distance(reference, candidate)
+    """Log-mel distance with timing removed (``parity.metrics.aligned_distance``): frame i
+    against frame i when the lengths match, as they do when the sweep forces the source's
+    durations (``parity.timing``); aligned by DTW when they do not."""
+    same = len(reference) == len(candidate)
+    return aligned_distance(reference, candidate, frames_match=same).log_mel
 
 
 def weight_nodes(model: onnx.ModelProto, transform: Transform) -> list[onnx.NodeProto]:
@@ -192,18 +214,48 @@ class _Bench:
         calibration: Sequence[KokoroInput],
         loss: Loss,
         scratch: Path,
+        max_moved_tokens: float = float("inf"),
     ) -> None:
-        from parity.runners import OrtRunner
+        from parity.quality import listen
 
+        self.max_moved_tokens = max_moved_tokens
         self.source, self.transform, self.requests = source, transform, list(requests)
         self.calibration, self.loss, self.scratch = list(calibration), loss, scratch
-        self.reference = [OrtRunner(source).infer(r).waveform for r in self.requests]
-        self.floor = float(np.mean([_floor(wave) for wave in self.reference]))
+        # Every candidate speaks on the source's durations, so a loss is what the transform
+        # did to the sound, not where a rounded duration shifted the frames.
+        self.reference = listen(source, self.requests)
+        self.floor = float(np.mean([_floor(out.waveform) for out in self.reference]))
+        nudged = [replace(r, style=r.style * np.float32(1 + STYLE_NUDGE)) for r in self.requests]
+        self.nudge_floor = self._loss(listen(source, nudged, self.reference))
+        self.pipeline_floor = float("nan")  # set by the Sweeper: one build, nothing transformed
         self.builds = 0
 
-    def measure(self, transformed: set[str], all_nodes: set[str]) -> tuple[float, float]:
-        """(loss, noise-floor rise in dB) when exactly the ``transformed`` nodes change."""
-        from parity.runners import OrtRunner
+    @property
+    def loss_floor(self) -> float:
+        """The larger of the two ways the source differs from itself: its style moved by
+        1e-7, and the transform's pipeline run with no node transformed (graph rewriting
+        alone changes rounding, which chaos then amplifies)."""
+        return float(np.nanmax([self.nudge_floor, self.pipeline_floor]))
+
+    def _loss(self, outputs: Sequence[KokoroOutput]) -> float:
+        pairs = zip(self.reference, outputs, strict=True)
+        return float(np.mean([self.loss(ref.waveform, out.waveform) for ref, out in pairs]))
+
+    def require_above_floor(self, threshold: float, what: str) -> None:
+        """One line, and no sweep, when no group could be told from chaos."""
+        if not threshold > self.loss_floor:
+            raise ParityError(
+                f"sensitivity: the {what} {threshold:g} is not above the loss's noise floor "
+                f"{self.loss_floor:.3f} (the source against itself: {self.nudge_floor:.3f} with "
+                f"its style moved by {STYLE_NUDGE:g}, {self.pipeline_floor:.3f} through the "
+                "transform with no node transformed): no group can be told from chaos; raise "
+                f"the {what} above {self.loss_floor:.3f}, or sweep a model whose audio is stable"
+            )
+
+    def measure(self, transformed: set[str], all_nodes: set[str]) -> tuple[float, float, float]:
+        """(loss, noise-floor rise in dB, share of tokens moved) when exactly the
+        ``transformed`` nodes change."""
+        from parity.quality import listen
 
         target = self.scratch / f"candidate-{self.builds}.onnx"
         self.builds += 1
@@ -222,12 +274,20 @@ class _Bench:
                 preprocess=False,
             )
             quantize_model(self.source, target, recipe, self.calibration)
-        runner = OrtRunner(target)
-        waves = [runner.infer(request).waveform for request in self.requests]
+        outputs = listen(target, self.requests, self.reference)
         target.unlink()
-        losses = [self.loss(ref, wave) for ref, wave in zip(self.reference, waves, strict=True)]
-        static = float(np.mean([_floor(wave) for wave in waves])) - self.floor
-        return float(np.mean(losses)), static
+        static = float(np.mean([_floor(out.waveform) for out in outputs])) - self.floor
+        return self._loss(outputs), static, _moved_share(self.reference, outputs)
+
+
+def _moved_share(reference: Sequence[KokoroOutput], outputs: Sequence[KokoroOutput]) -> float:
+    """Mean share of tokens whose predicted frame count differs; NaN without durations."""
+    shares = [
+        float(np.mean(a.durations != b.durations))
+        for a, b in zip(reference, outputs, strict=True)
+        if a.durations is not None and b.durations is not None
+    ]
+    return float(np.mean(shares)) if shares else float("nan")
 
 
 def _floor(waveform: np.ndarray) -> float:
@@ -255,6 +315,7 @@ class Sweeper:
         depth: int = 2,
         max_depth: int = 6,
         loss: Loss = mean_log_mel,
+        max_moved_tokens: float = float("inf"),
     ) -> None:
         if transform not in TRANSFORMS:
             raise ParityError(f"sensitivity: unknown transform {transform!r}; use {TRANSFORMS}")
@@ -268,11 +329,19 @@ class Sweeper:
         self.groups = _groups(nodes, depth)
         self._scratch = tempfile.TemporaryDirectory(prefix="parity-sweep-")
         self.bench = _Bench(
-            Path(source), transform, requests, calibration, loss, Path(self._scratch.name)
+            Path(source),
+            transform,
+            requests,
+            calibration,
+            loss,
+            Path(self._scratch.name),
+            max_moved_tokens,
         )
+        self.bench.pipeline_floor = self.bench.measure(set(), self.every)[0]
 
     def rank(self, scope: str, threshold: float) -> list[SweepRow]:
         """The rows of one first-level group: itself, or its sub-scopes where it hurts."""
+        self.bench.require_above_floor(threshold, "threshold")
         group = {scope: self.groups[scope]}
         return _rank(self.bench, self.every, group, self.depth, self.max_depth, threshold)
 
@@ -281,10 +350,13 @@ class Sweeper:
     ) -> SweepResult:
         """Exclude the rows over ``threshold``, measure the rest combined, bisect if over
         ``budget``. ``builds`` counts those made elsewhere (by other workers)."""
+        self.bench.require_above_floor(threshold, "threshold")
+        self.bench.require_above_floor(budget, "budget")
         start = time.perf_counter()
         ranked = sorted(rows, key=lambda row: row.loss, reverse=True)
-        excluded = [row for row in ranked if not row.loss <= threshold]
-        remaining = [row for row in ranked if row.loss <= threshold]
+        moved = self.bench.max_moved_tokens
+        excluded = [row for row in ranked if row.hurts(threshold, moved)]
+        remaining = [row for row in ranked if not row.hurts(threshold, moved)]
 
         def combined(extra: int) -> float:
             out = {n for row in [*excluded, *remaining[:extra]] for n in row.nodes}
@@ -301,6 +373,8 @@ class Sweeper:
             combined_loss,
             self.bench.builds + builds,
             time.perf_counter() - start,
+            self.bench.loss_floor,
+            moved,
         )
 
     def close(self) -> None:
@@ -324,6 +398,7 @@ def sweep(
     depth: int = 2,
     max_depth: int = 6,
     loss: Loss = mean_log_mel,
+    max_moved_tokens: float = float("inf"),
 ) -> SweepResult:
     """Rank the groups of weight nodes of ``source`` by the loss ``transform`` causes.
 
@@ -341,6 +416,7 @@ def sweep(
         depth=depth,
         max_depth=max_depth,
         loss=loss,
+        max_moved_tokens=max_moved_tokens,
     ) as sweeper:
         rows = [row for scope in sorted(sweeper.groups) for row in sweeper.rank(scope, threshold)]
         result = sweeper.decide(rows, threshold=threshold, budget=budget)
@@ -359,14 +435,15 @@ def _rank(  # noqa: PLR0917 - private recursion
     rows: list[SweepRow] = []
     for scope, members in sorted(groups.items()):
         names = {node.name for node in members}
-        value, static = bench.measure(names, every)
+        value, static, moved = bench.measure(names, every)
+        row = SweepRow(scope, tuple(sorted(names)), "", value, static, moved)
         children = _groups(members, depth + 1)
-        hurts = not value <= threshold  # NaN (an overflow) hurts too
+        hurts = row.hurts(threshold, bench.max_moved_tokens)
         if hurts and len(members) > 1 and depth < max_depth and len(children) > 1:
             rows.extend(_rank(bench, every, children, depth + 1, max_depth, threshold))
             continue
         op_types = ",".join(sorted({node.op_type for node in members}))
-        rows.append(SweepRow(scope, tuple(sorted(names)), op_types, value, static))
+        rows.append(replace(row, op_types=op_types))
     return rows
 
 
@@ -404,6 +481,9 @@ class SweepSettings:
     budget: float = 0.45
     depth: int = 3
     max_depth: int = 6
+    # The gates' bound on moved durations (tolerances.INT8_VARIANTS): a group that moves
+    # more is kept float whatever its sound loss.
+    max_moved_tokens: float = 0.02
 
     def requests_from(
         self, inputs: InputSet, voices: TrainedVoices | None = None
@@ -430,6 +510,7 @@ class SweepSettings:
             calibration=requests,
             depth=self.depth,
             max_depth=self.max_depth,
+            max_moved_tokens=self.max_moved_tokens,
         )
 
     def run(self, source: Path, requests: Sequence[KokoroInput]) -> SweepResult:
@@ -443,6 +524,7 @@ class SweepSettings:
             calibration=requests,
             depth=self.depth,
             max_depth=self.max_depth,
+            max_moved_tokens=self.max_moved_tokens,
         )
 
 
@@ -501,7 +583,8 @@ def compare_with_baseline(
         both_nan = np.isnan(before) and np.isnan(row.loss)
         if not both_nan and not abs(row.loss - before) <= tolerance:
             moved.append(LossMove(scope, before, row.loss))
-        if (not before <= baseline.threshold) != (not row.loss <= baseline.threshold):
+        limits = (baseline.threshold, baseline.max_moved_tokens)
+        if old[scope].hurts(*limits) != row.hurts(*limits):
             flipped.append(scope)
     return SweepDrift(
         len(new),
@@ -538,13 +621,20 @@ def recheck(
     chosen += [row for row in baseline.rows if row.scope not in kept_out][:harmless]
     with tempfile.TemporaryDirectory() as scratch:
         bench = _Bench(
-            Path(source), settings.transform, requests, requests, mean_log_mel, Path(scratch)
+            Path(source),
+            settings.transform,
+            requests,
+            requests,
+            mean_log_mel,
+            Path(scratch),
+            settings.max_moved_tokens,
         )
         rows = []
         for row in chosen:
             present = set(row.nodes) & every
-            loss, static = bench.measure(present, every) if present else (float("nan"), 0.0)
-            rows.append(replace(row, loss=loss, static_db=static))
+            nothing = (float("nan"), 0.0, float("nan"))
+            loss, static, moved = bench.measure(present, every) if present else nothing
+            rows.append(replace(row, loss=loss, static_db=static, moved_tokens=moved))
         out = {node for row in baseline.rows if row.scope in kept_out for node in row.nodes}
         combined = bench.measure(every - out, every)[0]
     rows.sort(key=lambda row: row.loss, reverse=True)
@@ -553,11 +643,15 @@ def recheck(
         tuple(rows),
         baseline.threshold,
         baseline.budget,
-        tuple(row.scope for row in rows if not row.loss <= baseline.threshold),
+        tuple(
+            row.scope for row in rows if row.hurts(baseline.threshold, settings.max_moved_tokens)
+        ),
         (),
         combined,
         bench.builds,
         time.perf_counter() - start,
+        bench.loss_floor,
+        settings.max_moved_tokens,
     )
 
 

@@ -70,7 +70,7 @@ def test_sweep_names_the_planted_layer_first_and_keeps_it(
     assert result, result.summary()
     result.write(tmp_path / "out")
     table = (tmp_path / "out" / "sensitivity.csv").read_text().splitlines()
-    assert table[0] == "scope,op_types,nodes,loss,static_db,excluded"
+    assert table[0] == "scope,op_types,nodes,loss,static_db,moved_tokens,excluded"
     assert table[1].startswith("/dec/b/,Conv,1,")
     assert table[1].endswith(",True")
 
@@ -187,3 +187,12 @@ def test_a_plot_that_fails_to_draw_does_not_fail_the_run(tmp_path, caplog) -> No
     assert draw(broken, tmp_path / "x.png") is None
     assert not (tmp_path / "x.png").exists()
     assert "not drawn: RuntimeError: no fonts" in caplog.text
+
+
+def test_sweep_stops_in_one_line_when_its_threshold_is_within_the_noise_floor(
+    tmp_path, requests
+) -> None:
+    """A loss no group can be told from chaos by ranks nothing: the sweep says so instead."""
+    source = tiny_kokoro(tmp_path / "m.onnx", _outlier_kernel())
+    with pytest.raises(ParityError, match=r"threshold 0 is not above the loss's noise floor"):
+        sweep(source, "int8-dynamic", requests, threshold=0.0, budget=0.05, depth=1)
