@@ -4,7 +4,8 @@ Every candidate recipe is built (cached), heard on the same requests as float32 
 log-mel, noise floor, >6 kHz share) and timed against float32 and the peer (the published
 int8) interleaved in one run on the target's provider. A candidate that fails to build or
 run is kept in the table with its error. The choice is the fastest candidate at least as
-clean as the peer (``parity.tolerances.CLEANER_THAN_PEER``); it is saved as a declarative
+clean as the peer on every axis of the verdict (``parity.quality``), where a difference
+within the axis's noise floor counts as equal; it is saved as a declarative
 recipe under ``fixtures/recipes/`` so the same variant is rebuilt and gated on every commit.
 """
 
@@ -24,10 +25,11 @@ from parity.bench import Provider, measure, speed_ratios
 from parity.cache import write_text_atomic
 from parity.errors import ParityError, first_line
 from parity.inputs import KokoroInput
-from parity.quality import hear_model
+from parity.quality import Axes, hear_model, listen, measure_floor
 from parity.quantize import TRAINED_EXCLUDE_SCOPES, QuantBuild, QuantRecipe
 from parity.reporting import to_jsonable
-from parity.tolerances import CLEANER_THAN_PEER, INT8_VARIANTS
+from parity.runners import KokoroOutput
+from parity.tolerances import FLOOR_RESOLUTION_DB, UNGATED
 
 __all__ = [
     "CANDIDATES",
@@ -78,40 +80,46 @@ CANDIDATES: dict[str, QuantRecipe] = {
 PEER = "published"
 
 
+_NO_SLACK = Axes(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
 @dataclass(frozen=True)
 class CandidateResult:
-    """One candidate measured against float32: size, speed, and how it sounds."""
+    """One candidate measured against float32: size, speed, and the verdict's axes."""
 
     name: str
     label: str
     size_ratio: float = float("nan")
     speed_ratio: float = float("nan")  # real-time factor over float32's, same run
-    mean_mel: float = float("nan")
-    floor_rise_db: float = float("nan")  # worst over the requests
-    hf_ratio: float = float("nan")  # worst over the requests
-    length_change: float = float("nan")  # worst |len / len(fp32) - 1|
+    axes: Axes | None = None
     error: str | None = None
 
-    def cleaner_than(self, peer: CandidateResult) -> bool:
-        """At least as clean as ``peer`` on every measure, within the stated slack."""
-        slack = CLEANER_THAN_PEER
-        return (
-            self.error is None
-            and self.mean_mel <= peer.mean_mel + slack.mel
-            and self.hf_ratio <= peer.hf_ratio + slack.hf_ratio
-            and self.floor_rise_db <= peer.floor_rise_db + slack.floor_db
-            and self.length_change <= slack.length_change
-        )
+    @property
+    def aligned_mel(self) -> float:
+        return self.axes.aligned_mel if self.axes is not None else float("nan")
+
+    def cleaner_than(self, peer: CandidateResult, floor: Axes | None = None) -> bool:
+        """At least as clean as ``peer`` on every axis; a difference within that axis's
+        noise ``floor`` (float32 against itself, style moved by 1e-7) counts as equal."""
+        if self.error is not None or self.axes is None or peer.axes is None:
+            return False
+        slack = floor or _NO_SLACK
+        for axis in Axes.__dataclass_fields__:
+            ours, theirs = getattr(self.axes, axis), getattr(peer.axes, axis)
+            if axis == "floor_rise_db":  # a floor that falls is no defect, and no merit
+                ours, theirs = max(ours - FLOOR_RESOLUTION_DB, 0.0), max(theirs, 0.0)
+            if np.isnan(theirs) and np.isnan(ours):
+                continue  # neither reports durations
+            noise = getattr(slack, axis) - (1.0 if axis == "hf_ratio" else 0.0)  # a ratio
+            if not ours <= theirs + abs(noise):
+                return False
+        return True
 
     def line(self) -> str:
-        if self.error is not None:
+        if self.error is not None or self.axes is None:
             return f"{self.name:26s} FAILED: {self.error}"
         speed = f"speed x{self.speed_ratio:.2f}" if np.isfinite(self.speed_ratio) else "speed -"
-        return (
-            f"{self.name:26s} {speed:11s}  size {self.size_ratio:.2f}x  "
-            f"log-mel {self.mean_mel:.2f}  floor {self.floor_rise_db:+.1f} dB  "
-            f">6 kHz x{self.hf_ratio:.2f}  length {self.length_change:.1%}"
-        )
+        return f"{self.name:26s} {speed:11s}  size {self.size_ratio:.2f}x  {self.axes.line()}"
 
 
 @dataclass(frozen=True)
@@ -123,12 +131,14 @@ class OptimizeResult:
     rows: tuple[CandidateResult, ...]
     peer: CandidateResult
     chosen: str | None
+    floor: Axes | None = None  # the verdict's noise floor on the same requests
 
     def summary(self) -> str:
         choice = (
             self.chosen or "nothing (no candidate is faster than fp32 and as clean as the peer)"
         )
-        return f"{self.target}: {len(self.rows)} candidates; chosen: {choice}"
+        floor = f"; floor: {self.floor.line()}" if self.floor is not None else ""
+        return f"{self.target}: {len(self.rows)} candidates; chosen: {choice}{floor}"
 
     def write(self, folder: Path) -> None:
         """``optimize.json``, ``optimize.csv`` and ``optimize.png`` (speed vs quality)."""
@@ -138,11 +148,14 @@ class OptimizeResult:
         write_text_atomic(folder / "optimize.json", json.dumps(to_jsonable(self), indent=2))
         table = io.StringIO()
         writer = csv.writer(table)
-        fields = [f for f in CandidateResult.__dataclass_fields__ if f != "label"]
-        writer.writerow([*fields, "cleaner_than_peer", "chosen"])
+        fields = ["name", "size_ratio", "speed_ratio"]
+        axes = list(Axes.__dataclass_fields__)
+        writer.writerow([*fields, *axes, "error", "cleaner_than_peer", "chosen"])
         for row in (*self.rows, self.peer):
             values = [getattr(row, f) for f in fields]
-            writer.writerow([*values, row.cleaner_than(self.peer), row.name == self.chosen])
+            measured = [getattr(row.axes, a) if row.axes else "" for a in axes]
+            clean = row.cleaner_than(self.peer, self.floor)
+            writer.writerow([*values, *measured, row.error or "", clean, row.name == self.chosen])
         write_text_atomic(folder / "optimize.csv", table.getvalue())
         draw(speed_quality_scatter, folder / "optimize.png", self)
 
@@ -153,27 +166,15 @@ def hear(
     path: Path,
     *,
     size_ratio: float,
-    reference: Sequence[np.ndarray],
+    reference: Sequence[KokoroOutput],
     requests: Sequence[KokoroInput],
 ) -> CandidateResult:
-    """Run ``path`` on ``requests`` and measure it against float32's ``reference`` audio."""
+    """Run ``path`` on ``requests`` and measure it against float32's ``reference`` outputs."""
     quality, _ = hear_model(
-        name,
-        path,
-        reference=reference,
-        requests=requests,
-        size_ratio=size_ratio,
-        tolerance=INT8_VARIANTS["published"],  # not gated here; the figures are what count
-    )
-    return CandidateResult(
-        name,
-        label,
-        size_ratio,
-        mean_mel=float(np.mean(quality.mel)),
-        floor_rise_db=max(quality.floor_rise_db),
-        hf_ratio=max(quality.hf_ratio),
-        length_change=max(abs(x) for x in quality.length_change),
-    )
+        name, path, reference=reference, requests=requests, size_ratio=size_ratio,
+        tolerance=UNGATED,
+    )  # fmt: skip
+    return CandidateResult(name, label, size_ratio, axes=quality.axes())
 
 
 def search(
@@ -194,16 +195,14 @@ def search(
     ``build(name, recipe)`` makes the quantized model (the caller decides about caching and
     calibration); ``requests`` are what quality is judged on, the first one is timed.
     """
-    from parity.runners import OrtRunner
-
     if target not in TARGETS:
         raise ParityError(f"optimize: unknown target {target!r}; use {', '.join(TARGETS)}")
     if not requests:
         raise ParityError("optimize: no requests to judge the candidates on")
     chosen_candidates = CANDIDATES if candidates is None else candidates
-    fp32 = OrtRunner(source)
-    reference = [fp32.infer(request).waveform for request in requests]
-    del fp32
+    reference = listen(Path(source), requests)
+    floor = measure_floor(Path(source), requests, reference)
+    log(f"noise floor: {floor.line()}")
     size_fp32 = Path(source).stat().st_size
     heard: dict[str, CandidateResult] = {}
     paths: dict[str, Path] = {"fp32": Path(source), PEER: Path(peer)}
@@ -243,10 +242,12 @@ def search(
     peer_row = next(row for row in rows if row.name == PEER)
     ours = tuple(row for row in rows if row.name != PEER)
     clean = [
-        row for row in ours if row.cleaner_than(peer_row) and row.speed_ratio < max_speed_ratio
+        row
+        for row in ours
+        if row.cleaner_than(peer_row, floor) and row.speed_ratio < max_speed_ratio
     ]
     chosen = min(clean, key=lambda row: row.speed_ratio).name if clean else None
-    return OptimizeResult(target, provider, ours, peer_row, chosen)
+    return OptimizeResult(target, provider, ours, peer_row, chosen, floor)
 
 
 def write_recipe(path: Path, name: str, recipe: QuantRecipe, result: OptimizeResult) -> None:
