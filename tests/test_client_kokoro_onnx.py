@@ -1,0 +1,87 @@
+"""The real client: kokoro-onnx 0.6.1 from PyPI loads each shipped file offline and speaks.
+
+kokoro-onnx splits text into batches, trims silence and adds pauses, so its audio has no
+frame-by-frame counterpart: each file's audio is judged against float32's through the same
+client with timing aligned by DTW, on the held-out sentences, by the same verdict as the
+gates (``parity.quality``). The published int8 is heard beside ours.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parity.optimize import PEER, load_recipe
+from parity.quality import compare_variant
+from parity.runners import KokoroOutput
+from parity.tolerances import CLIENT
+
+pytestmark = pytest.mark.parity
+
+kokoro_onnx = pytest.importorskip(
+    "kokoro_onnx", reason="kokoro-onnx is not installed: pip install kokoro-onnx==0.6.1"
+)
+RECIPES = sorted((Path(__file__).parent.parent / "fixtures" / "recipes").glob("*.json"))
+SHIPPED = [PEER, *dict.fromkeys(load_recipe(path)[0] for path in RECIPES)]
+
+
+@pytest.fixture(scope="module")
+def client_requests(kokoro_trained, parity_inputs):
+    """Each held-out sentence in one trained voice, taken in turn."""
+    _, voices = kokoro_trained
+    return voices.speak(parity_inputs, parity_inputs.held_out, 1)
+
+
+@pytest.fixture(scope="module")
+def speak(kokoro_trained, client_requests):
+    """``speak(path)``: the client's audio for every client request."""
+    from parity.weights import voices_file
+
+    _, voices = kokoro_trained
+
+    def run(path: Path) -> list[KokoroOutput]:
+        client = kokoro_onnx.Kokoro(
+            str(path), str(voices_file()), vocab_config={"vocab": voices.vocab}
+        )
+        outputs = []
+        for request in client_requests:
+            voice = request.name.rsplit("/", 1)[1]
+            audio, rate = client.create(request.phonemes, voice=voice, is_phonemes=True)
+            assert rate == 24_000
+            outputs.append(KokoroOutput(np.asarray(audio, dtype=np.float32), None))
+        return outputs
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def client_reference(kokoro_trained, speak):
+    return speak(kokoro_trained[0].path)
+
+
+def _shipped_path(name: str, kokoro_trained, trained_variant) -> Path:
+    if name == PEER:
+        return kokoro_trained[0].int8_path
+    recipe = next(load_recipe(path)[2] for path in RECIPES if load_recipe(path)[0] == name)
+    return trained_variant(f"{name} (shipped)", recipe).path
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_parity_kokoro_onnx_speaks_each_shipped_file(
+    name, kokoro_trained, trained_variant, client_requests, client_reference, speak, parity_record
+) -> None:
+    path = _shipped_path(name, kokoro_trained, trained_variant)
+    outputs = speak(path)
+    quality = compare_variant(
+        f"kokoro-onnx: {name}",
+        client_reference,
+        outputs,
+        client_requests,
+        size_ratio=path.stat().st_size / kokoro_trained[0].path.stat().st_size,
+        tolerance=CLIENT,
+    )
+    parity_record.add("kokoro-onnx client", quality.summary(), quality=quality)
+    assert quality.timing == "dtw"
+    assert quality, quality.summary()
