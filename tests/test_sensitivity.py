@@ -196,3 +196,25 @@ def test_sweep_stops_in_one_line_when_its_threshold_is_within_the_noise_floor(
     source = tiny_kokoro(tmp_path / "m.onnx", _outlier_kernel())
     with pytest.raises(ParityError, match=r"threshold 0 is not above the loss's noise floor"):
         sweep(source, "int8-dynamic", requests, threshold=0.0, budget=0.05, depth=1)
+
+
+def test_sweep_of_the_tiny_random_export_stops_and_says_its_floor_is_the_pipeline(
+    parity_cache,
+) -> None:
+    """On random weights, the quantizer's graph rewriting alone (no node quantized) moves the
+    chaotic audio past the threshold: no ranking can mean anything, and the sweep says so."""
+    from parity.export import export_cached
+    from parity.model import KokoroSpec
+    from parity.quantize import preprocessed_cached
+
+    spec = KokoroSpec(preset="tiny")
+    exported = export_cached(parity_cache, spec, spec.build())
+    assert exported.path is not None
+    source, _ = preprocessed_cached(parity_cache, exported.path)
+    settings = SweepSettings("int8-dynamic")
+    with pytest.raises(ParityError) as stopped:
+        settings.run(source, settings.requests_from(load_input_set(FIXTURES)))
+    message = str(stopped.value)
+    assert "the threshold 0.3 is not above the loss's noise floor" in message
+    assert "through the transform with no node transformed" in message
+    assert "\n" not in message
