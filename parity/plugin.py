@@ -24,10 +24,11 @@ if TYPE_CHECKING:
     from parity.fp16 import Fp16Build
     from parity.inputs import InputSet, KokoroInput
     from parity.localize import IntermediateSession
-    from parity.quality import Axes
+    from parity.quality import Axes, VariantQuality
     from parity.quantize import QuantBuild, QuantRecipe
     from parity.runners import KokoroOutput
     from parity.sensitivity import Sweeper, SweepJob
+    from parity.tolerances import VariantTolerance
     from parity.weights import DequantizedModel, TrainedVoices
 
 RECORDER_KEY = pytest.StashKey[Recorder]()
@@ -620,6 +621,34 @@ def trained_listen(
         return heard[path]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def trained_verdict(
+    trained_held_out: list[KokoroInput],
+    trained_reference: list[KokoroOutput],
+    trained_listen: Callable[[Path], list[KokoroOutput]],
+    trained_floor: Axes,
+    kokoro_trained: tuple[DequantizedModel, TrainedVoices],
+) -> Callable[..., VariantQuality]:
+    """``verdict(name, path, tolerance)``: the model at ``path`` judged against the trained
+    float32 on the held-out requests (``parity.quality``), its noise floors beside it."""
+    from parity.quality import compare_variant
+
+    size_fp32 = kokoro_trained[0].path.stat().st_size
+
+    def judge(name: str, path: Path, tolerance: VariantTolerance) -> VariantQuality:
+        return compare_variant(
+            name,
+            trained_reference,
+            trained_listen(path),
+            trained_held_out,
+            size_ratio=Path(path).stat().st_size / size_fp32,
+            tolerance=tolerance,
+            floor=trained_floor,
+        )
+
+    return judge
 
 
 @pytest.fixture(scope="session")

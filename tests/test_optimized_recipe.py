@@ -9,7 +9,6 @@ import pytest
 
 from parity.bench import measure, speed_ratios
 from parity.optimize import PEER, TARGETS, CandidateResult, load_recipe
-from parity.quality import compare_variant
 from parity.quantize import QuantRecipe
 from parity.tolerances import UNGATED
 
@@ -38,34 +37,18 @@ def _build(trained_variant, key: tuple[str, QuantRecipe]):
 
 @pytest.mark.parametrize("key", RECIPES, ids=lambda key: "+".join(RECIPES[key]))
 def test_parity_chosen_recipe_sounds_as_clean_as_the_published_int8(
-    key,
-    trained_variant,
-    bench_models,
-    trained_held_out,
-    trained_reference,
-    trained_listen,
-    trained_floor,
-    parity_record,
+    key, trained_variant, bench_models, trained_verdict, trained_floor, parity_record
 ) -> None:
     """Chosen on the selection sentences; judged here on the held-out ones, on every axis,
     a difference within the axis's noise floor counting as equal."""
 
-    def judged(name: str, label: str, path: Path, size_ratio: float) -> CandidateResult:
-        figures = compare_variant(
-            name,
-            trained_reference,
-            trained_listen(path),
-            trained_held_out,
-            size_ratio=size_ratio,
-            tolerance=UNGATED,  # the comparison with the peer is the gate
-        )
-        return CandidateResult(name, label, size_ratio, axes=figures.axes())
+    def judged(name: str, label: str, path: Path) -> CandidateResult:
+        figures = trained_verdict(name, path, UNGATED)  # the comparison is the gate
+        return CandidateResult(name, label, figures.size_ratio, axes=figures.axes())
 
     built = _build(trained_variant, key)
-    ours = judged(key[0], built.recipe.label(), built.path, built.size_ratio)
-    peer_path = bench_models(PEER)
-    peer_size = peer_path.stat().st_size / bench_models("fp32").stat().st_size
-    peer = judged(PEER, "kokoro-onnx int8", peer_path, peer_size)
+    ours = judged(key[0], built.recipe.label(), built.path)
+    peer = judged(PEER, "kokoro-onnx int8", bench_models(PEER))
     parity_record.add("chosen recipes", peer.line())
     parity_record.add("chosen recipes", ours.line())  # last: the line the report shows
     assert ours.cleaner_than(peer, trained_floor), (
