@@ -224,8 +224,11 @@ def listen(
         runner = OrtRunner(path)  # no duration chain to rewire: judged by DTW
     if reference is None or not runner.forcible:
         return [runner.infer(request) for request in requests]
+    # A reference that spoke on its own prediction reports the durations it spoke on.
     return [
-        runner.infer(request, ref.durations if ref.forced else None)
+        runner.infer(request, ref.durations)
+        if ref.durations is not None and not ref.forced
+        else runner.infer(request)
         for request, ref in zip(requests, reference, strict=True)
     ]
 

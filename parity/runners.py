@@ -18,8 +18,8 @@ __all__ = ["KokoroOutput", "OrtRunner", "TorchRunner", "open_session", "require_
 @dataclass(frozen=True)
 class KokoroOutput:
     """A waveform at 24 kHz and the per-token durations the model predicted (None where the
-    model gives none); ``forced`` when the waveform was made on durations given from outside
-    (``parity.timing``), so its frames line up with the run that predicted them."""
+    model gives none); ``forced`` when the waveform was made on durations the caller gave
+    (``parity.timing``), so its frames line up with the run those durations came from."""
 
     waveform: np.ndarray = field(repr=False)
     durations: np.ndarray | None = field(repr=False)
@@ -154,10 +154,11 @@ class OrtRunner:
         """Audio and predicted durations; a forcible graph speaks on ``durations`` when given,
         else on the ones it predicts (found first by a short run on one frame per token)."""
         names = [self.audio_name] + ([self.durations_name] if self.durations_name else [])
+        given = durations is not None
+        if given and not self.forcible:
+            raise ParityError(f"{self.path}: durations can only be forced with force_timing=True")
         if self.forcible and durations is None:
             durations = self.run(request, [PREDICTED_OUTPUT])[0]
-        elif durations is not None and not self.forcible:
-            raise ParityError(f"{self.path}: durations can only be forced with force_timing=True")
         if durations is not None and np.size(durations) != request.input_ids.size:
             raise ParityError(
                 f"{request.name}: {np.size(durations)} forced durations for "
@@ -165,9 +166,7 @@ class OrtRunner:
             )
         outputs = self.run(request, names, durations)
         predicted = outputs[1].astype(np.int64).reshape(-1) if self.durations_name else None
-        return KokoroOutput(
-            outputs[0].astype(np.float32).reshape(-1), predicted, forced=self.forcible
-        )
+        return KokoroOutput(outputs[0].astype(np.float32).reshape(-1), predicted, forced=given)
 
 
 def _forced_bytes(path: Path, model_bytes: bytes | None) -> bytes:

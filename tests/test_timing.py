@@ -79,6 +79,7 @@ def test_runner_speaks_on_forced_durations_and_keeps_its_own(tmp_path) -> None:
     assert not free.forced
     runner = OrtRunner(path, force_timing=True)
     own = runner.infer(request)  # no durations given: it speaks on its own prediction
+    assert not own.forced
     np.testing.assert_array_equal(own.durations, [1, 3, 1, 4, 1])
     np.testing.assert_array_equal(own.waveform, free.waveform)
     shifted = runner.infer(request, np.array([2, 2, 2, 2, 3]))
