@@ -80,6 +80,9 @@ def sensitivity_bars(result: SweepResult) -> Figure:
     axes.set_yticks(range(len(rows)), labels, fontsize=8)
     axes.axvline(result.threshold, color="black", linestyle="--", linewidth=1)
     axes.text(result.threshold, len(rows) - 0.4, f" threshold {result.threshold:g}", fontsize=8)
+    if math.isfinite(result.floor):  # below it, a group cannot be told from chaos
+        axes.axvline(result.floor, color="#7f8c8d", linestyle=":", linewidth=1)
+        axes.text(result.floor, -0.9, f" noise floor {result.floor:.3f}", fontsize=8)
     axes.set_xlabel(
         "loss against the untransformed model (|Δ log-mel| with timing forced, natural log)"
     )
