@@ -80,7 +80,7 @@ CANDIDATES: dict[str, QuantRecipe] = {
 PEER = "published"
 
 
-_NO_SLACK = Axes(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+_NO_SLACK = Axes(0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # hf_ratio is a ratio: 1 is no change
 
 
 @dataclass(frozen=True)

@@ -92,3 +92,16 @@ def test_recipes_and_targets_are_checked(tmp_path, requests) -> None:
         load_recipe(bad)
     with pytest.raises(ParityError, match="unknown target 'gpu'"):
         search(bad, bad, "gpu", requests, lambda n, r: None)  # type: ignore[arg-type]
+
+
+def test_cleaner_than_gives_no_slack_without_a_floor_on_the_ratio_axis_too() -> None:
+    """Without a measured floor every axis compares as it stands; the >6 kHz axis is a ratio,
+    so its 'no change' is 1, not 0 (which once granted it a whole unit of slack)."""
+    from parity.optimize import CandidateResult
+    from parity.quality import Axes
+
+    def row(name: str, hf_ratio: float) -> CandidateResult:
+        return CandidateResult(name, "", axes=Axes(0.0, 0.0, 0.1, 1.0, 0.0, hf_ratio, 0.0))
+
+    assert not row("ours", 1.5).cleaner_than(row("peer", 1.0))
+    assert row("ours", 1.0).cleaner_than(row("peer", 1.0))
