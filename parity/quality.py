@@ -42,6 +42,8 @@ __all__ = [
     "hear_model",
     "listen",
     "measure_floor",
+    "moved_share",
+    "nudged",
 ]
 
 
@@ -145,7 +147,8 @@ def _length_change(source: KokoroOutput, variant: KokoroOutput) -> float:
     return len(variant.waveform) / len(source.waveform) - 1
 
 
-def _moved(source: KokoroOutput, variant: KokoroOutput) -> float:
+def moved_share(source: KokoroOutput, variant: KokoroOutput) -> float:
+    """Share of tokens whose predicted frame count differs; NaN where either has none."""
     if source.durations is None or variant.durations is None:
         return float("nan")
     if source.durations.shape != variant.durations.shape:
@@ -172,7 +175,7 @@ def compare_variant(
         tuple(r.name for r in requests),
         "forced" if forced else "dtw",
         tuple(_length_change(a, b) for a, b in pairs),
-        tuple(_moved(a, b) for a, b in pairs),
+        tuple(moved_share(a, b) for a, b in pairs),
         tuple(log_mel_distance(a.waveform, b.waveform) for a, b in pairs),
         tuple(d.log_mel for d in aligned),
         tuple(d.mcd_db for d in aligned),
@@ -252,13 +255,18 @@ def hear_model(
     return quality, outputs
 
 
+def nudged(requests: Sequence[KokoroInput]) -> list[KokoroInput]:
+    """The requests with every style vector moved by ``STYLE_NUDGE`` (relative): the input
+    change that measures a loss's noise floor."""
+    return [replace(r, style=r.style * np.float32(1 + STYLE_NUDGE)) for r in requests]
+
+
 def measure_floor(
     path: Path, requests: Sequence[KokoroInput], reference: Sequence[KokoroOutput]
 ) -> Axes:
     """Each axis's noise floor: the float32 model at ``path`` against its own ``reference``
     outputs when every style vector moves by ``STYLE_NUDGE`` (relative), same pipeline."""
-    nudged = [replace(r, style=r.style * np.float32(1 + STYLE_NUDGE)) for r in requests]
-    outputs = listen(path, nudged, reference)
+    outputs = listen(path, nudged(requests), reference)
     figures = compare_variant(
         "floor", reference, outputs, requests, size_ratio=1.0, tolerance=UNGATED
     )

@@ -99,7 +99,7 @@ class SweepResult:
     combined_loss: float
     builds: int
     seconds: float
-    floor: float = float("nan")  # the loss of the source against itself, style moved 1e-7
+    floor: float = float("nan")  # the source against itself: style nudge or empty transform
     max_moved_tokens: float = float("inf")  # a group moving more durations is excluded too
 
     def __bool__(self) -> bool:
@@ -216,7 +216,7 @@ class _Bench:
         scratch: Path,
         max_moved_tokens: float = float("inf"),
     ) -> None:
-        from parity.quality import listen
+        from parity.quality import listen, nudged
 
         self.max_moved_tokens = max_moved_tokens
         self.source, self.transform, self.requests = source, transform, list(requests)
@@ -225,8 +225,7 @@ class _Bench:
         # did to the sound, not where a rounded duration shifted the frames.
         self.reference = listen(source, self.requests)
         self.floor = float(np.mean([_floor(out.waveform) for out in self.reference]))
-        nudged = [replace(r, style=r.style * np.float32(1 + STYLE_NUDGE)) for r in self.requests]
-        self.nudge_floor = self._loss(listen(source, nudged, self.reference))
+        self.nudge_floor = self._loss(listen(source, nudged(self.requests), self.reference))
         self.pipeline_floor = float("nan")  # set by the Sweeper: one build, nothing transformed
         self.builds = 0
 
@@ -282,12 +281,11 @@ class _Bench:
 
 def _moved_share(reference: Sequence[KokoroOutput], outputs: Sequence[KokoroOutput]) -> float:
     """Mean share of tokens whose predicted frame count differs; NaN without durations."""
-    shares = [
-        float(np.mean(a.durations != b.durations))
-        for a, b in zip(reference, outputs, strict=True)
-        if a.durations is not None and b.durations is not None
-    ]
-    return float(np.mean(shares)) if shares else float("nan")
+    from parity.quality import moved_share
+
+    shares = [moved_share(a, b) for a, b in zip(reference, outputs, strict=True)]
+    finite = [share for share in shares if np.isfinite(share)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def _floor(waveform: np.ndarray) -> float:
