@@ -24,6 +24,7 @@ from typing import Literal, Protocol
 
 from parity.errors import ParityError
 from parity.inputs import KokoroInput
+from parity.memo import RunStore
 from parity.model import SAMPLE_RATE
 
 __all__ = [
@@ -179,6 +180,73 @@ def measure(
             )
         )
     return records
+
+
+def machine_identity() -> dict[str, object]:
+    """What a timing depends on besides the models: the CPU (model name and flags, which
+    say AVX-512 or AMX), the core count and the runtime versions."""
+    import hashlib
+    import os
+    import platform
+    from importlib import metadata
+
+    cpu: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "flags") and key.strip() not in cpu:
+                cpu[key.strip()] = value.strip()
+    except OSError:
+        cpu["model name"] = platform.processor()
+    return {
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "cpu": cpu.get("model name", ""),
+        "flags": hashlib.sha256(cpu.get("flags", "").encode()).hexdigest()[:16],
+        "onnxruntime": metadata.version("onnxruntime"),
+        "onnxruntime-web": _web_version(),
+    }
+
+
+def _web_version() -> str | None:
+    import json
+
+    lock = Path(__file__).parent / "web" / "package-lock.json"
+    try:
+        packages = json.loads(lock.read_text("utf-8"))["packages"]
+        return str(packages["node_modules/onnxruntime-web"]["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def measure_cached(
+    models: Mapping[str, Path],
+    provider: Provider,
+    requests: Sequence[KokoroInput],
+    *,
+    repeats: int,
+    runs: RunStore,
+) -> list[LatencyRecord]:
+    """``measure`` through the run store: the same files timed on the same machine and
+    runtimes are not timed again (``--parity-rerun`` does; benchmarks always do)."""
+    from parity.cache import content_digest
+    from parity.memo import request_digest, source_digest
+
+    parts = {
+        "models": {name: content_digest(Path(path)) for name, path in models.items()},
+        "provider": provider,
+        "requests": [request_digest(request) for request in requests],
+        "repeats": repeats,
+        "machine": machine_identity(),
+        "code": source_digest(("bench.py", "wasm.py", "runners.py"), ()),
+    }
+
+    def compute() -> list[dict[str, object]]:
+        from parity.reporting import to_jsonable
+
+        return [to_jsonable(r) for r in measure(models, provider, requests, repeats=repeats)]
+
+    return [LatencyRecord(**record) for record in runs.record("latency", parts, compute)]
 
 
 def speed_ratios(records: Sequence[LatencyRecord], baseline: str) -> dict[str, float]:

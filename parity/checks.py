@@ -20,12 +20,13 @@ allows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
 
+from parity.cache import content_digest
 from parity.compare import (
     DurationComparison,
     TensorComparison,
@@ -38,13 +39,15 @@ from parity.errors import ParityError
 from parity.graph import load_model
 from parity.inputs import KokoroInput
 from parity.intermediate import capture, expose, scope_boundary, value_types
-from parity.runners import OrtRunner, TorchRunner
+from parity.memo import RunStore, array_digest, onnxruntime_parts, torch_parts
+from parity.runners import KokoroOutput, OrtRunner, TorchRunner
 from parity.tolerances import StagedTolerance
 
 GENERATOR = "decoder.generator"
 GENERATOR_SCOPE = "/decoder/generator/"
 SOURCE_SCOPE = "/decoder/generator/m_source/"
 GENERATOR_ARGS = ("features", "style", "f0")
+INPUT_PREFIX = "generator-input:"
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
 
 
@@ -59,34 +62,69 @@ class ForcingRun:
 
 
 class ForcingSession:
-    """An exported Kokoro whose graph also outputs its generator's inputs and source."""
+    """An exported Kokoro whose graph also outputs its generator's inputs and source.
 
-    def __init__(self, path: Path, *, threads: int = 0) -> None:
-        model = load_model(path)
-        self.generator = scope_boundary(model, GENERATOR_SCOPE)
-        source = scope_boundary(model, SOURCE_SCOPE)
-        # An optimised graph (ORT's pre-processing for quantization) can also export a
-        # Shape from the source's scope; the harmonic source is its one float output.
-        types = value_types(model)
-        floats = (
-            [name for name in source.outputs if types[name].tensor_type.elem_type in FLOAT_TYPES]
-            if len(source.outputs) > 1
-            else list(source.outputs)
-        )
-        source = replace(source, outputs=tuple(floats))
-        if len(source.outputs) != 1:
-            raise ParityError(
-                f"parity: {path}: expected one output of {SOURCE_SCOPE}, found {source.outputs}"
+    The session opens on the first run the store does not already hold, so a warm run that
+    changed nothing loads no model.
+    """
+
+    def __init__(self, path: Path, *, threads: int = 0, runs: RunStore | None = None) -> None:
+        self.path = Path(path)
+        self.threads = threads
+        self.runs = runs or RunStore(None)
+        self._session: tuple[OrtRunner, tuple[str, ...], str] | None = None
+
+    def _open(self) -> tuple[OrtRunner, tuple[str, ...], str]:
+        if self._session is None:
+            model = load_model(self.path)
+            generator = scope_boundary(model, GENERATOR_SCOPE)
+            source = scope_boundary(model, SOURCE_SCOPE)
+            # An optimised graph (ORT's pre-processing for quantization) can also export a
+            # Shape from the source's scope; the harmonic source is its one float output.
+            types = value_types(model)
+            floats = (
+                [n for n in source.outputs if types[n].tensor_type.elem_type in FLOAT_TYPES]
+                if len(source.outputs) > 1
+                else list(source.outputs)
             )
-        self.source_value = source.outputs[0]
-        exposed = expose(model, [*self.generator.inputs, self.source_value])
-        self.runner = OrtRunner(path, threads=threads, model_bytes=exposed.SerializeToString())
+            if len(floats) != 1:
+                raise ParityError(
+                    f"parity: {self.path}: expected one output of {SOURCE_SCOPE}, "
+                    f"found {source.outputs}"
+                )
+            exposed = expose(model, [*generator.inputs, floats[0]])
+            runner = OrtRunner(
+                self.path, threads=self.threads, model_bytes=exposed.SerializeToString()
+            )
+            self._session = (runner, generator.inputs, floats[0])
+        return self._session
+
+    def _compute(self, request: KokoroInput) -> dict[str, np.ndarray]:
+        runner, inputs, source = self._open()
+        waveform, durations, *values = runner.run(
+            request, ["waveform", "durations", *inputs, source]
+        )
+        named = {
+            f"{INPUT_PREFIX}{name}": value for name, value in zip(inputs, values[:-1], strict=True)
+        }
+        return {"waveform": waveform, "durations": durations, "source": values[-1], **named}
 
     def run(self, request: KokoroInput) -> ForcingRun:
-        names = ["waveform", "durations", *self.generator.inputs, self.source_value]
-        waveform, durations, *values = self.runner.run(request, names)
-        inputs = dict(zip(self.generator.inputs, values[:-1], strict=True))
-        return ForcingRun(waveform.reshape(-1), durations.reshape(-1), inputs, values[-1])
+        parts = onnxruntime_parts(
+            content_digest(self.path), request, "forcing", threads=self.threads
+        )
+        values = self.runs.arrays("onnxruntime", parts, lambda: self._compute(request))
+        inputs = {
+            name[len(INPUT_PREFIX) :]: value
+            for name, value in values.items()
+            if name.startswith(INPUT_PREFIX)
+        }
+        return ForcingRun(
+            values["waveform"].reshape(-1),
+            values["durations"].reshape(-1),
+            inputs,
+            values["source"],
+        )
 
 
 @dataclass(frozen=True)
@@ -175,19 +213,20 @@ def match_generator_inputs(
 
 def forced_generator(
     model: object, args: list[np.ndarray], onnx_source: np.ndarray
-) -> tuple[np.ndarray, TensorComparison | None]:
+) -> tuple[np.ndarray, np.ndarray]:
     """PyTorch's generator on ONNX Runtime's inputs, its harmonic source swapped for ORT's.
 
-    Returns the audio and how PyTorch's own source (from the same F0) compared with ORT's.
+    Returns the audio and PyTorch's own harmonic source from the same F0 (empty when ORT's
+    has another layout, and then not swapped).
     """
     import torch
 
     generator = model.decoder.generator  # type: ignore[attr-defined]
-    seen: list[TensorComparison | None] = []
+    seen: list[np.ndarray] = []
 
     def swap_source(_module: object, _inputs: object, output: tuple) -> tuple:
-        matched = match_layout(output[0].numpy(), onnx_source)
-        seen.append(matched[0] if matched else None)
+        seen.append(output[0].numpy().copy())
+        matched = match_layout(seen[0], onnx_source)
         if matched is None:
             return output
         return (torch.from_numpy(np.ascontiguousarray(matched[1], dtype=np.float32)), *output[1:])
@@ -199,7 +238,43 @@ def forced_generator(
             audio = generator(*tensors).numpy().reshape(-1)
     finally:
         handle.remove()
-    return audio, seen[0] if seen else None
+    return audio, seen[0] if seen else np.zeros(0, np.float32)
+
+
+def source_comparison(torch_source: np.ndarray, onnx_source: np.ndarray) -> TensorComparison | None:
+    """PyTorch's harmonic source against ORT's, in whatever layout they agree on."""
+    matched = match_layout(torch_source, onnx_source) if torch_source.size else None
+    return matched[0] if matched else None
+
+
+def torch_reference(
+    model: object, request: KokoroInput, runs: RunStore
+) -> tuple[KokoroOutput, list[np.ndarray]]:
+    """PyTorch's free-running output and the arguments its generator was called with."""
+
+    def compute() -> dict[str, np.ndarray | None]:
+        with capture(model, [GENERATOR]) as captured:
+            output = TorchRunner(model).infer(request)
+        arguments = {f"arg{i}": value for i, value in enumerate(captured[GENERATOR].inputs)}
+        return {"waveform": output.waveform, "durations": output.durations, **arguments}
+
+    values = runs.arrays("torch", torch_parts(model, request, "free"), compute)
+    arguments = [values[f"arg{i}"] for i in range(len(values) - 2)]
+    return KokoroOutput(values["waveform"], values["durations"]), arguments
+
+
+def forced_generator_cached(
+    model: object, args: list[np.ndarray], onnx_source: np.ndarray, runs: RunStore
+) -> tuple[np.ndarray, np.ndarray]:
+    """``forced_generator`` through the store, keyed by the weights and the forced tensors."""
+    parts = torch_parts(model, None, "forced", forced=array_digest(*args, onnx_source))
+
+    def compute() -> dict[str, np.ndarray]:
+        audio, torch_source = forced_generator(model, args, onnx_source)
+        return {"audio": audio, "torch_source": torch_source}
+
+    values = runs.arrays("torch", parts, compute)
+    return values["audio"], values["torch_source"]
 
 
 def check_against_pytorch(
@@ -208,9 +283,9 @@ def check_against_pytorch(
     request: KokoroInput,
     tolerance: StagedTolerance,
 ) -> StagedParity:
-    """Run ``request`` through PyTorch and ONNX Runtime and judge the three parts."""
-    with capture(model, [GENERATOR]) as captured:
-        reference = TorchRunner(model).infer(request)
+    """Run ``request`` through PyTorch and ONNX Runtime and judge the three parts; each run
+    comes from the session's store when nothing that shapes it changed."""
+    reference, generator_args = torch_reference(model, request, session.runs)
     onnx_run = session.run(request)
     failures: list[str] = []
     duration_check = compare_durations(reference.durations, onnx_run.durations, request.symbols)
@@ -229,7 +304,7 @@ def check_against_pytorch(
         )
     stages, forced_args = [], []
     for name, value_name, comparison, view in match_generator_inputs(
-        captured[GENERATOR].inputs, onnx_run.generator_inputs
+        generator_args, onnx_run.generator_inputs
     ):
         stages.append(StageComparison(name, value_name, comparison))
         forced_args.append(view)
@@ -238,7 +313,10 @@ def check_against_pytorch(
                 f"generator input {name}: rms_rel {comparison.rms_rel:.3g}"
                 f" > {tolerance.stage_rms_rel:g}"
             )
-    forced_audio, source = forced_generator(model, forced_args, onnx_run.source)
+    forced_audio, torch_source = forced_generator_cached(
+        model, forced_args, onnx_run.source, session.runs
+    )
+    source = source_comparison(torch_source, onnx_run.source)
     if source is None or not source.finite or source.rms_rel > tolerance.source_rms_rel:
         observed = "no match" if source is None else f"rms_rel {source.rms_rel:.3g}"
         failures.append(f"harmonic source: {observed} > {tolerance.source_rms_rel:g}")

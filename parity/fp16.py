@@ -29,9 +29,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from parity.cache import ArtifactCache, CacheKey, atomic_path
+from parity.cache import ArtifactCache, CacheKey, atomic_path, content_digest
 from parity.errors import ParityError, first_line
 from parity.graph import UniqueNames, load_model, node_subgraphs
+from parity.memo import RunStore, source_digest
 from parity.reporting import to_jsonable
 
 __all__ = [
@@ -838,8 +839,7 @@ def convert_cached(cache: ArtifactCache, source: Path, options: Fp16Options) -> 
     key = CacheKey(
         "fp16",
         {
-            "source": source.name,
-            "source_size": source.stat().st_size,
+            "source": content_digest(source),
             "options": options.key(),
             "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
             "onnx": onnx.__version__,
@@ -924,6 +924,30 @@ def audit(model: onnx.ModelProto, original: onnx.ModelProto | None = None) -> Fp
         redundant = [name for name in redundant if name not in set(_casts(original)[1])]
     return Fp16Audit(
         checker_error, runtime_error, casts, tuple(redundant), tuple(duplicates), tuple(changed)
+    )
+
+
+def audit_files(path: Path, original: Path, runs: RunStore | None = None) -> Fp16Audit:
+    """``audit`` of the converted file at ``path`` against ``original``, from the run store
+    when these two files were audited with this code and these versions before (a strict
+    check of a full-size model takes about a minute)."""
+
+    def compute() -> dict[str, object]:
+        return to_jsonable(audit(load_model(path), load_model(original)))
+
+    parts = {
+        "converted": content_digest(path),
+        "original": content_digest(original),
+        "code": source_digest(("fp16.py", "runners.py"), ("onnx", "onnxruntime")),
+    }
+    found = (runs or RunStore(None)).record("fp16-audit", parts, compute)
+    return Fp16Audit(
+        found["checker_error"],
+        found["runtime_error"],
+        int(found["casts"]),
+        tuple(found["redundant_casts"]),
+        tuple(found["duplicate_names"]),
+        tuple(found["changed_interface"]),
     )
 
 

@@ -11,14 +11,16 @@ keeps every row tight, so the first row over tolerance is where the fault is.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
 
+from parity.cache import content_digest
 from parity.checks import (
     GENERATOR,
     GENERATOR_SCOPE,
@@ -38,6 +40,7 @@ from parity.intermediate import (
     renamed_variants,
     scope_boundary,
 )
+from parity.memo import RunStore, array_digest, onnxruntime_parts, source_digest, torch_parts
 from parity.runners import OrtRunner, TorchRunner
 from parity.tolerances import IntermediateTolerance
 
@@ -210,7 +213,9 @@ class IntermediateSession:
     """An exported Kokoro whose module boundaries (``labels``: path -> label) are outputs too.
 
     ``scopes`` maps module paths to the exporter's scope prefixes (``scopes_of``);
-    ``transform`` edits the graph before it is loaded (planted faults, for instance).
+    ``transform`` edits the graph before it is loaded (planted faults, for instance). With a
+    run store, the boundaries and ONNX Runtime's outputs come from it when the same artefact
+    was run before, and no model is loaded.
     """
 
     def __init__(
@@ -221,34 +226,50 @@ class IntermediateSession:
         *,
         threads: int = 0,
         transform: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None,
+        runs: RunStore | None = None,
     ) -> None:
-        model = load_model(path)
-        if transform is not None:
-            model = transform(model)
-        self.labels = labels
-        self.boundaries: dict[str, ScopeBoundary] = {}
-        for module in labels:
-            if module not in scopes:
-                continue  # not called on this input (or not a module the exporter scoped)
-            variants = renamed_variants(model, scopes[module])
-            try:
-                self.boundaries[module] = scope_boundary(model, variants)
-            except ParityError:
-                continue  # no nodes: the module folded away (e.g. an identity)
-        self.generator = scope_boundary(model, GENERATOR_SCOPE)
-        source = scope_boundary(model, SOURCE_SCOPE)
-        if len(source.outputs) != 1:
-            raise ParityError(
-                f"intermediate: {path}: expected one output of {SOURCE_SCOPE}, "
-                f"found {source.outputs}"
+        self.path, self.labels, self.threads = Path(path), labels, threads
+        self.runs = runs or RunStore(None)
+        self._model: onnx.ModelProto | None = None
+        self._runner: OrtRunner | None = None
+        if transform is None:
+            self.artefact = content_digest(self.path)
+            parts = {
+                "artefact": self.artefact,
+                "scopes": scopes,
+                "labels": labels,
+                "code": source_digest(("localize.py", "intermediate.py", "graph.py"), ("onnx",)),
+            }
+            plan = self.runs.record(
+                "intermediate-plan", parts, lambda: _plan(self._loaded(), scopes, labels)
             )
-        self.source_value = source.outputs[0]
-        names = [*self.generator.inputs, self.source_value]
-        for boundary in self.boundaries.values():
-            names += boundary.outputs
-        self.names = list(dict.fromkeys(names))
-        exposed = expose(model, self.names)
-        self.runner = OrtRunner(path, threads=threads, model_bytes=exposed.SerializeToString())
+        else:
+            self._model = transform(load_model(self.path))
+            # A planted fault is keyed by the edited graph's bytes, not the file's.
+            self.artefact = hashlib.sha256(self._model.SerializeToString()).hexdigest()
+            plan = _plan(self._model, scopes, labels)
+        self.boundaries = {
+            module: ScopeBoundary(
+                b["prefix"], b["node_count"], tuple(b["inputs"]), tuple(b["outputs"])
+            )
+            for module, b in plan["boundaries"].items()
+        }
+        self.generator = ScopeBoundary(*plan["generator"][:2], *map(tuple, plan["generator"][2:]))
+        self.source_value: str = plan["source"]
+        self.names: list[str] = list(plan["names"])
+
+    def _loaded(self) -> onnx.ModelProto:
+        if self._model is None:
+            self._model = load_model(self.path)
+        return self._model
+
+    def _session(self) -> OrtRunner:
+        if self._runner is None:
+            exposed = expose(self._loaded(), self.names)
+            self._runner = OrtRunner(
+                self.path, threads=self.threads, model_bytes=exposed.SerializeToString()
+            )
+        return self._runner
 
     @classmethod
     def for_kokoro(
@@ -260,6 +281,7 @@ class IntermediateSession:
         modules: Sequence[str] = (),
         threads: int = 0,
         transform: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None,
+        runs: RunStore | None = None,
     ) -> IntermediateSession:
         """Kokoro's boundaries (or just ``modules``), scoped by one PyTorch pass on ``request``."""
         labels = kokoro_boundaries(model)
@@ -272,12 +294,53 @@ class IntermediateSession:
                     "give a dotted path such as decoder.generator.resblocks.2"
                 )
             labels = {module: labels.get(module, module) for module in modules}
-        scopes = scopes_of(model, request)
-        return cls(path, scopes, labels, threads=threads, transform=transform)
+        store = runs or RunStore(None)
+        scopes = store.record(
+            "scopes",
+            torch_parts(model, request, "scopes"),
+            lambda: scopes_of(model, request),
+        )
+        return cls(path, scopes, labels, threads=threads, transform=transform, runs=store)
 
     def run(self, request: KokoroInput) -> dict[str, np.ndarray]:
-        values = self.runner.run(request, ["waveform", *self.names])
-        return {"waveform": values[0], **dict(zip(self.names, values[1:], strict=True))}
+        """ORT's waveform and every exposed value, from the store when it has them."""
+
+        def compute() -> dict[str, np.ndarray]:
+            values = self._session().run(request, ["waveform", *self.names])
+            return {"waveform": values[0], **dict(zip(self.names, values[1:], strict=True))}
+
+        parts = onnxruntime_parts(
+            self.artefact, request, "intermediate", threads=self.threads, names=self.names
+        )
+        return self.runs.arrays("onnxruntime", parts, compute)
+
+
+def _plan(model: onnx.ModelProto, scopes: dict[str, str], labels: dict[str, str]) -> dict:
+    """Which values to expose: each module's boundary, the generator's inputs and source."""
+    boundaries: dict[str, dict] = {}
+    for module in labels:
+        if module not in scopes:
+            continue  # not called on this input (or not a module the exporter scoped)
+        variants = renamed_variants(model, scopes[module])
+        try:
+            boundaries[module] = asdict(scope_boundary(model, variants))
+        except ParityError:
+            continue  # no nodes: the module folded away (e.g. an identity)
+    generator = scope_boundary(model, GENERATOR_SCOPE)
+    source = scope_boundary(model, SOURCE_SCOPE)
+    if len(source.outputs) != 1:
+        raise ParityError(
+            f"intermediate: expected one output of {SOURCE_SCOPE}, found {source.outputs}"
+        )
+    names = [*generator.inputs, source.outputs[0]]
+    for boundary in boundaries.values():
+        names += boundary["outputs"]
+    return {
+        "boundaries": boundaries,
+        "generator": list(astuple(generator)),
+        "source": source.outputs[0],
+        "names": list(dict.fromkeys(names)),
+    }
 
 
 def _best_match(
@@ -307,22 +370,41 @@ def _forced_outputs(
     except ParityError:
         return {}
     args = [view for *_, view in matched]
+    source = onnx_values[session.source_value]
     inner = [path for path in session.labels if path.startswith(GENERATOR + ".")]
-    with capture(model, inner) as captured:
-        audio, _ = forced_generator(model, args, onnx_values[session.source_value])
-    forced = {path: call.outputs for path, call in captured.items()}
-    forced[GENERATOR] = [audio]
-    return forced
+
+    def compute() -> dict[str, np.ndarray]:
+        with capture(model, inner) as captured:
+            audio, _ = forced_generator(model, args, source)
+        forced = {path: call.outputs for path, call in captured.items()}
+        forced[GENERATOR] = [audio]
+        return _flatten(forced)
+
+    parts = torch_parts(
+        model, None, "forced-modules", modules=inner, forced=array_digest(*args, source)
+    )
+    return _unflatten(session.runs.arrays("torch", parts, compute))
 
 
-def compare_intermediates(
-    model: object,
-    session: IntermediateSession,
-    request: KokoroInput,
-    tolerance: IntermediateTolerance,
-) -> IntermediateReport:
-    """Walk the session's boundaries in the order PyTorch finishes them, each against ORT's."""
-    labels = session.labels
+def _flatten(outputs: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """Module path -> outputs, as named arrays for the run store (order kept)."""
+    return {
+        f"{path}#{i}": value for path, values in outputs.items() for i, value in enumerate(values)
+    }
+
+
+def _unflatten(values: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    outputs: dict[str, list[np.ndarray]] = {}
+    for name, value in values.items():
+        outputs.setdefault(name.rsplit("#", 1)[0], []).append(value)
+    return outputs
+
+
+def _free_outputs(
+    model: object, labels: dict[str, str], request: KokoroInput
+) -> tuple[list[str], dict[str, list[np.ndarray]], list[np.ndarray]]:
+    """PyTorch free-running: the order modules finish in, their outputs, and the generator's
+    arguments."""
     order: list[str] = []
     modules = dict(model.named_modules())  # type: ignore[attr-defined]
     handles = [
@@ -337,15 +419,40 @@ def compare_intermediates(
     finally:
         for handle in handles:
             handle.remove()
-    onnx_values = session.run(request)
     outputs = {path: call.outputs for path, call in free.items()}
-    forced = _forced_outputs(model, session, free[GENERATOR].inputs, onnx_values)
+    return order, outputs, free[GENERATOR].inputs
+
+
+def compare_intermediates(
+    model: object,
+    session: IntermediateSession,
+    request: KokoroInput,
+    tolerance: IntermediateTolerance,
+) -> IntermediateReport:
+    """Walk the session's boundaries in the order PyTorch finishes them, each against ORT's;
+    every run comes from the session's store when nothing that shapes it changed."""
+    labels = session.labels
+
+    def compute() -> dict[str, np.ndarray]:
+        order, outputs, arguments = _free_outputs(model, labels, request)
+        named = {f"arg#{i}": value for i, value in enumerate(arguments)}
+        return {"order": np.asarray(order), **named, **_flatten(outputs)}
+
+    parts = torch_parts(model, request, "modules", modules=sorted(labels))
+    stored = session.runs.arrays("torch", parts, compute)
+    order = [str(path) for path in stored.pop("order")]
+    arguments = [
+        stored.pop(name) for name in sorted(n for n in list(stored) if n.startswith("arg#"))
+    ]
+    outputs = _unflatten(stored)
+    onnx_values = session.run(request)
+    forced = _forced_outputs(model, session, arguments, onnx_values)
     outputs.update(forced)
     rows: list[IntermediateRow] = []
     for path in order:
         boundary = session.boundaries.get(path)
         candidates = ("waveform",) if path == GENERATOR else boundary.outputs if boundary else ()
-        for index, reference in enumerate(outputs[path][: OUTPUTS_COMPARED.get(path, 1)]):
+        for index, reference in enumerate(outputs.get(path, [])[: OUTPUTS_COMPARED.get(path, 1)]):
             match = _best_match(reference, candidates, onnx_values)
             comparison = match[1] if match else None
             is_forced = path in forced

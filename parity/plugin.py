@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from parity.fp16 import Fp16Build
     from parity.inputs import InputSet, KokoroInput
     from parity.localize import IntermediateSession
+    from parity.memo import RunStore
     from parity.quality import Axes, VariantQuality
     from parity.quantize import QuantBuild, QuantRecipe
     from parity.runners import KokoroOutput
@@ -143,6 +144,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(for a CI step summary), spectrogram/sensitivity/latency PNGs and WAV samples.",
     )
     group.addoption(
+        "--parity-rerun",
+        action="store_true",
+        help="Run PyTorch and ONNX Runtime again for every check, even where the run store "
+        "(.parity-cache/runs-*) holds outputs keyed by everything that shapes them.",
+    )
+    group.addoption(
         "--parity-regen",
         action="store_true",
         help="Rewrite the stored baselines (fixtures/baselines/) from a fresh measurement; "
@@ -249,6 +256,17 @@ def _merge_sweep(session: pytest.Session) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "parity: numerical parity of an export against PyTorch (select with -k parity)"
+    )
+    config.addinivalue_line(
+        "markers",
+        "harness(*modules): proves the harness itself (planted faults, stress cases); runs in "
+        "make test, and in -k parity when one of the named parity/ modules or the test's own "
+        "file changed since it last passed here",
+    )
+    config.addinivalue_line(
+        "markers",
+        "landscape: a fact about another tool (an exporter, a converter); make test runs it, "
+        "-k parity does not",
     )
     config.stash[RECORDER_KEY] = Recorder()
     if config.option.parity_report:
@@ -367,13 +385,50 @@ def _write_parity_report(session: pytest.Session) -> None:
     )
 
 
+HARNESS_CACHE = "parity/harness-passed"
+
+
+def _harness_digest(item: pytest.Item) -> str | None:
+    """The digest of what a ``harness`` test covers, or None for any other test."""
+    marker = item.get_closest_marker("harness")
+    if marker is None:
+        return None
+    import hashlib
+
+    from parity.memo import source_digest
+
+    own = hashlib.sha256(item.path.read_bytes()).hexdigest()
+    return hashlib.sha256(f"{source_digest(marker.args, ())}:{own}".encode()).hexdigest()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Before ``-k`` deselects: a ``harness`` test whose covered code changed since it last
+    passed here answers to ``parity`` too, so the main job runs it. One that never ran here
+    is left to ``make test``, which runs every test on every commit (CI)."""
+    store = getattr(config, "cache", None)
+    if store is None:
+        return
+    for item in items:
+        digest = _harness_digest(item)
+        passed = store.get(f"{HARNESS_CACHE}/{item.nodeid}", None)
+        if digest is not None and passed is not None and passed != digest:
+            item.extra_keyword_matches.add("parity")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Show a ParityError (bad input, broken artefact) as its one line, not a traceback."""
+    """Show a ParityError (bad input, broken artefact) as its one line, not a traceback;
+    remember what a passing ``harness`` test covered."""
     outcome: Any = yield
     report = outcome.get_result()
     if call.excinfo is not None and call.excinfo.errisinstance(ParityError):
         report.longrepr = f"ParityError: {call.excinfo.value}"
+    store = getattr(item.config, "cache", None)
+    if report.when == "call" and report.passed and store is not None:
+        digest = _harness_digest(item)
+        if digest is not None:
+            store.set(f"{HARNESS_CACHE}/{item.nodeid}", digest)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -442,6 +497,15 @@ def parity_cache(parity_config: ParityConfig) -> ArtifactCache:
 
 
 @pytest.fixture(scope="session")
+def parity_runs(pytestconfig: pytest.Config, parity_cache: ArtifactCache) -> RunStore:
+    """PyTorch and ONNX Runtime outputs cached by content (``parity.memo``): a check runs
+    only what a change can move; ``--parity-rerun`` runs everything."""
+    from parity.memo import RunStore
+
+    return RunStore(None if pytestconfig.option.parity_rerun else parity_cache)
+
+
+@pytest.fixture(scope="session")
 def parity_inputs(parity_config: ParityConfig) -> InputSet:
     """The phoneme strings of ``fixtures/inputs`` with its seeded styles (random weights) or
     the trained voices (``--parity-weights=recovered``)."""
@@ -500,12 +564,14 @@ def _export_data(result: ExportResult) -> dict[str, object]:
 
 
 @pytest.fixture(scope="session")
-def kokoro_forcing(parity_config: ParityConfig, kokoro_export: ExportResult) -> ForcingSession:
+def kokoro_forcing(
+    parity_config: ParityConfig, kokoro_export: ExportResult, parity_runs: RunStore
+) -> ForcingSession:
     """ONNX Runtime session of the export that also outputs the generator's inputs and source."""
     from parity.checks import ForcingSession
 
     assert kokoro_export.path is not None
-    return ForcingSession(kokoro_export.path, threads=parity_config.threads)
+    return ForcingSession(kokoro_export.path, threads=parity_config.threads, runs=parity_runs)
 
 
 @pytest.fixture(scope="session")
@@ -514,6 +580,7 @@ def kokoro_intermediate(
     kokoro_export: ExportResult,
     kokoro_model: object,
     parity_inputs: InputSet,
+    parity_runs: RunStore,
 ) -> IntermediateSession:
     """ONNX Runtime session of the export with every Kokoro module boundary as an output."""
     from parity.localize import IntermediateSession
@@ -523,7 +590,7 @@ def kokoro_intermediate(
     first_case = next(iter(parity_inputs.cases))
     request = parity_inputs.case(first_case, kokoro_model.vocab)  # type: ignore[attr-defined]
     return IntermediateSession.for_kokoro(
-        kokoro_export.path, kokoro_model, request, threads=parity_config.threads
+        kokoro_export.path, kokoro_model, request, threads=parity_config.threads, runs=parity_runs
     )
 
 
@@ -548,11 +615,13 @@ def _fp16_data(build: Fp16Build) -> dict[str, object]:
 
 
 @pytest.fixture(scope="session")
-def kokoro_fp16_forcing(parity_config: ParityConfig, kokoro_fp16: Fp16Build) -> ForcingSession:
+def kokoro_fp16_forcing(
+    parity_config: ParityConfig, kokoro_fp16: Fp16Build, parity_runs: RunStore
+) -> ForcingSession:
     """ONNX Runtime session of the float16 variant, exposing its generator's inputs and source."""
     from parity.checks import ForcingSession
 
-    return ForcingSession(kokoro_fp16.path, threads=parity_config.threads)
+    return ForcingSession(kokoro_fp16.path, threads=parity_config.threads, runs=parity_runs)
 
 
 @pytest.fixture(scope="session")
@@ -595,18 +664,22 @@ def trained_held_out(
 
 @pytest.fixture(scope="session")
 def trained_reference(
-    kokoro_trained: tuple[DequantizedModel, TrainedVoices], trained_held_out: list[KokoroInput]
+    kokoro_trained: tuple[DequantizedModel, TrainedVoices],
+    trained_held_out: list[KokoroInput],
+    parity_runs: RunStore,
 ) -> list[KokoroOutput]:
     """The trained float32 model's outputs for ``trained_held_out``, durations included: the
     variants speak on these durations (``parity.timing``)."""
     from parity.quality import listen
 
-    return listen(kokoro_trained[0].path, trained_held_out)
+    return listen(kokoro_trained[0].path, trained_held_out, runs=parity_runs)
 
 
 @pytest.fixture(scope="session")
 def trained_listen(
-    trained_held_out: list[KokoroInput], trained_reference: list[KokoroOutput]
+    trained_held_out: list[KokoroInput],
+    trained_reference: list[KokoroOutput],
+    parity_runs: RunStore,
 ) -> Callable[[Path], list[KokoroOutput]]:
     """``listen(path)``: a model's outputs on ``trained_held_out``, speaking on float32's
     durations where its graph allows; each model is run once per session, however many
@@ -617,7 +690,7 @@ def trained_listen(
 
     def run(path: Path) -> list[KokoroOutput]:
         if path not in heard:
-            heard[path] = listen(path, trained_held_out, trained_reference)
+            heard[path] = listen(path, trained_held_out, trained_reference, runs=parity_runs)
         return heard[path]
 
     return run
@@ -657,12 +730,15 @@ def trained_floor(
     trained_held_out: list[KokoroInput],
     trained_reference: list[KokoroOutput],
     parity_record: Recorder,
+    parity_runs: RunStore,
 ) -> Axes:
     """Each verdict axis's noise floor on the held-out requests: float32 against itself
     with its style moved by 1e-7, through the same pipeline."""
     from parity.quality import measure_floor
 
-    floor = measure_floor(kokoro_trained[0].path, trained_held_out, trained_reference)
+    floor = measure_floor(
+        kokoro_trained[0].path, trained_held_out, trained_reference, runs=parity_runs
+    )
     parity_record.add("int8 quality (trained)", f"noise floor: {floor.line()}", floor=floor)
     return floor
 

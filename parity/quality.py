@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from parity.cache import content_digest
 from parity.errors import ParityError
 from parity.inputs import KokoroInput
+from parity.memo import RunStore, array_digest, onnxruntime_parts
 from parity.metrics import (
     aligned_distance,
     high_frequency_ratio,
@@ -216,22 +218,51 @@ def listen(
     path: Path,
     requests: Sequence[KokoroInput],
     reference: Sequence[KokoroOutput] | None = None,
+    *,
+    runs: RunStore | None = None,
 ) -> list[KokoroOutput]:
     """Run the ONNX model at ``path`` on ``requests``: on the durations of ``reference``
-    where the graph can take them (``parity.timing``), else free-running."""
+    where the graph can take them (``parity.timing``), else free-running. Outputs come from
+    ``runs`` where it holds them; the model is loaded only for the rest."""
     from parity.runners import OrtRunner
 
-    try:
-        runner = OrtRunner(path, force_timing=True)
-    except ParityError:
-        runner = OrtRunner(path)  # no duration chain to rewire: judged by DTW
-    if reference is None or not runner.forcible:
-        return [runner.infer(request) for request in requests]
+    store = runs or RunStore(None)
+    opened: list[OrtRunner] = []
+
+    def runner() -> OrtRunner:
+        if not opened:
+            try:
+                opened.append(OrtRunner(path, force_timing=True))
+            except ParityError:
+                opened.append(OrtRunner(path))  # no duration chain to rewire: judged by DTW
+        return opened[0]
+
+    def hear(request: KokoroInput, durations: np.ndarray | None) -> KokoroOutput:
+        def compute() -> dict[str, np.ndarray | None]:
+            ran = runner()
+            forcing = durations if ran.forcible else None
+            output = ran.infer(request, forcing)
+            return {
+                "waveform": output.waveform,
+                "durations": output.durations,
+                "forced": np.asarray(output.forced),
+            }
+
+        parts = onnxruntime_parts(
+            content_digest(Path(path)),
+            request,
+            "listen",
+            threads=0,
+            durations=array_digest(durations),
+        )
+        values = store.arrays("onnxruntime", parts, compute)
+        return KokoroOutput(values["waveform"], values.get("durations"), bool(values["forced"]))
+
+    if reference is None:
+        return [hear(request, None) for request in requests]
     # A reference that spoke on its own prediction reports the durations it spoke on.
     return [
-        runner.infer(request, ref.durations)
-        if ref.durations is not None and not ref.forced
-        else runner.infer(request)
+        hear(request, ref.durations if not ref.forced else None)
         for request, ref in zip(requests, reference, strict=True)
     ]
 
@@ -245,10 +276,11 @@ def hear_model(
     size_ratio: float,
     tolerance: VariantTolerance,
     floor: Axes | None = None,
+    runs: RunStore | None = None,
 ) -> tuple[VariantQuality, list[KokoroOutput]]:
     """Run the model at ``path`` on ``requests`` in ONNX Runtime and judge it against
     float32's ``reference`` outputs; the outputs come back too, to record or listen to."""
-    outputs = listen(path, requests, reference)
+    outputs = listen(path, requests, reference, runs=runs)
     quality = compare_variant(
         name, reference, outputs, requests, size_ratio=size_ratio, tolerance=tolerance, floor=floor
     )
@@ -262,11 +294,15 @@ def nudged(requests: Sequence[KokoroInput]) -> list[KokoroInput]:
 
 
 def measure_floor(
-    path: Path, requests: Sequence[KokoroInput], reference: Sequence[KokoroOutput]
+    path: Path,
+    requests: Sequence[KokoroInput],
+    reference: Sequence[KokoroOutput],
+    *,
+    runs: RunStore | None = None,
 ) -> Axes:
     """Each axis's noise floor: the float32 model at ``path`` against its own ``reference``
     outputs when every style vector moves by ``STYLE_NUDGE`` (relative), same pipeline."""
-    outputs = listen(path, nudged(requests), reference)
+    outputs = listen(path, nudged(requests), reference, runs=runs)
     figures = compare_variant(
         "floor", reference, outputs, requests, size_ratio=1.0, tolerance=UNGATED
     )

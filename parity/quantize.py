@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import onnx
 
-from parity.cache import ArtifactCache, CacheKey, atomic_path
+from parity.cache import ArtifactCache, CacheKey, atomic_path, content_digest
 from parity.errors import ParityError, first_line
 from parity.graph import load_model
 from parity.inputs import KokoroInput
@@ -391,8 +391,7 @@ def quantize_cached(
     key = CacheKey(
         "quantized",
         {
-            "source": source.name,
-            "source_size": source.stat().st_size,
+            "source": content_digest(source),
             "recipe": {**recipe.__dict__, "calibration_inputs": inputs.hexdigest()[:16]},
             "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
             "onnxruntime": ort_version,
@@ -445,8 +444,7 @@ def preprocessed_cached(cache: ArtifactCache, source: Path) -> tuple[Path, str]:
     key = CacheKey(
         "preprocessed",
         {
-            "source": source.name,
-            "source_size": source.stat().st_size,
+            "source": content_digest(source),
             "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
             "onnxruntime": ort_version,
         },

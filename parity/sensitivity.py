@@ -13,6 +13,7 @@ must go.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import tempfile
@@ -25,10 +26,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import onnx
 
-from parity.cache import write_text_atomic
+from parity.cache import content_digest, write_text_atomic
 from parity.errors import ParityError
 from parity.graph import load_model
 from parity.inputs import InputSet, KokoroInput
+from parity.memo import RunStore
 from parity.metrics import MEL, aligned_distance, noise_floor_db
 from parity.reporting import to_jsonable
 from parity.tolerances import STYLE_NUDGE
@@ -52,6 +54,16 @@ __all__ = [
 Transform = Literal["int8-dynamic", "int8-qdq", "fp16"]
 TRANSFORMS: tuple[Transform, ...] = ("int8-dynamic", "int8-qdq", "fp16")
 WEIGHT_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+# The code behind one measured build (transform, run, loss): its source is in the run key.
+_MEASURE_MODULES = (
+    "sensitivity.py",
+    "quantize.py",
+    "fp16.py",
+    "quality.py",
+    "metrics.py",
+    "runners.py",
+    "timing.py",
+)
 # A waveform-level loss: (reference, candidate) -> number, larger is worse.
 Loss = Callable[[np.ndarray, np.ndarray], float]
 
@@ -215,17 +227,20 @@ class _Bench:
         loss: Loss,
         scratch: Path,
         max_moved_tokens: float = float("inf"),
+        runs: RunStore | None = None,
     ) -> None:
         from parity.quality import listen, nudged
 
+        self.runs = runs or RunStore(None)
         self.max_moved_tokens = max_moved_tokens
         self.source, self.transform, self.requests = source, transform, list(requests)
         self.calibration, self.loss, self.scratch = list(calibration), loss, scratch
         # Every candidate speaks on the source's durations, so a loss is what the transform
         # did to the sound, not where a rounded duration shifted the frames.
-        self.reference = listen(source, self.requests)
+        self.reference = listen(source, self.requests, runs=self.runs)
         self.floor = float(np.mean([_floor(out.waveform) for out in self.reference]))
-        self.nudge_floor = self._loss(listen(source, nudged(self.requests), self.reference))
+        nudged_outputs = listen(source, nudged(self.requests), self.reference, runs=self.runs)
+        self.nudge_floor = self._loss(nudged_outputs)
         self.pipeline_floor = float("nan")  # set by the Sweeper: one build, nothing transformed
         self.builds = 0
 
@@ -253,12 +268,28 @@ class _Bench:
 
     def measure(self, transformed: set[str], all_nodes: set[str]) -> tuple[float, float, float]:
         """(loss, noise-floor rise in dB, share of tokens moved) when exactly the
-        ``transformed`` nodes change."""
+        ``transformed`` nodes change; from the run store when this very build was measured."""
+        from parity.memo import array_digest, request_digest, source_digest
+
+        keep = sorted(all_nodes - transformed)
+        self.builds += 1
+        parts = {
+            "source": content_digest(self.source),
+            "transform": self.transform,
+            "kept": hashlib.sha256("\n".join(keep).encode()).hexdigest(),
+            "requests": [request_digest(r) for r in self.requests],
+            "calibration": [request_digest(r) for r in self.calibration],
+            "reference": array_digest(*[r.waveform for r in self.reference]),
+            "loss": getattr(self.loss, "__name__", repr(self.loss)),
+            "code": source_digest(_MEASURE_MODULES, ("onnxruntime", "onnx", "numpy", "librosa")),
+        }
+        figures = self.runs.record("sweep", parts, lambda: list(self._build_and_hear(keep)))
+        return float(figures[0]), float(figures[1]), float(figures[2])
+
+    def _build_and_hear(self, keep: list[str]) -> tuple[float, float, float]:
         from parity.quality import listen
 
         target = self.scratch / f"candidate-{self.builds}.onnx"
-        self.builds += 1
-        keep = sorted(all_nodes - transformed)
         if self.transform == "fp16":
             from parity.fp16 import Fp16Options, convert_file
 
@@ -603,6 +634,7 @@ def recheck(
     requests: Sequence[KokoroInput],
     *,
     harmless: int = 2,
+    runs: RunStore | None = None,
 ) -> SweepResult:
     """Re-measure a stored sweep's decision without sweeping everything again.
 
@@ -626,6 +658,7 @@ def recheck(
             mean_log_mel,
             Path(scratch),
             settings.max_moved_tokens,
+            runs,
         )
         rows = []
         for row in chosen:
@@ -696,6 +729,7 @@ def check_baseline(
     requests: Sequence[KokoroInput],
     *,
     full: bool,
+    runs: RunStore | None = None,
 ) -> tuple[SweepResult, SweepDrift]:
     """Measure ``source`` again (a full sweep, or a ``recheck``) and judge it by the baseline."""
     from parity.tolerances import SWEEP_LOSS_DRIFT
@@ -709,7 +743,7 @@ def check_baseline(
     if full:
         measured = settings.run(source, requests)
     else:
-        measured = recheck(source, settings, baseline, requests)
+        measured = recheck(source, settings, baseline, requests, runs=runs)
     drift = compare_with_baseline(measured, baseline, complete=full, tolerance=SWEEP_LOSS_DRIFT)
     return measured, drift
 

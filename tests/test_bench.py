@@ -12,7 +12,7 @@ import statistics
 
 import pytest
 
-from parity.bench import PROVIDERS, measure, speed_ratios
+from parity.bench import PROVIDERS, measure_cached, speed_ratios
 from parity.model import SAMPLE_RATE
 from parity.quantize import TRAINED_VARIANTS
 from parity.tolerances import SPEED_VS_FP32
@@ -46,13 +46,13 @@ def test_bench_latency(
 @pytest.mark.parity
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_parity_bench_speed_against_fp32_in_one_run(
-    provider, require_timing, bench_models, trained_requests, parity_record
+    provider, require_timing, bench_models, trained_requests, parity_record, parity_runs
 ) -> None:
     """Each variant's real-time factor over float32's, interleaved in one run, is within its
     measured bound; the signed-int8 trap must stay visibly slow."""
     require_timing(provider)
     models = {name: bench_models(name) for name in MODELS}
-    records = measure(models, provider, trained_requests[:1], repeats=3)
+    records = measure_cached(models, provider, trained_requests[:1], repeats=3, runs=parity_runs)
     ratios = speed_ratios(records, "fp32")
     for record in records:
         parity_record.add(f"latency ({provider})", record.line(), record=record)

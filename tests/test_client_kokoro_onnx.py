@@ -35,23 +35,38 @@ def client_requests(kokoro_trained, parity_inputs):
 
 
 @pytest.fixture(scope="module")
-def speak(kokoro_trained, client_requests):
-    """``speak(path)``: the client's audio for every client request."""
+def speak(kokoro_trained, client_requests, parity_runs):
+    """``speak(path)``: the client's audio for every client request, from the run store
+    when the same files were spoken by the same client versions before."""
+    from importlib import metadata
+
+    from parity.cache import content_digest
     from parity.weights import voices_file
 
     _, voices = kokoro_trained
 
     def run(path: Path) -> list[KokoroOutput]:
-        client = kokoro_onnx.Kokoro(
-            str(path), str(voices_file()), vocab_config={"vocab": voices.vocab}
-        )
-        outputs = []
-        for request in client_requests:
-            voice = request.name.rsplit("/", 1)[1]
-            audio, rate = client.create(request.phonemes, voice=voice, is_phonemes=True)
-            assert rate == 24_000
-            outputs.append(KokoroOutput(np.asarray(audio, dtype=np.float32), None))
-        return outputs
+        def compute() -> dict[str, np.ndarray]:
+            client = kokoro_onnx.Kokoro(
+                str(path), str(voices_file()), vocab_config={"vocab": voices.vocab}
+            )
+            spoken = {}
+            for index, request in enumerate(client_requests):
+                voice = request.name.rsplit("/", 1)[1]
+                audio, rate = client.create(request.phonemes, voice=voice, is_phonemes=True)
+                assert rate == 24_000
+                spoken[f"{index}"] = np.asarray(audio, dtype=np.float32)
+            return spoken
+
+        parts = {
+            "model": content_digest(path),
+            "voices": content_digest(voices_file()),
+            "vocab": voices.vocab,
+            "requests": [r.name + "|" + r.phonemes for r in client_requests],
+            "versions": [metadata.version(p) for p in ("kokoro-onnx", "onnxruntime", "numpy")],
+        }
+        spoken = parity_runs.arrays("client", parts, compute)
+        return [KokoroOutput(spoken[f"{i}"], None) for i in range(len(client_requests))]
 
     return run
 

@@ -15,6 +15,8 @@ from parity.export import EXPORTERS, export_cached
 from parity.model import STFT_KINDS
 from parity.runners import OrtRunner, TorchRunner
 
+pytestmark = pytest.mark.landscape
+
 # Measured with torch 2.13, onnxscript 0.7, transformers 5.24 (2026-11-25).
 DYNAMO_GUARD = (
     "GuardOnDataDependentSymNode",

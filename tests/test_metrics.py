@@ -17,15 +17,17 @@ from parity.metrics import (
 
 
 @pytest.fixture(scope="module")
-def trained_speech(kokoro_trained, parity_inputs) -> tuple[np.ndarray, np.ndarray]:
+def trained_speech(kokoro_trained, parity_inputs, parity_runs) -> tuple[np.ndarray, np.ndarray]:
     """The fixture sentence from the trained float32 and int8 models, voice jf_alpha."""
-    from parity.runners import OrtRunner
+    from parity.quality import listen
 
     model, voices = kokoro_trained
     base = parity_inputs.case("sentence", voices.vocab)
     request = replace(base, style=voices.style("jf_alpha", len(base.phonemes)))
-    clean = OrtRunner(model.path).infer(request).waveform.astype(np.float64)
-    return clean, OrtRunner(model.int8_path).infer(request).waveform.astype(np.float64)
+    clean, int8 = (
+        listen(path, [request], runs=parity_runs)[0] for path in (model.path, model.int8_path)
+    )
+    return clean.waveform.astype(np.float64), int8.waveform.astype(np.float64)
 
 
 def _with_white_noise(clean: np.ndarray, snr_db: float) -> np.ndarray:
@@ -33,8 +35,8 @@ def _with_white_noise(clean: np.ndarray, snr_db: float) -> np.ndarray:
     return clean + noise * np.sqrt(np.mean(clean**2) / 10 ** (snr_db / 10))
 
 
-@pytest.mark.parity
-def test_parity_static_detector_flags_hiss_that_mel_distance_ranks_below_int8(
+@pytest.mark.harness("metrics.py")
+def test_static_detector_flags_hiss_that_mel_distance_ranks_below_int8(
     trained_speech, parity_record
 ) -> None:
     clean, int8 = trained_speech

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from parity.bench import measure, speed_ratios
+from parity.bench import measure_cached, speed_ratios
 from parity.optimize import PEER, TARGETS, CandidateResult, load_recipe
 from parity.quantize import QuantRecipe
 from parity.tolerances import UNGATED
@@ -58,14 +58,21 @@ def test_parity_chosen_recipe_sounds_as_clean_as_the_published_int8(
 
 @pytest.mark.parametrize(("key", "target"), TARGETED, ids=[t for _, t in TARGETED])
 def test_parity_chosen_recipe_is_faster_than_fp32_on_its_target(
-    key, target, trained_variant, bench_models, trained_requests, require_timing, parity_record
+    key,
+    target,
+    trained_variant,
+    bench_models,
+    trained_requests,
+    require_timing,
+    parity_record,
+    parity_runs,
 ) -> None:
     provider = TARGETS[target]  # type: ignore[index]
     require_timing(provider)
     name = key[0]
     built = _build(trained_variant, key)
     models = {"fp32": bench_models("fp32"), PEER: bench_models(PEER), name: built.path}
-    records = measure(models, provider, trained_requests[:1], repeats=3)
+    records = measure_cached(models, provider, trained_requests[:1], repeats=3, runs=parity_runs)
     ratios = speed_ratios(records, "fp32")
     parity_record.add(
         "chosen recipes",

@@ -97,3 +97,47 @@ def test_recovered_weights_speak_the_cases_in_trained_voices(
         f"--parity-inputs={parity_config.inputs_dir}",
         f"--parity-cache-dir={parity_config.cache_root}",
     ).assert_outcomes(passed=1)
+
+
+def test_harness_checks_join_the_main_job_only_when_what_they_cover_changed(
+    pytester: pytest.Pytester,
+) -> None:
+    """A ``harness`` test joins ``-k parity`` once what it covers changed since it last
+    passed here; ``make test`` (everything) runs it always; ``landscape`` never joins."""
+    source = """
+        import pytest
+
+        @pytest.mark.harness("errors.py")
+        def test_planted_fault_is_found():
+            assert {outcome}
+
+        @pytest.mark.landscape
+        def test_other_tool_fails():
+            pass
+        """
+    pytester.makepyfile(test_selfcheck=source.format(outcome="True"))
+    pytester.runpytest("-k", "parity").assert_outcomes(deselected=2)  # never ran here: CI's
+    pytester.runpytest().assert_outcomes(passed=2)  # make test runs both and records the pass
+    pytester.runpytest("-k", "parity").assert_outcomes(deselected=2)  # unchanged since
+    pytester.makepyfile(test_selfcheck=source.format(outcome="False"))
+    pytester.runpytest("-k", "parity").assert_outcomes(failed=1, deselected=1)  # changed
+    pytester.runpytest("-k", "parity").assert_outcomes(failed=1, deselected=1)  # still failing
+    pytester.makepyfile(test_selfcheck=source.format(outcome="True  # fixed"))
+    pytester.runpytest("-k", "parity").assert_outcomes(passed=1, deselected=1)
+    pytester.runpytest("-k", "parity").assert_outcomes(deselected=2)
+
+
+def test_harness_digest_covers_the_named_modules(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import shutil
+    from pathlib import Path
+
+    import parity.memo
+    from parity.memo import source_digest
+
+    before, untouched = source_digest(("errors.py",), ()), source_digest(("model.py",), ())
+    copy = tmp_path / "source"
+    shutil.copytree(Path(parity.memo.__file__).parent, copy)
+    (copy / "errors.py").write_text((copy / "errors.py").read_text() + "# changed\n")
+    monkeypatch.setattr(parity.memo, "_HERE", copy)
+    assert source_digest(("errors.py",), ()) != before
+    assert source_digest(("model.py",), ()) == untouched

@@ -11,7 +11,13 @@ pytestmark = pytest.mark.parity
 
 @pytest.mark.parametrize("name", sorted(BASELINES))
 def test_parity_sensitivity_baseline_holds(
-    name, parity_config, trained_preprocessed, kokoro_trained, parity_inputs, parity_record
+    name,
+    parity_config,
+    trained_preprocessed,
+    kokoro_trained,
+    parity_inputs,
+    parity_record,
+    parity_runs,
 ) -> None:
     """Its excluded groups still hurt, the nearest kept ones still do not, and the combined
     model with its exclusion list is within budget (a full run of it, not an estimate)."""
@@ -23,7 +29,12 @@ def test_parity_sensitivity_baseline_holds(
         write_baseline(path, settings, result)
         pytest.fail(f"regenerated {path}: {result.summary()}; review it and commit it")
     measured, drift = check_baseline(
-        path, settings, trained_preprocessed, requests, full=parity_config.full_sweep
+        path,
+        settings,
+        trained_preprocessed,
+        requests,
+        full=parity_config.full_sweep,
+        runs=parity_runs,
     )
     parity_record.add(
         "sensitivity",
