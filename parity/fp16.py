@@ -921,7 +921,8 @@ def audit(model: onnx.ModelProto, original: onnx.ModelProto | None = None) -> Fp
     if original is not None:
         before = _interface_types(original)
         changed = [name for name, kind in _interface_types(model).items() if before[name] != kind]
-        redundant = [name for name in redundant if name not in set(_casts(original)[1])]
+        already = set(_casts(original)[1])  # once: each call infers the whole graph's shapes
+        redundant = [name for name in redundant if name not in already]
     return Fp16Audit(
         checker_error, runtime_error, casts, tuple(redundant), tuple(duplicates), tuple(changed)
     )
