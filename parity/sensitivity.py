@@ -54,16 +54,14 @@ __all__ = [
 Transform = Literal["int8-dynamic", "int8-qdq", "fp16"]
 TRANSFORMS: tuple[Transform, ...] = ("int8-dynamic", "int8-qdq", "fp16")
 WEIGHT_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
-# The code behind one measured build (transform, run, loss): its source is in the run key.
-_MEASURE_MODULES = (
-    "sensitivity.py",
-    "quantize.py",
-    "fp16.py",
-    "quality.py",
-    "metrics.py",
-    "runners.py",
-    "timing.py",
-)
+# The code behind one measured build (transform, run, loss), by transform: its source is in
+# the run key, so editing the float16 converter does not re-measure an int8 sweep.
+_MEASURE_MODULES = ("sensitivity.py", "quality.py", "metrics.py", "runners.py", "timing.py")
+_TRANSFORM_MODULES = {
+    "fp16": ("fp16.py",),
+    "int8-dynamic": ("quantize.py",),
+    "int8-qdq": ("quantize.py",),
+}
 # A waveform-level loss: (reference, candidate) -> number, larger is worse.
 Loss = Callable[[np.ndarray, np.ndarray], float]
 
@@ -281,7 +279,10 @@ class _Bench:
             "calibration": [request_digest(r) for r in self.calibration],
             "reference": array_digest(*[r.waveform for r in self.reference]),
             "loss": getattr(self.loss, "__name__", repr(self.loss)),
-            "code": source_digest(_MEASURE_MODULES, ("onnxruntime", "onnx", "numpy", "librosa")),
+            "code": source_digest(
+                (*_MEASURE_MODULES, *_TRANSFORM_MODULES[self.transform]),
+                ("onnxruntime", "onnx", "numpy", "librosa"),
+            ),
         }
         figures = self.runs.record("sweep", parts, lambda: list(self._build_and_hear(keep)))
         return float(figures[0]), float(figures[1]), float(figures[2])

@@ -30,7 +30,7 @@ from parity.model import KokoroSpec
 from parity.runners import OrtRunner, TorchRunner
 from parity.tolerances import FP32
 
-pytestmark = pytest.mark.harness("memo.py", "cache.py", "checks.py", "export.py")
+pytestmark = pytest.mark.harness("memo.py", "cache.py", "checks.py")
 
 INPUTS = Path(__file__).parent.parent / "fixtures" / "inputs"
 
