@@ -92,7 +92,7 @@ class ForcingSession:
                     f"parity: {self.path}: expected one output of {SOURCE_SCOPE}, "
                     f"found {source.outputs}"
                 )
-            exposed = expose(model, [*generator.inputs, floats[0]])
+            exposed = expose(model, [*generator.inputs, floats[0]], types)
             runner = OrtRunner(
                 self.path, threads=self.threads, model_bytes=exposed.SerializeToString()
             )
