@@ -211,7 +211,9 @@ def machine_identity() -> dict[str, object]:
 def _web_version() -> str | None:
     import json
 
-    lock = Path(__file__).parent / "web" / "package-lock.json"
+    from parity.wasm import WEB_DIR
+
+    lock = WEB_DIR / "package-lock.json"
     try:
         packages = json.loads(lock.read_text("utf-8"))["packages"]
         return str(packages["node_modules/onnxruntime-web"]["version"])

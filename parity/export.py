@@ -9,14 +9,12 @@ the export matrix can record what works today and what does not.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +23,7 @@ import torch
 
 from parity.cache import ArtifactCache, CacheKey, atomic_path
 from parity.errors import first_line
+from parity.memo import source_digest
 from parity.model import KokoroSpec, state_digest
 
 Exporter = Literal["torchscript", "dynamo"]
@@ -216,13 +215,7 @@ def export_kokoro(
 
 def code_version() -> str:
     """Hash of the source of the modules that shape an export, plus library versions."""
-    digest = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in _SHAPING_MODULES:
-        digest.update((here / name).read_bytes())
-    for package in ("torch", "onnx", "kokoro", "transformers"):
-        digest.update(f"{package}={metadata.version(package)}".encode())
-    return digest.hexdigest()[:16]
+    return source_digest(_SHAPING_MODULES, ("torch", "onnx", "kokoro", "transformers"))[:16]
 
 
 def export_cached(

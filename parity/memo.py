@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from parity.cache import ArtifactCache, CacheKey, content_digest
+from parity.cache import ArtifactCache, CacheKey
 
 __all__ = [
     "RunStore",
     "array_digest",
-    "content_digest",
     "onnxruntime_parts",
     "request_digest",
     "source_digest",
