@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-WEB := parity/web
+WEB := parity/measure/web
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt $(WEB)/package-lock.json | sha256sum | cut -c1-12)
 
 .PHONY: setup parity test bench lint clean

@@ -12,10 +12,10 @@ import statistics
 
 import pytest
 
-from parity.bench import PROVIDERS, measure_cached, speed_ratios
-from parity.model import SAMPLE_RATE
-from parity.quantize import TRAINED_VARIANTS
-from parity.tolerances import SPEED_VS_FP32
+from parity.builders.model import SAMPLE_RATE
+from parity.builders.quantize import TRAINED_VARIANTS
+from parity.judge.tolerances import SPEED_VS_FP32
+from parity.measure.bench import PROVIDERS, measure_cached, speed_ratios
 
 MODELS = ("fp32", "published", *sorted(TRAINED_VARIANTS))
 ROUNDS = {"cpu": 5, "cpu-1t": 5, "wasm": 3}

@@ -1,4 +1,4 @@
-"""parity.bench and parity.wasm on a small graph: records, ratios, the Node.js backend."""
+"""parity.measure.bench and .wasm on a small graph: records, ratios, the Node.js backend."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity import bench, wasm
-from parity.errors import ParityError
-from parity.inputs import load_input_set
-from parity.model import SAMPLE_RATE, load_config
+from parity.builders.model import SAMPLE_RATE, load_config
+from parity.core.errors import ParityError
+from parity.core.inputs import load_input_set
+from parity.measure import bench, wasm
 
 from kokoro_graphs import tiny_kokoro
 
@@ -49,7 +49,7 @@ def test_measure_reports_the_audio_it_timed(tiny, requests, provider) -> None:
 def test_the_same_model_in_wasm_makes_the_same_audio_length(tiny, requests) -> None:
     if WASM_MISSING:
         pytest.skip(WASM_MISSING)
-    from parity.runners import OrtRunner
+    from parity.judge.runners import OrtRunner
 
     with wasm.WasmSession(tiny) as session:
         timing = session.run(requests[0])

@@ -1,4 +1,4 @@
-"""parity.cache: content-hash keys, one build, atomic writes, stale and broken files."""
+"""parity.core.cache: content-hash keys, one build, atomic writes, stale and broken files."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from parity.cache import ArtifactCache, CacheKey, atomic_path
+from parity.core.cache import ArtifactCache, CacheKey, atomic_path
 
 
 def _writer(content: bytes, calls: list[int]):
@@ -80,7 +80,7 @@ def test_atomic_path_replaces_only_on_success(tmp_path: Path) -> None:
 def test_atomic_writes_get_the_permissions_a_plain_write_would(tmp_path) -> None:
     import os
 
-    from parity.cache import write_text_atomic
+    from parity.core.cache import write_text_atomic
 
     plain, atomic = tmp_path / "plain.txt", tmp_path / "atomic.txt"
     plain.write_text("x")

@@ -115,7 +115,7 @@ def test_corrupt_model_is_refused_by_compare(
 def test_stft_command_prints_both_deviations(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stft"]) == 0
     out = capsys.readouterr().out
-    assert "parity.stft.STFT vs torch" in out
+    assert "parity.builders.stft.STFT vs torch" in out
     assert "kokoro CustomSTFT vs torch" in out
 
 

@@ -3,7 +3,7 @@
 kokoro-onnx splits text into batches, trims silence and adds pauses, so its audio has no
 frame-by-frame counterpart: each file's audio is judged against float32's through the same
 client with timing aligned by DTW, on the held-out sentences, by the same verdict as the
-gates (``parity.quality``). The published int8 is heard beside ours.
+gates (``parity.judge.quality``). The published int8 is heard beside ours.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity.optimize import PEER, load_recipe
-from parity.quality import compare_variant
-from parity.runners import KokoroOutput
-from parity.tolerances import CLIENT
+from parity.judge.quality import compare_variant
+from parity.judge.runners import KokoroOutput
+from parity.judge.tolerances import CLIENT
+from parity.search.optimize import PEER, load_recipe
 
 pytestmark = pytest.mark.parity
 
@@ -40,8 +40,8 @@ def speak(kokoro_trained, client_requests, parity_runs):
     when the same files were spoken by the same client versions before."""
     from importlib import metadata
 
-    from parity.cache import content_digest
-    from parity.weights import voices_file
+    from parity.builders.weights import voices_file
+    from parity.core.cache import content_digest
 
     _, voices = kokoro_trained
 

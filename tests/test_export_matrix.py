@@ -10,10 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from parity.compare import compare_durations
-from parity.export import EXPORTERS, export_cached
-from parity.model import STFT_KINDS
-from parity.runners import OrtRunner, TorchRunner
+from parity.builders.export import EXPORTERS, export_cached
+from parity.builders.model import STFT_KINDS
+from parity.judge.compare import compare_durations
+from parity.judge.runners import OrtRunner, TorchRunner
 
 pytestmark = pytest.mark.landscape
 

@@ -10,13 +10,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from parity.compare import compare_durations
-from parity.export import export_cached
-from parity.metrics import log_mel_distance
-from parity.runners import OrtRunner, TorchRunner
+from parity.builders.export import export_cached
+from parity.judge.compare import compare_durations
+from parity.judge.metrics import log_mel_distance
+from parity.judge.runners import OrtRunner, TorchRunner
 
 
-@pytest.mark.harness("cache.py", "export.py", "model.py", "stft.py")
+@pytest.mark.harness("core/cache.py", "builders/export.py", "builders/model.py", "builders/stft.py")
 def test_second_export_request_reuses_the_cached_file(
     parity_cache, parity_config, kokoro_model, kokoro_export
 ) -> None:
@@ -31,7 +31,9 @@ def test_second_export_request_reuses_the_cached_file(
     assert again.path == kokoro_export.path
 
 
-@pytest.mark.harness("model.py", "export.py", "stft.py", "runners.py")
+@pytest.mark.harness(
+    "builders/model.py", "builders/export.py", "builders/stft.py", "judge/runners.py"
+)
 def test_stochastic_source_matches_pytorch_in_distribution(
     parity_config, parity_cache, parity_inputs, parity_record
 ) -> None:

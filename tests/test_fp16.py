@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from parity.errors import ParityError
-from parity.fp16 import Fp16Options, audit, convert_float
-from parity.runners import open_session
+from parity.builders.fp16 import Fp16Options, audit, convert_float
+from parity.core.errors import ParityError
+from parity.core.ort_session import open_session
 
 from fp16_graphs import (
     BLOCKS,

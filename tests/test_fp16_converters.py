@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from parity.fp16 import audit
-from parity.graph import load_model
+from parity.builders.fp16 import audit
+from parity.core.graph import load_model
 
 from fp16_graphs import onnxconverter_common, onnxruntime_converter, quietly
 
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.landscape
 def tiny_export(parity_cache):
     """The tiny preset's export: every op and subgraph of the full one (the Loop, the Ifs,
     the LSTMs), so the other converters fail on it as on the full one, in half the time."""
-    from parity.export import export_cached
-    from parity.model import KokoroSpec
+    from parity.builders.export import export_cached
+    from parity.builders.model import KokoroSpec
 
     spec = KokoroSpec(preset="tiny")
     result = export_cached(parity_cache, spec, spec.build())

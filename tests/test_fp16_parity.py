@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from parity.checks import check_against_pytorch
-from parity.fp16 import audit_files
-from parity.tolerances import FP16, FP16_MAX_SIZE_RATIO
+from parity.builders.fp16 import audit_files
+from parity.judge.checks import check_against_pytorch
+from parity.judge.tolerances import FP16, FP16_MAX_SIZE_RATIO
 
 pytestmark = pytest.mark.parity
 

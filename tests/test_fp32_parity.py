@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from parity.checks import check_against_pytorch
-from parity.tolerances import FP32
+from parity.judge.checks import check_against_pytorch
+from parity.judge.tolerances import FP32
 
 pytestmark = pytest.mark.parity
 

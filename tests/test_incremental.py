@@ -1,4 +1,4 @@
-"""The gate re-measures exactly what a change can move, and nothing else (``parity.memo``).
+"""The gate re-measures exactly what a change can move, and nothing else (``parity.core.memo``).
 
 One staged fp32 check on the tiny preset, then one change at a time: nothing, a tolerance,
 a line of model code, an export change that alters the file, a line of export code that
@@ -18,19 +18,19 @@ import onnx
 import pytest
 import torch
 
-import parity.checks
-import parity.export
-import parity.memo
-from parity.cache import ArtifactCache
-from parity.checks import ForcingSession, check_against_pytorch
-from parity.export import export_cached
-from parity.inputs import load_input_set
-from parity.memo import RunStore
-from parity.model import KokoroSpec
-from parity.runners import OrtRunner, TorchRunner
-from parity.tolerances import FP32
+import parity.builders.export
+import parity.core.memo
+import parity.judge.checks
+from parity.builders.export import export_cached
+from parity.builders.model import KokoroSpec
+from parity.core.cache import ArtifactCache
+from parity.core.inputs import load_input_set
+from parity.core.memo import RunStore
+from parity.judge.checks import ForcingSession, check_against_pytorch
+from parity.judge.runners import OrtRunner, TorchRunner
+from parity.judge.tolerances import FP32
 
-pytestmark = pytest.mark.harness("memo.py", "cache.py", "checks.py")
+pytestmark = pytest.mark.harness("core/memo.py", "core/cache.py", "judge/checks.py")
 
 INPUTS = Path(__file__).parent.parent / "fixtures" / "inputs"
 
@@ -49,7 +49,9 @@ def _count_runs(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     monkeypatch.setattr(TorchRunner, "infer", counting("torch", TorchRunner.infer))
     monkeypatch.setattr(OrtRunner, "run", counting("onnxruntime", OrtRunner.run))
     monkeypatch.setattr(
-        parity.checks, "forced_generator", counting("forced", parity.checks.forced_generator)
+        parity.judge.checks,
+        "forced_generator",
+        counting("forced", parity.judge.checks.forced_generator),
     )
     return counted
 
@@ -112,7 +114,7 @@ def test_a_changed_tolerance_rejudges_and_runs_nothing(tiny: Tiny, runs: Counter
 def _parity_copy(tmp_path: Path, edited: str) -> Path:
     """Our package's source with one line added to ``edited``."""
     copy = tmp_path / "source"
-    shutil.copytree(Path(parity.memo.__file__).parent, copy)
+    shutil.copytree(Path(parity.core.memo.__file__).parent, copy)
     with (copy / edited).open("a") as handle:
         handle.write("# one changed line\n")
     return copy
@@ -123,7 +125,7 @@ def test_changed_model_code_reruns_pytorch_not_onnxruntime(
 ) -> None:
     # model.py shapes the export too; here only its effect on PyTorch's outputs is measured,
     # so the export key keeps its old code version and the same file is reused.
-    monkeypatch.setattr(parity.memo, "_HERE", _parity_copy(tmp_path, "model.py"))
+    monkeypatch.setattr(parity.core.memo, "_HERE", _parity_copy(tmp_path, "builders/model.py"))
     assert tiny.check()
     assert (runs["torch"], runs["forced"], runs["onnxruntime"]) == (1, 1, 0)
 
@@ -131,7 +133,7 @@ def test_changed_model_code_reruns_pytorch_not_onnxruntime(
 def test_export_change_that_alters_the_file_reruns_onnxruntime_not_pytorch(
     tiny: Tiny, runs: Counter[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = parity.export.export_kokoro
+    original = parity.builders.export.export_kokoro
 
     def export_with_a_note(model, out, **options):
         result = original(model, out, **options)
@@ -140,8 +142,8 @@ def test_export_change_that_alters_the_file_reruns_onnxruntime_not_pytorch(
         onnx.save(graph, str(out))
         return result
 
-    monkeypatch.setattr(parity.export, "export_kokoro", export_with_a_note)
-    monkeypatch.setattr(parity.export, "code_version", lambda: "changed-export-code")
+    monkeypatch.setattr(parity.builders.export, "export_kokoro", export_with_a_note)
+    monkeypatch.setattr(parity.builders.export, "code_version", lambda: "changed-export-code")
     assert tiny.check()
     assert (runs["torch"], runs["forced"], runs["onnxruntime"]) == (0, 0, 1)
 
@@ -152,7 +154,7 @@ def test_export_code_change_that_leaves_the_file_alike_reruns_nothing(
     """Outputs are keyed by the artefact's bytes: a re-export that writes the same graph
     (a comment, a refactor) has nothing for ONNX Runtime to re-measure."""
     first = export_cached(tiny.cache, tiny.spec, tiny.model)
-    monkeypatch.setattr(parity.export, "code_version", lambda: "refactored-export-code")
+    monkeypatch.setattr(parity.builders.export, "code_version", lambda: "refactored-export-code")
     second = export_cached(tiny.cache, tiny.spec, tiny.model)
     assert second.path != first.path
     assert not second.cached
@@ -165,12 +167,12 @@ def test_export_code_change_that_leaves_the_file_alike_reruns_nothing(
 def test_another_onnxruntime_version_reruns_onnxruntime_not_pytorch(
     tiny: Tiny, runs: Counter[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = parity.memo.metadata.version
+    real = parity.core.memo.metadata.version
 
     def version(package: str) -> str:
         return "9.99.0" if package == "onnxruntime" else real(package)
 
-    monkeypatch.setattr(parity.memo.metadata, "version", version)
+    monkeypatch.setattr(parity.core.memo.metadata, "version", version)
     assert tiny.check()
     assert (runs["torch"], runs["forced"], runs["onnxruntime"]) == (0, 0, 1)
 

@@ -1,4 +1,4 @@
-"""parity.inputs: tokenizing phonemes, rejecting bad ids, the fixture set."""
+"""parity.core.inputs: tokenizing phonemes, rejecting bad ids, the fixture set."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity.errors import ParityError
-from parity.inputs import (
+from parity.builders.model import load_config
+from parity.core.errors import ParityError
+from parity.core.inputs import (
     CONTEXT_SYMBOLS,
     check_ids,
     check_style,
@@ -16,7 +17,6 @@ from parity.inputs import (
     make_styles,
     tokenize,
 )
-from parity.model import load_config
 
 VOCAB = load_config()["vocab"]
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"

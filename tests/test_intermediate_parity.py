@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from parity.localize import (
+from parity.judge.localize import (
     BOUNDARY_PATTERNS,
     IntermediateReport,
     boundary_regex,
     compare_intermediates,
 )
-from parity.tolerances import INTERMEDIATE
+from parity.judge.tolerances import INTERMEDIATE
 
 pytestmark = pytest.mark.parity
 

@@ -16,13 +16,18 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from parity.errors import ParityError
-from parity.graph import GraphIndex, load_model
-from parity.localize import IntermediateSession, compare_intermediates, resolve_values
-from parity.tolerances import INTERMEDIATE
+from parity.core.errors import ParityError
+from parity.core.graph import GraphIndex, load_model
+from parity.judge.localize import IntermediateSession, compare_intermediates, resolve_values
+from parity.judge.tolerances import INTERMEDIATE
 
 pytestmark = pytest.mark.harness(
-    "localize.py", "intermediate.py", "checks.py", "compare.py", "graph.py", "tolerances.py"
+    "judge/localize.py",
+    "judge/intermediate.py",
+    "judge/checks.py",
+    "judge/compare.py",
+    "core/graph.py",
+    "judge/tolerances.py",
 )
 
 CASE = "sentence"

@@ -1,4 +1,4 @@
-"""parity.memo: run outputs are stored by content, served when nothing changed, and
+"""parity.core.memo: run outputs are stored by content, served when nothing changed, and
 recomputed when anything that shapes them did."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from parity.cache import ArtifactCache, content_digest
-from parity.inputs import KokoroInput
-from parity.memo import RunStore, request_digest, torch_model_digest
+from parity.core.cache import ArtifactCache, content_digest
+from parity.core.inputs import KokoroInput
+from parity.core.memo import RunStore, request_digest, torch_model_digest
 
 
 def _counting(values: dict[str, object], calls: list[int]):

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from parity.metrics import (
+from parity.judge.metrics import (
     aligned_distance,
     high_frequency_ratio,
     log_mel_distance,
@@ -19,7 +19,7 @@ from parity.metrics import (
 @pytest.fixture(scope="module")
 def trained_speech(kokoro_trained, parity_inputs, parity_runs) -> tuple[np.ndarray, np.ndarray]:
     """The fixture sentence from the trained float32 and int8 models, voice jf_alpha."""
-    from parity.quality import listen
+    from parity.judge.quality import listen
 
     model, voices = kokoro_trained
     base = parity_inputs.case("sentence", voices.vocab)
@@ -35,7 +35,7 @@ def _with_white_noise(clean: np.ndarray, snr_db: float) -> np.ndarray:
     return clean + noise * np.sqrt(np.mean(clean**2) / 10 ** (snr_db / 10))
 
 
-@pytest.mark.harness("metrics.py")
+@pytest.mark.harness("judge/metrics.py")
 def test_static_detector_flags_hiss_that_mel_distance_ranks_below_int8(
     trained_speech, parity_record
 ) -> None:

@@ -1,4 +1,4 @@
-"""parity.model: the architecture, seeded weights, checkpoints, the harmonic source."""
+"""parity.builders.model: the architecture, seeded weights, checkpoints, the harmonic source."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from parity.errors import ParityError
-from parity.export import trace_inputs
-from parity.model import DeterministicSource, KokoroSpec, build_kokoro, load_config, state_digest
+from parity.builders.export import trace_inputs
+from parity.builders.model import DeterministicSource, KokoroSpec, build_kokoro, load_config
+from parity.core.errors import ParityError
+from parity.core.memo import state_digest
 
 
 @pytest.fixture(scope="module")

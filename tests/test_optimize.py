@@ -1,4 +1,4 @@
-"""parity.optimize on a small graph: the table, failed candidates, the choice, the recipe."""
+"""parity.search.optimize on a small graph: the table, failed candidates, the choice, the recipe."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity.errors import ParityError
-from parity.inputs import load_input_set
-from parity.model import load_config
-from parity.optimize import load_recipe, search, write_recipe
-from parity.quantize import QuantBuild, QuantRecipe, quantize_model
+from parity.builders.model import load_config
+from parity.builders.quantize import QuantBuild, QuantRecipe, quantize_model
+from parity.core.errors import ParityError
+from parity.core.inputs import load_input_set
+from parity.search.optimize import load_recipe, search, write_recipe
 
 from kokoro_graphs import tiny_kokoro
 
@@ -97,8 +97,8 @@ def test_recipes_and_targets_are_checked(tmp_path, requests) -> None:
 def test_cleaner_than_gives_no_slack_without_a_floor_on_the_ratio_axis_too() -> None:
     """Without a measured floor every axis compares as it stands; the >6 kHz axis is a ratio,
     so its 'no change' is 1, not 0 (which once granted it a whole unit of slack)."""
-    from parity.optimize import CandidateResult
-    from parity.quality import Axes
+    from parity.judge.quality import Axes
+    from parity.search.optimize import CandidateResult
 
     def row(name: str, hf_ratio: float) -> CandidateResult:
         return CandidateResult(name, "", axes=Axes(0.0, 0.0, 0.1, 1.0, 0.0, hf_ratio, 0.0))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from parity.bench import measure_cached, speed_ratios
-from parity.optimize import PEER, TARGETS, CandidateResult, load_recipe
-from parity.quantize import QuantRecipe
-from parity.tolerances import UNGATED
+from parity.builders.quantize import QuantRecipe
+from parity.judge.tolerances import UNGATED
+from parity.measure.bench import measure_cached, speed_ratios
+from parity.search.optimize import PEER, TARGETS, CandidateResult, load_recipe
 
 pytestmark = pytest.mark.parity
 

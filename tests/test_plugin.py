@@ -85,7 +85,7 @@ def test_recovered_weights_speak_the_cases_in_trained_voices(
     pytester.makepyfile(
         """
         def test_styles(parity_inputs, parity_config):
-            from parity.weights import load_voices
+            from parity.builders.weights import load_voices
             voices = load_voices()
             case = parity_inputs.case("sentence", voices.vocab)
             assert parity_config.spec.checkpoint.endswith(".pth")
@@ -107,7 +107,7 @@ def test_harness_checks_join_the_main_job_only_when_what_they_cover_changed(
     source = """
         import pytest
 
-        @pytest.mark.harness("errors.py")
+        @pytest.mark.harness("core/errors.py")
         def test_planted_fault_is_found():
             assert {outcome}
 
@@ -131,13 +131,20 @@ def test_harness_digest_covers_the_named_modules(monkeypatch: pytest.MonkeyPatch
     import shutil
     from pathlib import Path
 
-    import parity.memo
-    from parity.memo import source_digest
+    import parity.core.memo
+    from parity.core.memo import source_digest
 
-    before, untouched = source_digest(("errors.py",), ()), source_digest(("model.py",), ())
+    before, untouched = (
+        source_digest(("core/errors.py",), ()),
+        source_digest(("builders/model.py",), ()),
+    )
     copy = tmp_path / "source"
-    shutil.copytree(Path(parity.memo.__file__).parent, copy)
-    (copy / "errors.py").write_text((copy / "errors.py").read_text() + "# changed\n")
-    monkeypatch.setattr(parity.memo, "_HERE", copy)
-    assert source_digest(("errors.py",), ()) != before
-    assert source_digest(("model.py",), ()) == untouched
+    shutil.copytree(
+        Path(parity.core.memo.__file__).parents[1],
+        copy,
+        ignore=shutil.ignore_patterns("node_modules"),
+    )
+    (copy / "core/errors.py").write_text((copy / "core/errors.py").read_text() + "# changed\n")
+    monkeypatch.setattr(parity.core.memo, "_HERE", copy)
+    assert source_digest(("core/errors.py",), ()) != before
+    assert source_digest(("builders/model.py",), ()) == untouched

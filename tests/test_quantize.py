@@ -1,4 +1,4 @@
-"""parity.quantize on a small graph with Kokoro's interface: every mode, exclusions, errors."""
+"""parity.builders.quantize on a small graph with Kokoro's interface: modes, exclusions, errors."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from parity.cache import ArtifactCache
-from parity.errors import ParityError
-from parity.inputs import load_input_set
-from parity.model import load_config
-from parity.quantize import QuantRecipe, quantize_cached, quantize_model
-from parity.runners import open_session
+from parity.builders.model import load_config
+from parity.builders.quantize import QuantRecipe, quantize_cached, quantize_model
+from parity.core.cache import ArtifactCache
+from parity.core.errors import ParityError
+from parity.core.inputs import load_input_set
+from parity.core.ort_session import open_session
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
 ANALYSIS_CONV = "/decoder/generator/analysis/Conv"
@@ -162,7 +162,7 @@ def test_preprocessing_leaves_nothing_in_the_working_directory(
     small_kokoro, tmp_path, monkeypatch
 ) -> None:
     """ORT's symbolic shape inference drops temp files into the cwd (325 MB for Kokoro)."""
-    from parity.quantize import _scratch_cwd, preprocess_model
+    from parity.builders.quantize import _scratch_cwd, preprocess_model
 
     monkeypatch.chdir(tmp_path)
     with _scratch_cwd():

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from parity.optimize import PEER
-from parity.quantize import TRAINED_VARIANTS
-from parity.tolerances import INT8_VARIANTS
+from parity.builders.quantize import TRAINED_VARIANTS
+from parity.judge.tolerances import INT8_VARIANTS
+from parity.search.optimize import PEER
 
 pytestmark = pytest.mark.parity
 

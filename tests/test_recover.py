@@ -10,9 +10,9 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from parity.errors import ParityError
-from parity.recover import _scope_path, recover_state_dict
-from parity.tolerances import RECOVERY
+from parity.builders.recover import _scope_path, recover_state_dict
+from parity.core.errors import ParityError
+from parity.judge.tolerances import RECOVERY
 
 
 @pytest.mark.parametrize(
@@ -42,8 +42,8 @@ def _effective(state: dict[str, torch.Tensor], key: str) -> torch.Tensor:
 def test_recovers_every_weight_of_our_own_export(tmp_path: Path) -> None:
     """Tiny Kokoro, every parameter made distinct (the exporter merges equal initializers),
     exported with TorchScript: the mapping must give each parameter back."""
-    from parity.export import export_kokoro
-    from parity.model import build_kokoro
+    from parity.builders.export import export_kokoro
+    from parity.builders.model import build_kokoro
 
     model = build_kokoro("tiny", seed=3)
     noise = torch.Generator().manual_seed(5)
@@ -84,8 +84,8 @@ def test_recovered_trained_model_is_the_onnx_one_and_sounds_like_the_int8(
 ) -> None:
     """PyTorch with the recovered weights against the float32 ONNX they came from (durations
     equal, waveform within the fp32 export bar) and the int8 export (within its noise)."""
-    from parity.model import build_kokoro
-    from parity.recover import HELD_SENTENCES, prove_recovery
+    from parity.builders.model import build_kokoro
+    from parity.judge.recovery import HELD_SENTENCES, prove_recovery
 
     fp32, voices = kokoro_trained
     requests = voices.spoken_by([parity_inputs.case_for(HELD_SENTENCES[0], voices.vocab)])

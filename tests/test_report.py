@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity.bench import LatencyRecord
 from parity.cli import main
-from parity.errors import ParityError
-from parity.quality import VariantQuality
-from parity.report import Gate, Report, compare_reports, load_report, write_report
-from parity.tolerances import INT8_VARIANTS
+from parity.core.errors import ParityError
+from parity.judge.quality import VariantQuality
+from parity.judge.tolerances import INT8_VARIANTS
+from parity.measure.bench import LatencyRecord
+from parity.report.run_report import Gate, Report, compare_reports, load_report, write_report
 
 TESTS = Path(__file__).parent
 FIXTURES = TESTS.parent / "fixtures" / "inputs"
@@ -34,10 +34,10 @@ PLANTED_MODULE = textwrap.dedent(
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from kokoro_graphs import tiny_kokoro
-    from parity.inputs import load_input_set
-    from parity.model import load_config
-    from parity.runners import OrtRunner
-    from parity.sensitivity import sweep
+    from parity.core.inputs import load_input_set
+    from parity.builders.model import load_config
+    from parity.judge.runners import OrtRunner
+    from parity.search.sensitivity import sweep
 
     THRESHOLD = 0.05
 
@@ -211,7 +211,7 @@ def test_summary_rows_show_each_judgement_and_fold_quiet_cases() -> None:
 
 
 def test_a_worker_hands_over_objects_and_plain_data_for_what_cannot_be_pickled() -> None:
-    from parity.session import Recorder
+    from parity.report.session import Recorder
 
     worker = Recorder()
     worker.current_test = "t::a"
@@ -229,7 +229,7 @@ def test_a_worker_hands_over_objects_and_plain_data_for_what_cannot_be_pickled()
 
 def test_sounds_of_different_requests_are_refused_in_one_line() -> None:
     """The report sets the sounds side by side: they must all speak one request."""
-    from parity.session import Recorder
+    from parity.report.session import Recorder
 
     recorder = Recorder()
     recorder.audio("fp32", np.zeros(8), spoken="sentence/af_heart")

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from parity.errors import ParityError
-from parity.runners import OrtRunner, open_session
-from parity.stft import STFT, export_stft
+from parity.builders.stft import STFT, export_stft
+from parity.core.errors import ParityError
+from parity.core.ort_session import open_session
+from parity.judge.runners import OrtRunner
 
 
 @pytest.fixture(scope="module")

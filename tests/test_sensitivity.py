@@ -1,4 +1,4 @@
-"""parity.sensitivity on a small graph with one layer planted to break under each transform."""
+"""parity.search.sensitivity on a small graph, one layer planted to break under each transform."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity.errors import ParityError
-from parity.inputs import load_input_set
-from parity.model import load_config
-from parity.plots import draw
-from parity.sensitivity import (
+from parity.builders.model import load_config
+from parity.core.errors import ParityError
+from parity.core.inputs import load_input_set
+from parity.core.plots import draw
+from parity.search.sensitivity import (
     SweepSettings,
     _bisect,
     check_baseline,
@@ -203,9 +203,9 @@ def test_sweep_of_the_tiny_random_export_stops_and_says_its_floor_is_the_pipelin
 ) -> None:
     """On random weights, the quantizer's graph rewriting alone (no node quantized) moves the
     chaotic audio past the threshold: no ranking can mean anything, and the sweep says so."""
-    from parity.export import export_cached
-    from parity.model import KokoroSpec
-    from parity.quantize import preprocessed_cached
+    from parity.builders.export import export_cached
+    from parity.builders.model import KokoroSpec
+    from parity.builders.quantize import preprocessed_cached
 
     spec = KokoroSpec(preset="tiny")
     exported = export_cached(parity_cache, spec, spec.build())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parity.sensitivity import BASELINES, check_baseline, write_baseline
+from parity.search.sensitivity import BASELINES, check_baseline, write_baseline
 
 pytestmark = pytest.mark.parity
 

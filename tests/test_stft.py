@@ -1,4 +1,4 @@
-"""parity.stft.STFT against torch.stft / torch.istft, in PyTorch (property-based)."""
+"""parity.builders.stft.STFT against torch.stft / torch.istft, in PyTorch (property-based)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from parity.stft import STFT, atan2, measure_against_torch
+from parity.builders.stft import STFT, atan2, measure_against_torch
 
 KOKORO = {"n_fft": 20, "hop": 5, "win": 20}
 
@@ -185,7 +185,9 @@ def test_kokoro_custom_stft_deviation_is_measured_against_ours(parity_record: ob
 
     ours = measure_against_torch(STFT(20, 5, 20), 20, 5)
     kokoro = measure_against_torch(CustomSTFT(filter_length=20, hop_length=5, win_length=20), 20, 5)
-    parity_record.add("stft", f"parity.stft.STFT vs torch (n_fft 20, hop 5): {ours.summary()}")  # type: ignore[attr-defined]
+    parity_record.add(
+        "stft", f"parity.builders.stft.STFT vs torch (n_fft 20, hop 5): {ours.summary()}"
+    )  # type: ignore[attr-defined]
     parity_record.add("stft", f"kokoro CustomSTFT vs torch (n_fft 20, hop 5): {kokoro.summary()}")  # type: ignore[attr-defined]
     assert max(ours.interior, ours.edges) <= 1e-5 * 20 * 4
     assert ours.inverse <= 1e-5

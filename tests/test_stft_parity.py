@@ -1,4 +1,4 @@
-"""parity.stft.STFT after TorchScript export, in ONNX Runtime, against torch.stft/istft."""
+"""parity.builders.stft.STFT after TorchScript export, in ONNX Runtime, against torch.stft/istft."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from parity.runners import open_session
-from parity.stft import STFT, export_stft
+from parity.builders.stft import STFT, export_stft
+from parity.core.ort_session import open_session
 
 pytestmark = pytest.mark.parity
 

@@ -1,4 +1,4 @@
-"""parity.timing: a graph's durations become an input, and the runner speaks on them."""
+"""parity.builders.timing: a graph's durations become an input, and the runner speaks on them."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from parity.errors import ParityError
-from parity.inputs import KokoroInput
-from parity.runners import OrtRunner
-from parity.timing import FORCED_INPUT, PREDICTED_OUTPUT, duration_tensor, force_timing
+from parity.builders.timing import FORCED_INPUT, PREDICTED_OUTPUT, duration_tensor, force_timing
+from parity.core.errors import ParityError
+from parity.core.inputs import KokoroInput
+from parity.judge.runners import OrtRunner
 
 from kokoro_graphs import tiny_kokoro
 

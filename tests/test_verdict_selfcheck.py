@@ -8,11 +8,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity.quantize import QuantRecipe
-from parity.tolerances import INT8_VARIANTS
+from parity.builders.quantize import QuantRecipe
+from parity.judge.tolerances import INT8_VARIANTS
 
 pytestmark = pytest.mark.harness(
-    "quality.py", "metrics.py", "timing.py", "runners.py", "quantize.py", "tolerances.py"
+    "judge/quality.py",
+    "judge/metrics.py",
+    "builders/timing.py",
+    "judge/runners.py",
+    "builders/quantize.py",
+    "judge/tolerances.py",
 )
 
 
@@ -36,7 +41,7 @@ def test_verdict_floor_is_small_and_float32_against_itself_reads_zero(
 ) -> None:
     """The floors every gate prints: float32 through the same pipeline again reads exactly
     zero, and a 1e-7 style change moves no duration and stays far below every variant."""
-    from parity.quality import listen
+    from parity.judge.quality import listen
 
     again = listen(kokoro_trained[0].path, trained_held_out[:1], trained_reference[:1])[0]
     assert again.forced

@@ -10,9 +10,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from parity.dequantize import dequantize
-from parity.errors import ParityError
-from parity.runners import open_session
+from parity.builders.dequantize import dequantize
+from parity.core.errors import ParityError
+from parity.core.ort_session import open_session
 
 INTEGER_OPS = {"MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM", "DynamicQuantizeLinear"}
 
@@ -112,10 +112,10 @@ def test_dequantize_refuses_a_graph_it_does_not_know() -> None:
 
 
 def test_trained_int8_export_is_assembled_and_verified(kokoro_trained) -> None:
-    from parity.weights import INT8_SHA256
+    from parity.builders.weights import INT8_SHA256
 
     model, _ = kokoro_trained
-    from parity.cache import file_digest
+    from parity.core.cache import file_digest
 
     assert file_digest(model.int8_path) == INT8_SHA256
     assert model.report.rewritten == {
@@ -130,8 +130,8 @@ def test_trained_float32_sounds_like_the_int8_it_came_from(
     kokoro_trained, parity_inputs, parity_record
 ) -> None:
     """Within the int8's own noise: length within 2%, log-mel far under a change of voice."""
-    from parity.metrics import log_mel_distance
-    from parity.runners import OrtRunner
+    from parity.judge.metrics import log_mel_distance
+    from parity.judge.runners import OrtRunner
 
     model, voices = kokoro_trained
     int8, fp32 = OrtRunner(model.int8_path), OrtRunner(model.path)
@@ -163,8 +163,8 @@ def test_trained_float32_sounds_like_the_int8_it_came_from(
 
 
 def test_weights_recover_writes_the_float32_model_and_a_checkpoint(tmp_path, capsys) -> None:
+    from parity.builders.model import build_kokoro
     from parity.cli import main
-    from parity.model import build_kokoro
 
     out, checkpoint = tmp_path / "kokoro-fp32.onnx", tmp_path / "kokoro.pth"
     assert main(["weights", "recover", "--onnx-fp32", str(out), "--out", str(checkpoint)]) == 0
@@ -194,7 +194,7 @@ def test_weights_recover_with_nothing_to_write_says_so(capsys) -> None:
 def test_weights_recover_names_a_missing_package_or_a_bad_hash(
     tmp_path, capsys, monkeypatch, packages, message
 ) -> None:
-    from parity import weights
+    from parity.builders import weights
     from parity.cli import main
 
     monkeypatch.setattr(weights, "PART_PACKAGES", packages)

@@ -18,7 +18,7 @@ import pytest
 
 @pytest.mark.parametrize("case", ["one-token", "sentence", "one-token ", "sentence "])
 def test_parity_case(case, kokoro_export, kokoro_model, parity_inputs, parity_record):
-    from parity.runners import OrtRunner
+    from parity.judge.runners import OrtRunner
 
     request = parity_inputs.case(case.strip(), kokoro_model.vocab)
     wave = OrtRunner(kokoro_export.path, threads=1).infer(request).waveform
@@ -66,7 +66,7 @@ def test_two_workers_build_the_export_once_and_measure_what_a_serial_run_does(
 def test_a_sweep_spread_over_workers_merges_to_the_serial_table(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
-    """parity.sweep_items: one item per group, parts merged and decided on the controller."""
+    """parity.search.sweep_items: one item per group, parts merged and decided on the controller."""
     import json
 
     import numpy as np
@@ -78,7 +78,7 @@ def test_a_sweep_spread_over_workers_merges_to_the_serial_table(
     model = tiny_kokoro(tmp_path / "m.onnx", kernel)
     common = [
         "--pyargs",
-        "parity.sweep_items",
+        "parity.search.sweep_items",
         f"--parity-sweep-model={model}",
         "--parity-sweep-threshold=0.05",
         "--parity-sweep-budget=0.05",

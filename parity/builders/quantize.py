@@ -1,0 +1,460 @@
+"""int8 variants of an exported Kokoro, on ONNX Runtime's ``onnxruntime.quantization``.
+
+A recipe is declarative (mode, weight and activation types, per-channel, op types,
+exclusions, calibration method), so a variant can be rebuilt from a few lines and cached by
+them. Dynamic mode quantizes weights and computes activation scales at run time; the static
+modes (QDQ, QOperator) calibrate activation ranges on a representative input set first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnx
+
+from parity.core.cache import ArtifactCache, CacheKey, atomic_path, content_digest
+from parity.core.errors import ParityError, first_line
+from parity.core.graph import load_model
+from parity.core.inputs import KokoroInput
+
+__all__ = [
+    "KOKORO_EXCLUDE_SCOPES",
+    "TRAINED_EXCLUDE_SCOPES",
+    "TRAINED_VARIANTS",
+    "QuantBuild",
+    "QuantRecipe",
+    "calibration_reader",
+    "quantize_cached",
+    "quantize_model",
+]
+
+QuantMode = Literal["dynamic", "qdq", "qoperator"]
+CalibrationKind = Literal["minmax", "entropy", "percentile"]
+IntType = Literal["int8", "uint8"]
+QUANT_MODES: tuple[QuantMode, ...] = ("dynamic", "qdq", "qoperator")
+CALIBRATIONS: tuple[CalibrationKind, ...] = ("minmax", "entropy", "percentile")
+OP_TYPES = ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM")
+_INTEGER_OPS = {
+    "MatMulInteger",
+    "ConvInteger",
+    "DynamicQuantizeLSTM",
+    "QLinearConv",
+    "QLinearMatMul",
+    "QuantizeLinear",
+    "DequantizeLinear",
+}
+# Kept in float by default, for the reasons measured in float16 (parity.builders.fp16): the STFT
+# analysis turns its input's rounding into phase jumps (its Conv holds the DFT tables), the
+# harmonic source feeds it, and the duration head rounds sums to whole frames.
+KOKORO_EXCLUDE_SCOPES = (
+    "/decoder/generator/m_source/",
+    "/decoder/generator/analysis/",
+    "/duration_proj/",
+)
+
+
+# The trained model (PyPI's int8 export, dequantized) names its scopes after kokoro-onnx's
+# wrapper. Measured there, one scope at a time quantized (dynamic uint8, sentence x 5 voices,
+# mean log-mel to float32; 0.15 is what ORT's optimisation alone moves): ALBERT 1.60 with the
+# audio 3 to 4% short, duration_proj 0.42, conv_post 0.54 with the >6 kHz share tripled,
+# resblocks 0.21; text encoders, decoder blocks and noise convs 0.15 to 0.16.
+TRAINED_EXCLUDE_SCOPES = (
+    "/decoder/decoder/generator/m_source/",
+    "/encoder/bert/",
+    "/encoder/predictor/duration_proj",
+    "/decoder/decoder/generator/conv_post",
+)
+
+
+@dataclass(frozen=True)
+class QuantRecipe:
+    """How to quantize: everything that shapes the output model, nothing else."""
+
+    mode: QuantMode = "dynamic"
+    weight_type: IntType = "uint8"
+    activation_type: IntType = "uint8"
+    per_channel: bool = False
+    op_types: tuple[str, ...] = ("MatMul", "Conv")
+    exclude_nodes: tuple[str, ...] = ()
+    exclude_scopes: tuple[str, ...] = KOKORO_EXCLUDE_SCOPES
+    calibration: CalibrationKind = "minmax"
+    preprocess: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in QUANT_MODES:
+            raise ParityError(f"quantize: unknown mode {self.mode!r}; use {', '.join(QUANT_MODES)}")
+        if self.calibration not in CALIBRATIONS:
+            raise ParityError(
+                f"quantize: unknown calibration {self.calibration!r}; use {', '.join(CALIBRATIONS)}"
+            )
+        unknown = sorted(set(self.op_types) - set(OP_TYPES))
+        if unknown:
+            raise ParityError(
+                f"quantize: op type {unknown[0]} is not quantizable here; use {', '.join(OP_TYPES)}"
+            )
+
+    @property
+    def static(self) -> bool:
+        return self.mode != "dynamic"
+
+    def label(self) -> str:
+        parts = [self.mode, f"w{self.weight_type}"]
+        if self.static:
+            parts += [f"a{self.activation_type}", self.calibration]
+        parts.append("per-channel" if self.per_channel else "per-tensor")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class QuantBuild:
+    """A quantized model, what was quantized and left out, and how the build went."""
+
+    path: Path
+    recipe: QuantRecipe
+    seconds: float
+    size_before: int
+    size_after: int
+    integer_ops: dict[str, int]  # op type -> count in the output
+    excluded: int  # candidate nodes left in float
+    preprocess: str  # "done", "off", or why ONNX Runtime's pre-processing failed
+    cached: bool = False
+
+    @property
+    def size_ratio(self) -> float:
+        return self.size_after / self.size_before
+
+    def summary(self) -> str:
+        ops = ", ".join(f"{count} {op}" for op, count in sorted(self.integer_ops.items()))
+        origin = "from cache" if self.cached else f"built in {self.seconds:.0f}s"
+        return (
+            f"{self.recipe.label()}: {origin}, {self.size_before / 1e6:.1f} MB -> "
+            f"{self.size_after / 1e6:.1f} MB ({self.size_ratio:.2f}x), {ops}; "
+            f"{self.excluded} candidates kept float; pre-processing {self.preprocess}"
+        )
+
+
+# The variants gated on every commit (tests/test_quantize_parity.py), one per mode, each with
+# the measured exclusion list; their thresholds are parity.judge.tolerances.INT8_VARIANTS.
+TRAINED_VARIANTS: dict[str, QuantRecipe] = {
+    "dynamic-uint8": QuantRecipe(exclude_scopes=TRAINED_EXCLUDE_SCOPES),
+    "dynamic-int8-per-channel": QuantRecipe(
+        weight_type="int8", per_channel=True, exclude_scopes=TRAINED_EXCLUDE_SCOPES
+    ),
+    "qdq": QuantRecipe(mode="qdq", weight_type="int8", exclude_scopes=TRAINED_EXCLUDE_SCOPES),
+    "qoperator": QuantRecipe(
+        mode="qoperator", weight_type="int8", exclude_scopes=TRAINED_EXCLUDE_SCOPES
+    ),
+}
+
+
+def excluded_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[str]:
+    """Names of the candidate nodes the recipe keeps in float (by name or scope prefix)."""
+    names = {node.name for node in model.graph.node}
+    missing = [name for name in recipe.exclude_nodes if name not in names]
+    if missing:
+        raise ParityError(
+            f"quantize: --exclude {missing[0]!r} names no node of the model; "
+            "list them with `parity compare MODEL --list-scopes`"
+        )
+    scoped = [
+        node.name
+        for node in model.graph.node
+        if node.op_type in recipe.op_types and node.name.startswith(recipe.exclude_scopes)
+    ]
+    return sorted({*recipe.exclude_nodes, *scoped})
+
+
+class _KokoroReader:
+    """A ``CalibrationDataReader`` over Kokoro requests (input_ids, style, speed).
+
+    It serves one range of requests at a time (``set_range``), so ONNX Runtime's calibrator
+    can take them one by one (its ``CalibStridedMinMax`` option, which every calibrator
+    honours). That matters twice for Kokoro: the histogram calibrators (Entropy, Percentile)
+    stack each tensor across inputs and fail on sequences of different lengths
+    ("inhomogeneous shape", measured with ORT 1.32), and holding every intermediate tensor
+    of every input at once costs memory in proportion to the audio.
+    """
+
+    def __init__(self, requests: Sequence[KokoroInput], ids_name: str = "input_ids") -> None:
+        self.requests = list(requests)
+        self.ids_name = ids_name
+        self.start, self.end = 0, len(self.requests)
+        self.position = 0
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.start, self.end = start_index, min(end_index, len(self.requests))
+        self.position = start_index
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.position >= self.end:
+            return None
+        request = self.requests[self.position]
+        self.position += 1
+        return {
+            self.ids_name: request.input_ids,
+            "style": request.style.astype(np.float32),
+            "speed": np.asarray([request.speed], dtype=np.float32),
+        }
+
+    def rewind(self) -> None:
+        self.position = self.start
+
+
+def calibration_reader(requests: Sequence[KokoroInput], ids_name: str = "input_ids") -> Any:
+    """An ``onnxruntime.quantization.CalibrationDataReader`` fed by ``requests``.
+
+    ``ids_name`` is the token input's name: ``input_ids`` in our exports, ``tokens`` in
+    kokoro-onnx's.
+    """
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class KokoroCalibrationReader(_KokoroReader, CalibrationDataReader):
+        pass
+
+    if not requests:
+        raise ParityError("quantize: static modes need calibration inputs; none were given")
+    return KokoroCalibrationReader(requests, ids_name)
+
+
+def _ids_name(model: onnx.ModelProto) -> str:
+    return "tokens" if any(i.name == "tokens" for i in model.graph.input) else "input_ids"
+
+
+def preprocess_model(source: Path, target: Path) -> str:
+    """ONNX Runtime's pre-processing: shape inference, then optimisation (constant folding).
+
+    Its symbolic shape inference gives up on Kokoro ("Incomplete symbolic shape inference",
+    measured with ORT 1.32); the run is then repeated with ONNX's shape inference only. The
+    optimisation is what matters most: it folds the weight-norm arithmetic (weight_g *
+    weight_v / |weight_v|) into plain initializers, without which the quantizer refuses
+    Kokoro's convolutions ("Expected /F0.0/Mul_output_0 to be an initializer").
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    notes = []
+    source, target = Path(source).resolve(), Path(target).resolve()  # before leaving the cwd
+    for skip_symbolic in (False, True):
+        try:
+            with _quiet(), _scratch_cwd():
+                quant_pre_process(str(source), str(target), skip_symbolic_shape=skip_symbolic)
+        except Exception as error:  # the message is what the report says
+            notes.append(f"{type(error).__name__}: {first_line(error, 100)}")
+            continue
+        if notes:
+            return f"done without symbolic shapes ({notes[0]})"
+        return "done"
+    return f"failed ({'; '.join(notes)}), skipped"
+
+
+@contextlib.contextmanager
+def _scratch_cwd() -> Iterator[None]:
+    """Run in a temporary working directory, removed afterwards.
+
+    ORT 1.32's symbolic shape inference writes ``sym_shape_infer_temp.onnx`` and a 325 MB
+    ``<uuid>.data`` for Kokoro into the working directory and leaves them there when it gives
+    up (measured: one pair per pre-processing run). Changing directory is process-wide; the
+    harness runs quantization from one thread per process (pytest-xdist uses processes).
+    """
+    previous = Path.cwd()
+    with tempfile.TemporaryDirectory(prefix="parity-preprocess-") as scratch:
+        os.chdir(scratch)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
+
+
+def _private_link(source: Path, folder: Path) -> Path:
+    """``source`` seen from ``folder`` (a hard link, else a copy).
+
+    ORT's quantizer writes ``<input>-inferred.onnx`` beside its input and deletes it after:
+    two processes quantizing one cached model (pytest-xdist workers) removed each other's
+    file (measured: 9 of 31 sweep items failed with -n 2). Each build gets its own name.
+    """
+    target = folder / f"source-{source.name}"
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+    return target
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the quantization tools' advice (logging, warnings, and the calibrators'
+    progress, which they print to stdout); errors still raise."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def quantize_model(
+    source: Path,
+    target: Path,
+    recipe: QuantRecipe,
+    calibration: Sequence[KokoroInput] = (),
+) -> QuantBuild:
+    """Quantize ``source`` into ``target`` (atomically) as ``recipe`` says."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    source = Path(source)
+    original = load_model(source)
+    exclude = excluded_nodes(original, recipe)
+    types = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch, atomic_path(Path(target)) as temporary:
+        model_in, preprocess = _private_link(source, Path(scratch)), "off"
+        if recipe.preprocess:
+            model_in = Path(scratch) / "preprocessed.onnx"
+            preprocess = preprocess_model(source, model_in)
+            if preprocess.startswith("failed"):
+                model_in = source
+        common: dict[str, Any] = {
+            "op_types_to_quantize": list(recipe.op_types),
+            "per_channel": recipe.per_channel,
+            "weight_type": types[recipe.weight_type],
+            "nodes_to_exclude": exclude,
+        }
+        with _quiet():
+            if recipe.static:
+                quantize_static(
+                    str(model_in),
+                    str(temporary),
+                    calibration_reader(calibration, _ids_name(original)),
+                    quant_format=QuantFormat.QDQ if recipe.mode == "qdq" else QuantFormat.QOperator,
+                    activation_type=types[recipe.activation_type],
+                    calibrate_method={
+                        "minmax": CalibrationMethod.MinMax,
+                        "entropy": CalibrationMethod.Entropy,
+                        "percentile": CalibrationMethod.Percentile,
+                    }[recipe.calibration],
+                    extra_options={"CalibStridedMinMax": 1},
+                    **common,
+                )
+            else:
+                quantize_dynamic(str(model_in), str(temporary), **common)
+        quantized = onnx.load(str(temporary), load_external_data=False)
+        size_after = temporary.stat().st_size
+    ops = Counter(n.op_type for n in quantized.graph.node if n.op_type in _INTEGER_OPS)
+    return QuantBuild(
+        Path(target),
+        recipe,
+        time.perf_counter() - start,
+        source.stat().st_size,
+        size_after,
+        dict(ops),
+        len(exclude),
+        preprocess,
+    )
+
+
+def quantize_cached(
+    cache: ArtifactCache,
+    source: Path,
+    recipe: QuantRecipe,
+    calibration: Sequence[KokoroInput] = (),
+) -> QuantBuild:
+    """``quantize_model`` through the cache, keyed by source, recipe, inputs and versions."""
+    from onnxruntime import __version__ as ort_version
+
+    source = Path(source)
+    inputs = hashlib.sha256()
+    for request in calibration if recipe.static else ():
+        inputs.update(request.input_ids.tobytes() + request.style.tobytes())
+    key = CacheKey(
+        "quantized",
+        {
+            "source": content_digest(source),
+            "recipe": {**recipe.__dict__, "calibration_inputs": inputs.hexdigest()[:16]},
+            "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
+            "onnxruntime": ort_version,
+        },
+    )
+    built: list[QuantBuild] = []
+
+    def build(temporary: Path) -> dict[str, object]:
+        if recipe.preprocess:  # once per source, shared by every recipe built from it
+            ready, note = preprocessed_cached(cache, source)
+            result = quantize_model(
+                ready, temporary, replace(recipe, preprocess=False), calibration
+            )
+            result = replace(
+                result, recipe=recipe, size_before=source.stat().st_size, preprocess=note
+            )
+        else:
+            result = quantize_model(source, temporary, recipe, calibration)
+        built.append(result)
+        return {
+            "seconds": result.seconds,
+            "size_before": result.size_before,
+            "integer_ops": result.integer_ops,
+            "excluded": result.excluded,
+            "preprocess": result.preprocess,
+        }
+
+    artefact = cache.get_or_build(key, ".onnx", build)
+    if built:
+        return replace(built[0], path=artefact.path, size_after=int(artefact.meta["size"]))
+    meta = artefact.meta
+    return QuantBuild(
+        artefact.path,
+        recipe,
+        float(meta["seconds"]),
+        int(meta["size_before"]),
+        int(meta["size"]),
+        dict(meta["integer_ops"]),
+        int(meta["excluded"]),
+        str(meta["preprocess"]),
+        cached=True,
+    )
+
+
+def preprocessed_cached(cache: ArtifactCache, source: Path) -> tuple[Path, str]:
+    """``preprocess_model`` through the cache: (the optimised model, how pre-processing went)."""
+    from onnxruntime import __version__ as ort_version
+
+    source = Path(source)
+    key = CacheKey(
+        "preprocessed",
+        {
+            "source": content_digest(source),
+            "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
+            "onnxruntime": ort_version,
+        },
+    )
+
+    def build(temporary: Path) -> dict[str, object]:
+        outcome = preprocess_model(source, temporary)
+        if outcome.startswith("failed"):
+            shutil.copyfile(source, temporary)  # the sweep then works on the model as given
+        return {"preprocess": outcome}
+
+    artefact = cache.get_or_build(key, ".onnx", build)
+    return artefact.path, str(artefact.meta["preprocess"])

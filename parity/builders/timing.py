@@ -1,0 +1,67 @@
+"""Timing as a graph input: a Kokoro graph that takes its per-token durations from outside.
+
+Kokoro rounds each token's predicted duration to whole frames. A variant that moves one
+rounding shifts every later frame, and a frame-by-frame comparison then measures the shift,
+not the sound. Rewired with :func:`force_timing`, a graph runs on the durations its float32
+source predicted (so both waveforms have the same frames) and still reports the durations it
+would have chosen itself, which the timing axis of the verdict judges separately.
+
+The durations are the ``Cast`` to int64 of ``Clip(Round(...))``: what kokoro's
+``torch.round(duration).clamp(min=1).long()`` exports to. Our exports, the published
+kokoro-onnx graph and every variant ONNX Runtime's quantizer makes of them keep that chain.
+"""
+
+from __future__ import annotations
+
+import onnx
+from onnx import TensorProto, helper
+
+from parity.core.errors import ParityError
+from parity.core.graph import GraphIndex
+
+__all__ = ["FORCED_INPUT", "PREDICTED_OUTPUT", "duration_tensor", "force_timing"]
+
+FORCED_INPUT = "forced_durations"  # int64 [1, L], boundary tokens included
+PREDICTED_OUTPUT = "predicted_durations"  # what the graph would have used, same shape
+
+
+def duration_tensor(graph: onnx.GraphProto) -> str | None:
+    """The int64 per-token frame counts of a Kokoro graph, or None if it has no such chain."""
+    index = GraphIndex(graph)
+    for node in graph.node:
+        if node.op_type != "Round":
+            continue
+        clip = index.only_consumer(node.output[0], "Clip") or index.only_consumer(
+            node.output[0], "Max"
+        )
+        cast = clip and index.only_consumer(clip.output[0], "Cast")
+        if cast and any(a.name == "to" and a.i == TensorProto.INT64 for a in cast.attribute):
+            return cast.output[0]
+    return None
+
+
+def force_timing(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose durations come from the input ``forced_durations`` and that
+    also outputs the ones it predicted (``predicted_durations``)."""
+    forced = onnx.ModelProto()
+    forced.CopyFrom(model)
+    graph = forced.graph
+    if any(value.name == FORCED_INPUT for value in graph.input):
+        return forced
+    name = duration_tensor(graph)
+    if name is None:
+        raise ParityError(
+            f"timing: the graph {graph.name!r} has no Round -> Clip -> Cast(int64) duration "
+            "chain to force; judge it with timing aligned (DTW) instead"
+        )
+    for node in graph.node:
+        node.input[:] = [FORCED_INPUT if value == name else value for value in node.input]
+    for output in graph.output:
+        if output.name == name:  # an export that returns this very tensor keeps doing so
+            output.name = FORCED_INPUT
+    graph.input.append(helper.make_tensor_value_info(FORCED_INPUT, TensorProto.INT64, [1, "L"]))
+    graph.node.append(helper.make_node("Identity", [name], [PREDICTED_OUTPUT], "parity_timing"))
+    graph.output.append(
+        helper.make_tensor_value_info(PREDICTED_OUTPUT, TensorProto.INT64, [1, "L"])
+    )
+    return forced

@@ -1,0 +1,46 @@
+"""ONNX Runtime CPU sessions, with one clear error line for a missing or broken file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from parity.core.errors import ParityError, first_line
+
+__all__ = ["open_session", "require_onnx_file"]
+
+
+def require_onnx_file(path: Path) -> None:
+    """One clear line for a model path that names no file."""
+    if not path.is_file():
+        raise ParityError(f"{path}: no such ONNX file; export one with `parity export -o {path}`")
+
+
+def open_session(
+    path: Path, *, threads: int = 0, optimization: str = "all", model_bytes: bytes | None = None
+) -> object:
+    """An ONNX Runtime CPU session, with one clear error line for a missing or broken file.
+
+    ``model_bytes`` loads a transformed model held in memory; ``path`` then names it in errors.
+    """
+    import onnxruntime as ort
+
+    path = Path(path)
+    if model_bytes is None:
+        require_onnx_file(path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[optimization]
+    try:
+        source = model_bytes if model_bytes is not None else str(path)
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
+        raise ParityError(
+            f"{path}: ONNX Runtime cannot load it ({type(error).__name__}: "
+            f"{first_line(error, 200)}); "
+            "if it is truncated or corrupt, export it again"
+        ) from error

@@ -1,0 +1,243 @@
+"""Intermediate tensors: expose them in an ONNX graph, capture them in PyTorch, pair them up.
+
+Exposing a tensor is a graph transform (add it to the graph outputs), as in Polygraphy's
+"mark all outputs". The TorchScript exporter names nodes after module scopes
+(``/decoder/generator/resblocks.2/Conv``), but a scope is not a module path: it is the
+module's unqualified name nested under the modules on the call stack, and two modules can
+share one. ``module_scopes`` derives the map from a real forward pass, and a module's
+tensor is then found among the few values its scope hands out, by shape and value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, shape_inference
+
+from parity.core.errors import ParityError
+from parity.core.graph import GraphIndex
+
+__all__ = [
+    "ScopeBoundary",
+    "expose",
+    "module_scopes",
+    "onnx_scope_prefixes",
+    "scope_boundary",
+]
+
+
+@dataclass(frozen=True)
+class ScopeBoundary:
+    """The values a scope reads from outside it and the values it hands out, in node order."""
+
+    prefix: str
+    node_count: int
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+def onnx_scope_prefixes(model: onnx.ModelProto) -> Counter[str]:
+    """Every scope prefix that node names start with (``/a/``, ``/a/b/``), with node counts."""
+    prefixes: Counter[str] = Counter()
+    for node in model.graph.node:
+        parts = node.name.split("/")[1:-1] if node.name.startswith("/") else []
+        for depth in range(1, len(parts) + 1):
+            prefixes["/" + "/".join(parts[:depth]) + "/"] += 1
+    return prefixes
+
+
+def _is_constant(index: GraphIndex, name: str) -> bool:
+    """Initializers, Constant nodes and the Identity copies the exporter makes of weights."""
+    if name in index.initializers:
+        return True
+    producer = index.producer(name)
+    if producer is None:
+        return False
+    if producer.op_type == "Constant":
+        return True
+    return producer.op_type == "Identity" and producer.input[0] in index.initializers
+
+
+def scope_boundary(model: onnx.ModelProto, prefix: str | Sequence[str]) -> ScopeBoundary:
+    """Inputs and outputs of the nodes whose name starts with ``prefix`` (constants left out).
+
+    Several prefixes make one scope: the exporter's renamed collisions (``renamed_variants``).
+    """
+    prefixes = (prefix,) if isinstance(prefix, str) else tuple(prefix)
+    index = GraphIndex(model.graph)
+
+    def within(node: onnx.NodeProto) -> bool:
+        return node.name.startswith(prefixes)
+
+    inside = [node for node in model.graph.node if within(node)]
+    if not inside:
+        raise ParityError(
+            f"intermediate: no node of the graph is in scope {prefixes[0]!r}; "
+            "list the scopes with `parity compare MODEL --list-scopes`"
+        )
+    produced = {output for node in inside for output in node.output}
+    inputs: list[str] = []
+    for node in inside:
+        for name in node.input:
+            if (
+                name
+                and name not in produced
+                and name not in inputs
+                and not _is_constant(index, name)
+            ):
+                inputs.append(name)
+    read_outside = {name for node in model.graph.node if not within(node) for name in node.input}
+    read_outside |= {output.name for output in model.graph.output}
+    outputs = [name for node in inside for name in node.output if name in read_outside]
+    return ScopeBoundary(prefixes[0], len(inside), tuple(inputs), tuple(dict.fromkeys(outputs)))
+
+
+def value_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    """Element types (and shapes where known) of every value, from ONNX shape inference."""
+    inferred = shape_inference.infer_shapes(model, strict_mode=False)
+    graph = inferred.graph
+    types = {v.name: v.type for v in [*graph.value_info, *graph.input, *graph.output]}
+    for tensor in graph.initializer:
+        types.setdefault(tensor.name, helper.make_tensor_type_proto(tensor.data_type, tensor.dims))
+    return types
+
+
+def expose(
+    model: onnx.ModelProto,
+    names: Sequence[str],
+    types: dict[str, onnx.TypeProto] | None = None,
+) -> onnx.ModelProto:
+    """A copy of ``model`` whose graph outputs also include ``names`` (in that order);
+    ``types`` is ``value_types(model)`` where the caller has it (inference takes seconds)."""
+    known = {output for node in model.graph.node for output in node.output}
+    known |= {i.name for i in model.graph.input} | {t.name for t in model.graph.initializer}
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise ParityError(
+            f"intermediate: {missing[0]!r} is not a value of the graph ({len(missing)} unknown); "
+            "give a node output, a node name or a module scope"
+        )
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    present = {output.name for output in exposed.graph.output}
+    types = types if types is not None else value_types(model)
+    for name in names:
+        if name in present:
+            continue
+        value_type = types.get(name)
+        if value_type is None or not value_type.HasField("tensor_type"):
+            # Without inference ORT still runs the output; float is what Kokoro's tensors are.
+            value_type = helper.make_tensor_type_proto(TensorProto.FLOAT, None)
+        info = onnx.ValueInfoProto()
+        info.name = name
+        info.type.CopyFrom(value_type)
+        exposed.graph.output.append(info)
+        present.add(name)
+    return exposed
+
+
+def unqualified_name(qualified: str) -> str:
+    """The exporter's scope component: from the last non-numeric atom on (``resblocks.2``)."""
+    atoms = qualified.split(".")
+    for position in range(len(atoms) - 1, -1, -1):
+        if not atoms[position].isnumeric():
+            return ".".join(atoms[position:])
+    return qualified
+
+
+def module_scopes(model: object, run: Callable[[], object]) -> dict[str, str]:
+    """Map each module path called during ``run()`` to the ONNX scope prefix of its nodes.
+
+    The TorchScript exporter names a module's scope ``unqualified_name(path)`` under the scope
+    of the module whose forward called it, and does not make scopes unique: two modules may
+    share one (KModel calls ``predictor.text_encoder`` and ``text_encoder`` directly, so both
+    are ``/text_encoder/``), and it renames colliding node names instead (``/text_encoder_1/``).
+    """
+    paths = {id(module): name for name, module in model.named_modules()}  # type: ignore[attr-defined]
+    stack: list[str] = ["/"]
+    scopes: dict[str, str] = {}
+    handles = []
+
+    def pre_hook(module: object, _inputs: object) -> None:
+        path = paths[id(module)]
+        scope = f"{stack[-1]}{unqualified_name(path)}/"
+        scopes.setdefault(path, scope)
+        stack.append(scope)
+
+    def post_hook(_module: object, _inputs: object, _output: object) -> None:
+        stack.pop()
+
+    for name, module in model.named_modules():  # type: ignore[attr-defined]
+        if name:
+            handles.append(module.register_forward_pre_hook(pre_hook))
+            handles.append(module.register_forward_hook(post_hook))
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return scopes
+
+
+def renamed_variants(model: onnx.ModelProto, prefix: str) -> list[str]:
+    """``prefix`` and the variants the exporter made by renaming colliding node names.
+
+    A collision renames the first component of the node name (``/text_encoder/Transpose``
+    becomes ``/text_encoder_1/Transpose``), so nodes of one scope may sit under either.
+    """
+    head, _, rest = prefix.strip("/").partition("/")
+    variants = [prefix]
+    for known in sorted(onnx_scope_prefixes(model)):
+        first = known.strip("/").split("/")[0]
+        if first.startswith(f"{head}_") and first[len(head) + 1 :].isdigit():
+            candidate = f"/{first}/{rest}/" if rest else f"/{first}/"
+            if candidate in onnx_scope_prefixes(model) and candidate not in variants:
+                variants.append(candidate)
+    return variants
+
+
+@dataclass
+class CapturedCall:
+    """A module's first call: its tensor arguments and its output(s), as numpy arrays."""
+
+    inputs: list[np.ndarray]
+    outputs: list[np.ndarray]
+
+
+def _tensors(value: object) -> list[np.ndarray]:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        # A copy: Kokoro adds into some outputs in place (``xs += resblock(x, s)``).
+        return [value.detach().cpu().numpy().copy()]
+    if isinstance(value, (tuple, list)):
+        return [array for item in value for array in _tensors(item)]
+    return []
+
+
+@contextlib.contextmanager
+def capture(model: object, paths: Sequence[str]) -> Iterator[dict[str, CapturedCall]]:
+    """Record the first call of each module in ``paths`` (inputs and outputs as numpy)."""
+    modules = dict(model.named_modules())  # type: ignore[attr-defined]
+    unknown = [path for path in paths if path not in modules]
+    if unknown:
+        raise ParityError(f"intermediate: {unknown[0]!r} is not a module of the PyTorch model")
+    captured: dict[str, CapturedCall] = {}
+    handles = []
+    for path in paths:
+
+        def hook(_module: object, inputs: object, output: object, path: str = path) -> None:
+            if path not in captured:
+                captured[path] = CapturedCall(_tensors(inputs), _tensors(output))
+
+        handles.append(modules[path].register_forward_hook(hook))
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()

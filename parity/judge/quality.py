@@ -1,0 +1,309 @@
+"""How a variant sounds next to its float32 source: one verdict on four axes.
+
+Free-running Kokoro is chaotic, and a variant that rounds one token's duration the other
+way shifts every later frame, so a frame-by-frame distance mostly measures timing. The
+verdict therefore keeps the axes apart:
+
+- timing: the share of tokens whose frame count moved, and the length change;
+- sound, with timing removed: log-mel distance and mel-cepstral distortion (MCD) on the same
+  frames. Our graphs run on the durations float32 predicted (``parity.builders.timing``); a
+  graph that cannot be rewired (a client's audio) is aligned by DTW instead;
+- static: the rise of the noise floor and of the share of energy above 6 kHz;
+- loudness: the rms level against float32's, in dB.
+
+The plain frame-by-frame log-mel stays as a figure. Each axis is printed beside its noise
+floor: float32 against itself when its style vector moves by 1e-7, through the same pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from parity.core.cache import content_digest
+from parity.core.errors import ParityError
+from parity.core.inputs import KokoroInput
+from parity.core.memo import RunStore, array_digest, onnxruntime_parts
+from parity.judge.metrics import (
+    aligned_distance,
+    high_frequency_ratio,
+    log_mel_distance,
+    loudness_db,
+    noise_floor_db,
+)
+from parity.judge.runners import KokoroOutput
+from parity.judge.tolerances import STYLE_NUDGE, UNGATED, VariantTolerance
+
+__all__ = [
+    "Axes",
+    "VariantQuality",
+    "compare_variant",
+    "hear_model",
+    "listen",
+    "measure_floor",
+    "moved_share",
+    "nudged",
+]
+
+
+@dataclass(frozen=True)
+class Axes:
+    """The verdict's axes over a request set. Timing takes the worst request; sound the
+    mean; static and loudness the median, since on a one-word request the quietest frames
+    and the level are a handful of frames (measured: one request in forty lifts the published
+    int8's noise floor by 4 dB while its median is 0.0 dB)."""
+
+    length_change: float  # worst |len / len(source) - 1|
+    moved_tokens: float  # mean share of tokens whose frame count moved (NaN: no durations)
+    aligned_mel: float  # mean |Δ log-mel|, timing removed, level matched
+    mcd_db: float  # mean mel-cepstral distortion, timing removed
+    floor_rise_db: float  # median rise of the noise floor
+    hf_ratio: float  # median >6 kHz share over the source's
+    loudness_db: float  # median |level difference|
+
+    def line(self) -> str:
+        moved = "" if np.isnan(self.moved_tokens) else f"{self.moved_tokens:.1%} tokens moved, "
+        return (
+            f"{moved}length {self.length_change:.1%}; aligned log-mel {self.aligned_mel:.3f}, "
+            f"MCD {self.mcd_db:.2f} dB; floor {self.floor_rise_db:+.2f} dB, >6 kHz "
+            f"x{self.hf_ratio:.2f}; loudness {self.loudness_db:.2f} dB"
+        )
+
+
+@dataclass(frozen=True)
+class VariantQuality:
+    """Per-request figures of a variant against its source, the axes, and the verdict."""
+
+    variant: str
+    requests: tuple[str, ...]
+    timing: str  # "forced" (same durations, frame i against frame i) or "dtw"
+    length_change: tuple[float, ...]  # len(variant) / len(source) - 1
+    moved_tokens: tuple[float, ...]  # share of tokens whose frame count moved
+    mel: tuple[float, ...]  # plain frame-by-frame log-mel: a figure, not a verdict
+    aligned_mel: tuple[float, ...]
+    mcd_db: tuple[float, ...]
+    floor_rise_db: tuple[float, ...]
+    hf_ratio: tuple[float, ...]  # variant's share above 6 kHz over the source's
+    loudness_db: tuple[float, ...]
+    size_ratio: float
+    tolerance: VariantTolerance
+    floor: Axes | None  # the same axes for float32 against itself, style moved by 1e-7
+    failures: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return not self.failures
+
+    def axes(self) -> Axes:
+        return _axes(self)
+
+    def summary(self) -> str:
+        verdict = "ok" if self else "FAILED: " + "; ".join(self.failures)
+        floor = f" [floor: {self.floor.line()}]" if self.floor is not None else ""
+        spread = f"{min(self.aligned_mel):.3f}..{max(self.aligned_mel):.3f}"
+        return (
+            f"{self.variant}: size {self.size_ratio:.2f}x; {self.axes().line()} (aligned "
+            f"{spread}; plain log-mel {np.mean(self.mel):.2f}) over {len(self.requests)} "
+            f"requests, timing {self.timing}{floor}: {verdict}"
+        )
+
+
+def _axes(figures: VariantQuality) -> Axes:
+    def finite(values: tuple[float, ...]) -> list[float]:
+        return [v for v in values if np.isfinite(v)]
+
+    def worst(values: tuple[float, ...]) -> float:
+        return max((abs(v) for v in finite(values)), default=float("nan"))
+
+    def median(values: tuple[float, ...]) -> float:
+        kept = finite(values)
+        return float(np.median(kept)) if kept else float("nan")
+
+    moved = finite(figures.moved_tokens)
+    return Axes(
+        length_change=worst(figures.length_change),
+        moved_tokens=float(np.mean(moved)) if moved else float("nan"),
+        aligned_mel=float(np.mean(figures.aligned_mel)),
+        mcd_db=float(np.mean(figures.mcd_db)),
+        floor_rise_db=median(figures.floor_rise_db),
+        hf_ratio=median(figures.hf_ratio),
+        loudness_db=median(tuple(abs(v) for v in figures.loudness_db)),
+    )
+
+
+def _floor_db(waveform: np.ndarray) -> float:
+    """``noise_floor_db``, or NaN for audio shorter than one analysis frame."""
+    try:
+        return noise_floor_db(waveform)
+    except ValueError:
+        return float("nan")
+
+
+def _length_change(source: KokoroOutput, variant: KokoroOutput) -> float:
+    """How much longer the variant would speak: from the durations it predicted when it was
+    made to speak on the source's (forced timing), else from the waveforms."""
+    if variant.forced and source.durations is not None and variant.durations is not None:
+        return float(variant.durations.sum() / source.durations.sum() - 1)
+    return len(variant.waveform) / len(source.waveform) - 1
+
+
+def moved_share(source: KokoroOutput, variant: KokoroOutput) -> float:
+    """Share of tokens whose predicted frame count differs; NaN where either has none."""
+    if source.durations is None or variant.durations is None:
+        return float("nan")
+    if source.durations.shape != variant.durations.shape:
+        return 1.0
+    return float(np.mean(source.durations != variant.durations))
+
+
+def compare_variant(
+    name: str,
+    source: Sequence[KokoroOutput],
+    variant: Sequence[KokoroOutput],
+    requests: Sequence[KokoroInput],
+    *,
+    size_ratio: float,
+    tolerance: VariantTolerance,
+    floor: Axes | None = None,
+) -> VariantQuality:
+    """Judge ``variant``'s outputs against ``source``'s for the same ``requests``."""
+    pairs = list(zip(source, variant, strict=True))
+    forced = all(b.forced for _, b in pairs)
+    aligned = [aligned_distance(a.waveform, b.waveform, frames_match=forced) for a, b in pairs]
+    figures = VariantQuality(
+        name,
+        tuple(r.name for r in requests),
+        "forced" if forced else "dtw",
+        tuple(_length_change(a, b) for a, b in pairs),
+        tuple(moved_share(a, b) for a, b in pairs),
+        tuple(log_mel_distance(a.waveform, b.waveform) for a, b in pairs),
+        tuple(d.log_mel for d in aligned),
+        tuple(d.mcd_db for d in aligned),
+        tuple(_floor_db(b.waveform) - _floor_db(a.waveform) for a, b in pairs),
+        tuple(
+            high_frequency_ratio(b.waveform) / high_frequency_ratio(a.waveform) for a, b in pairs
+        ),
+        tuple(loudness_db(a.waveform, b.waveform) for a, b in pairs),
+        size_ratio,
+        tolerance,
+        floor,
+        (),
+    )
+    return replace(figures, failures=_failures(figures.axes(), size_ratio, tolerance))
+
+
+def _failures(axes: Axes, size_ratio: float, tolerance: VariantTolerance) -> tuple[str, ...]:
+    checks = [
+        (axes.length_change, tolerance.max_length_change, "length change"),
+        (axes.moved_tokens, tolerance.max_moved_tokens, "share of tokens moved"),
+        (axes.aligned_mel, tolerance.aligned_mel, "aligned log-mel"),
+        (axes.mcd_db, tolerance.mcd_db, "MCD (dB)"),
+        (axes.floor_rise_db, tolerance.max_floor_rise_db, "noise floor rise (dB)"),
+        (axes.hf_ratio, tolerance.max_hf_ratio, ">6 kHz share ratio"),
+        (axes.loudness_db, tolerance.max_loudness_db, "loudness (dB)"),
+        (size_ratio, tolerance.max_size_ratio, "size ratio"),
+    ]
+    if np.isnan(axes.moved_tokens):
+        checks.pop(1)  # a graph that reports no durations is judged on its length alone
+    return tuple(
+        f"{what} {value:.3g} > {bound:g}"
+        for value, bound, what in checks
+        if not np.isfinite(value) or value > bound
+    )
+
+
+def listen(
+    path: Path,
+    requests: Sequence[KokoroInput],
+    reference: Sequence[KokoroOutput] | None = None,
+    *,
+    runs: RunStore | None = None,
+) -> list[KokoroOutput]:
+    """Run the ONNX model at ``path`` on ``requests``: on the durations of ``reference``
+    where the graph can take them (``parity.builders.timing``), else free-running. Outputs come from
+    ``runs`` where it holds them; the model is loaded only for the rest."""
+    from parity.judge.runners import OrtRunner
+
+    store = runs or RunStore(None)
+    opened: list[OrtRunner] = []
+
+    def runner() -> OrtRunner:
+        if not opened:
+            try:
+                opened.append(OrtRunner(path, force_timing=True))
+            except ParityError:
+                opened.append(OrtRunner(path))  # no duration chain to rewire: judged by DTW
+        return opened[0]
+
+    def hear(request: KokoroInput, durations: np.ndarray | None) -> KokoroOutput:
+        def compute() -> dict[str, np.ndarray | None]:
+            ran = runner()
+            forcing = durations if ran.forcible else None
+            output = ran.infer(request, forcing)
+            return {
+                "waveform": output.waveform,
+                "durations": output.durations,
+                "forced": np.asarray(output.forced),
+            }
+
+        parts = onnxruntime_parts(
+            content_digest(Path(path)),
+            request,
+            "listen",
+            threads=0,
+            durations=array_digest(durations),
+        )
+        values = store.arrays("onnxruntime", parts, compute)
+        return KokoroOutput(values["waveform"], values.get("durations"), bool(values["forced"]))
+
+    if reference is None:
+        return [hear(request, None) for request in requests]
+    # A reference that spoke on its own prediction reports the durations it spoke on.
+    return [
+        hear(request, ref.durations if not ref.forced else None)
+        for request, ref in zip(requests, reference, strict=True)
+    ]
+
+
+def hear_model(
+    name: str,
+    path: Path,
+    *,
+    reference: Sequence[KokoroOutput],
+    requests: Sequence[KokoroInput],
+    size_ratio: float,
+    tolerance: VariantTolerance,
+    floor: Axes | None = None,
+    runs: RunStore | None = None,
+) -> tuple[VariantQuality, list[KokoroOutput]]:
+    """Run the model at ``path`` on ``requests`` in ONNX Runtime and judge it against
+    float32's ``reference`` outputs; the outputs come back too, to record or listen to."""
+    outputs = listen(path, requests, reference, runs=runs)
+    quality = compare_variant(
+        name, reference, outputs, requests, size_ratio=size_ratio, tolerance=tolerance, floor=floor
+    )
+    return quality, outputs
+
+
+def nudged(requests: Sequence[KokoroInput]) -> list[KokoroInput]:
+    """The requests with every style vector moved by ``STYLE_NUDGE`` (relative): the input
+    change that measures a loss's noise floor."""
+    return [replace(r, style=r.style * np.float32(1 + STYLE_NUDGE)) for r in requests]
+
+
+def measure_floor(
+    path: Path,
+    requests: Sequence[KokoroInput],
+    reference: Sequence[KokoroOutput],
+    *,
+    runs: RunStore | None = None,
+) -> Axes:
+    """Each axis's noise floor: the float32 model at ``path`` against its own ``reference``
+    outputs when every style vector moves by ``STYLE_NUDGE`` (relative), same pipeline."""
+    outputs = listen(path, nudged(requests), reference, runs=runs)
+    figures = compare_variant(
+        "floor", reference, outputs, requests, size_ratio=1.0, tolerance=UNGATED
+    )
+    return figures.axes()

@@ -1,0 +1,144 @@
+"""Runners: PyTorch and ONNX Runtime behind one ``infer(KokoroInput) -> KokoroOutput``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from parity.builders.model import SAMPLE_RATE
+from parity.builders.timing import FORCED_INPUT, PREDICTED_OUTPUT
+from parity.core.errors import ParityError
+from parity.core.inputs import KokoroInput
+from parity.core.ort_session import open_session
+
+__all__ = ["KokoroOutput", "OrtRunner", "TorchRunner"]
+
+
+@dataclass(frozen=True)
+class KokoroOutput:
+    """A waveform at 24 kHz and the per-token durations the model predicted (None where the
+    model gives none); ``forced`` when the waveform was made on durations the caller gave
+    (``parity.builders.timing``), so its frames line up with the run those durations came from."""
+
+    waveform: np.ndarray = field(repr=False)
+    durations: np.ndarray | None = field(repr=False)
+    forced: bool = False
+
+    @property
+    def seconds(self) -> float:
+        return len(self.waveform) / SAMPLE_RATE
+
+
+class TorchRunner:
+    """``KModel.forward_with_tokens`` on numpy inputs."""
+
+    name = "torch"
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+
+    def infer(self, request: KokoroInput) -> KokoroOutput:
+        import torch
+
+        with torch.no_grad():
+            audio, durations = self.model.forward_with_tokens(  # type: ignore[attr-defined]
+                torch.from_numpy(request.input_ids),
+                torch.from_numpy(request.style),
+                request.speed,
+            )
+        return KokoroOutput(
+            audio.numpy().astype(np.float32).reshape(-1),
+            durations.numpy().astype(np.int64).reshape(-1),
+        )
+
+
+class OrtRunner:
+    """An ONNX Kokoro in ONNX Runtime's CPU provider; takes our interface and kokoro-onnx's.
+
+    Ours: ``input_ids, style, speed -> waveform, durations``; the published kokoro-onnx
+    export: ``tokens, style, speed -> audio`` (no durations). With ``force_timing`` the graph
+    is rewired (``parity.builders.timing.force_timing``) so ``infer`` can take the durations from
+    outside, and every graph reports the durations it predicted.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        threads: int = 0,
+        optimization: str = "all",
+        model_bytes: bytes | None = None,
+        force_timing: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        if force_timing:
+            model_bytes = _forced_bytes(self.path, model_bytes)
+        self.session = open_session(
+            self.path, threads=threads, optimization=optimization, model_bytes=model_bytes
+        )
+        inputs = [i.name for i in self.session.get_inputs()]  # type: ignore[attr-defined]
+        outputs = [o.name for o in self.session.get_outputs()]  # type: ignore[attr-defined]
+        self.ids_name = "tokens" if "tokens" in inputs else "input_ids"
+        self.audio_name = "audio" if "audio" in outputs else "waveform"
+        self.forcible = FORCED_INPUT in inputs
+        self.durations_name = (
+            PREDICTED_OUTPUT if self.forcible else "durations" if "durations" in outputs else None
+        )
+        expected = {self.ids_name, "style", "speed"} | ({FORCED_INPUT} if self.forcible else set())
+        if set(inputs) != expected or self.audio_name not in outputs:
+            raise ParityError(
+                f"{self.path}: inputs {inputs} / outputs {outputs} are not a Kokoro interface "
+                "(input_ids|tokens, style, speed -> waveform|audio[, durations])"
+            )
+
+    def run(
+        self,
+        request: KokoroInput,
+        names: list[str] | None = None,
+        durations: np.ndarray | None = None,
+    ) -> list[np.ndarray]:
+        """Raw session outputs for ``request`` (all outputs unless ``names`` is given);
+        a forcible graph runs on ``durations`` (one frame per token when None)."""
+        feed = {
+            self.ids_name: request.input_ids,
+            "style": request.style.astype(np.float32),
+            "speed": np.asarray([request.speed], dtype=np.float32),
+        }
+        if self.forcible:
+            if durations is None:
+                durations = np.ones(request.input_ids.shape, dtype=np.int64)
+            feed[FORCED_INPUT] = np.asarray(durations, dtype=np.int64).reshape(1, -1)
+        return self.session.run(names, feed)  # type: ignore[attr-defined]
+
+    def infer(self, request: KokoroInput, durations: np.ndarray | None = None) -> KokoroOutput:
+        """Audio and predicted durations; a forcible graph speaks on ``durations`` when given,
+        else on the ones it predicts (found first by a short run on one frame per token)."""
+        names = [self.audio_name] + ([self.durations_name] if self.durations_name else [])
+        given = durations is not None
+        if given and not self.forcible:
+            raise ParityError(f"{self.path}: durations can only be forced with force_timing=True")
+        if self.forcible and durations is None:
+            durations = self.run(request, [PREDICTED_OUTPUT])[0]
+        if durations is not None and np.size(durations) != request.input_ids.size:
+            raise ParityError(
+                f"{request.name}: {np.size(durations)} forced durations for "
+                f"{request.input_ids.size} tokens; give one per token, boundaries included"
+            )
+        outputs = self.run(request, names, durations)
+        predicted = outputs[1].astype(np.int64).reshape(-1) if self.durations_name else None
+        return KokoroOutput(outputs[0].astype(np.float32).reshape(-1), predicted, forced=given)
+
+
+def _forced_bytes(path: Path, model_bytes: bytes | None) -> bytes:
+    """The model at ``path`` (or in ``model_bytes``) with its timing as an input."""
+    import onnx
+
+    from parity.builders.timing import force_timing
+    from parity.core.graph import load_model
+
+    model = load_model(path) if model_bytes is None else onnx.load_from_string(model_bytes)
+    return force_timing(model).SerializeToString()

@@ -1,0 +1,1 @@
+"""Search: per-layer sensitivity sweeps and the int8 recipe search."""

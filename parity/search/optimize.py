@@ -1,0 +1,278 @@
+"""Recipe search: the int8 variant that runs fastest while sounding no worse than the peer.
+
+Every candidate recipe is built (cached), heard on the same requests as float32 (length,
+log-mel, noise floor, >6 kHz share) and timed against float32 and the peer (the published
+int8) interleaved in one run on the target's provider. A candidate that fails to build or
+run is kept in the table with its error. The choice is the fastest candidate at least as
+clean as the peer on every axis of the verdict (``parity.judge.quality``), where a difference
+within the axis's noise floor counts as equal; it is saved as a declarative
+recipe under ``fixtures/recipes/`` so the same variant is rebuilt and gated on every commit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from parity.builders.quantize import TRAINED_EXCLUDE_SCOPES, QuantBuild, QuantRecipe
+from parity.core.cache import write_text_atomic
+from parity.core.errors import ParityError, first_line
+from parity.core.inputs import KokoroInput
+from parity.core.jsonable import to_jsonable
+from parity.judge.quality import Axes, hear_model, listen, measure_floor
+from parity.judge.runners import KokoroOutput
+from parity.judge.tolerances import FLOOR_RESOLUTION_DB, UNGATED
+from parity.measure.bench import Provider, measure, speed_ratios
+
+__all__ = [
+    "CANDIDATES",
+    "TARGETS",
+    "CandidateResult",
+    "OptimizeResult",
+    "hear",
+    "load_recipe",
+    "search",
+    "write_recipe",
+]
+
+Target = Literal["cpu", "wasm"]
+TARGETS: dict[Target, Provider] = {"cpu": "cpu", "wasm": "wasm"}
+_KEEP = TRAINED_EXCLUDE_SCOPES
+_STATIC = QuantRecipe(mode="qdq", weight_type="int8", exclude_scopes=_KEEP)
+_GEN = "/decoder/decoder/generator/"
+# The generator's second upsampling stage: it works at the highest rate, next to the output.
+_LATE_STAGE = ("resblocks.3/", "resblocks.4/", "resblocks.5/", "noise_convs.1/", "noise_res.1/")
+
+# Each names one idea: the sign of the weights (ConvInteger's fast path wants uint8), the
+# format (QDQ or QOperator), per-channel scales, the calibration method, and which layers
+# stay float (the generator's activations span the widest range).
+CANDIDATES: dict[str, QuantRecipe] = {
+    "dynamic-uint8": QuantRecipe(exclude_scopes=_KEEP),
+    "dynamic-int8-per-channel": QuantRecipe(
+        weight_type="int8", per_channel=True, exclude_scopes=_KEEP
+    ),
+    "qdq": _STATIC,
+    "qdq-per-channel": replace(_STATIC, per_channel=True),
+    "qdq-percentile": replace(_STATIC, calibration="percentile"),
+    "qdq-entropy": replace(_STATIC, calibration="entropy"),
+    "qdq-generator-float": replace(_STATIC, exclude_scopes=(*_KEEP, "/decoder/decoder/generator/")),
+    "qdq-late-generator-float": replace(
+        _STATIC, exclude_scopes=(*_KEEP, *(f"{_GEN}{scope}" for scope in _LATE_STAGE))
+    ),
+    "qdq-late-resblocks-float": replace(
+        _STATIC, exclude_scopes=(*_KEEP, *(f"{_GEN}{scope}" for scope in _LATE_STAGE[:3]))
+    ),
+    "qdq-last-resblock-float": replace(_STATIC, exclude_scopes=(*_KEEP, f"{_GEN}resblocks.5/")),
+    "qdq-noise-path-float": replace(
+        _STATIC, exclude_scopes=(*_KEEP, f"{_GEN}noise_convs", f"{_GEN}noise_res")
+    ),
+    "qdq-resblocks-float": replace(_STATIC, exclude_scopes=(*_KEEP, f"{_GEN}resblocks")),
+    "qdq-conv-only": replace(_STATIC, op_types=("Conv",)),
+    "qoperator-per-channel": replace(_STATIC, mode="qoperator", per_channel=True),
+}
+PEER = "published"
+
+
+_NO_SLACK = Axes(0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # hf_ratio is a ratio: 1 is no change
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """One candidate measured against float32: size, speed, and the verdict's axes."""
+
+    name: str
+    label: str
+    size_ratio: float = float("nan")
+    speed_ratio: float = float("nan")  # real-time factor over float32's, same run
+    axes: Axes | None = None
+    error: str | None = None
+
+    @property
+    def aligned_mel(self) -> float:
+        return self.axes.aligned_mel if self.axes is not None else float("nan")
+
+    def cleaner_than(self, peer: CandidateResult, floor: Axes | None = None) -> bool:
+        """At least as clean as ``peer`` on every axis; a difference within that axis's
+        noise ``floor`` (float32 against itself, style moved by 1e-7) counts as equal."""
+        if self.error is not None or self.axes is None or peer.axes is None:
+            return False
+        slack = floor or _NO_SLACK
+        for axis in Axes.__dataclass_fields__:
+            ours, theirs = getattr(self.axes, axis), getattr(peer.axes, axis)
+            if axis == "floor_rise_db":  # a floor that falls is no defect, and no merit
+                ours, theirs = max(ours - FLOOR_RESOLUTION_DB, 0.0), max(theirs, 0.0)
+            if np.isnan(theirs) and np.isnan(ours):
+                continue  # neither reports durations
+            noise = getattr(slack, axis) - (1.0 if axis == "hf_ratio" else 0.0)  # a ratio
+            if not ours <= theirs + abs(noise):
+                return False
+        return True
+
+    def line(self) -> str:
+        if self.error is not None or self.axes is None:
+            return f"{self.name:26s} FAILED: {self.error}"
+        speed = f"speed x{self.speed_ratio:.2f}" if np.isfinite(self.speed_ratio) else "speed -"
+        return f"{self.name:26s} {speed:11s}  size {self.size_ratio:.2f}x  {self.axes.line()}"
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    """The table of one search, the peer measured in the same run, and the choice."""
+
+    target: str
+    provider: str
+    rows: tuple[CandidateResult, ...]
+    peer: CandidateResult
+    chosen: str | None
+    floor: Axes | None = None  # the verdict's noise floor on the same requests
+
+    def summary(self) -> str:
+        choice = (
+            self.chosen or "nothing (no candidate is faster than fp32 and as clean as the peer)"
+        )
+        floor = f"; floor: {self.floor.line()}" if self.floor is not None else ""
+        return f"{self.target}: {len(self.rows)} candidates; chosen: {choice}{floor}"
+
+    def write(self, folder: Path) -> None:
+        """``optimize.json``, ``optimize.csv`` and ``optimize.png`` (speed vs quality)."""
+        from parity.core.plots import draw, speed_quality_scatter
+
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / "optimize.json", json.dumps(to_jsonable(self), indent=2))
+        table = io.StringIO()
+        writer = csv.writer(table)
+        fields = ["name", "size_ratio", "speed_ratio"]
+        axes = list(Axes.__dataclass_fields__)
+        writer.writerow([*fields, *axes, "error", "cleaner_than_peer", "chosen"])
+        for row in (*self.rows, self.peer):
+            values = [getattr(row, f) for f in fields]
+            measured = [getattr(row.axes, a) if row.axes else "" for a in axes]
+            clean = row.cleaner_than(self.peer, self.floor)
+            writer.writerow([*values, *measured, row.error or "", clean, row.name == self.chosen])
+        write_text_atomic(folder / "optimize.csv", table.getvalue())
+        draw(speed_quality_scatter, folder / "optimize.png", self)
+
+
+def hear(
+    name: str,
+    label: str,
+    path: Path,
+    *,
+    size_ratio: float,
+    reference: Sequence[KokoroOutput],
+    requests: Sequence[KokoroInput],
+) -> CandidateResult:
+    """Run ``path`` on ``requests`` and measure it against float32's ``reference`` outputs."""
+    quality, _ = hear_model(
+        name, path, reference=reference, requests=requests, size_ratio=size_ratio,
+        tolerance=UNGATED,
+    )  # fmt: skip
+    return CandidateResult(name, label, size_ratio, axes=quality.axes())
+
+
+def search(
+    source: Path,
+    peer: Path,
+    target: Target,
+    requests: Sequence[KokoroInput],
+    build: Callable[[str, QuantRecipe], QuantBuild],
+    *,
+    candidates: dict[str, QuantRecipe] | None = None,
+    repeats: int = 3,
+    max_speed_ratio: float = 1.0,
+    log: Callable[[str], None] = lambda line: None,
+) -> OptimizeResult:
+    """Build, hear and time every candidate; choose the fastest that is as clean as ``peer``
+    and faster than float32 (its time ratio under ``max_speed_ratio``).
+
+    ``build(name, recipe)`` makes the quantized model (the caller decides about caching and
+    calibration); ``requests`` are what quality is judged on, the first one is timed.
+    """
+    if target not in TARGETS:
+        raise ParityError(f"optimize: unknown target {target!r}; use {', '.join(TARGETS)}")
+    if not requests:
+        raise ParityError("optimize: no requests to judge the candidates on")
+    chosen_candidates = CANDIDATES if candidates is None else candidates
+    reference = listen(Path(source), requests)
+    floor = measure_floor(Path(source), requests, reference)
+    log(f"noise floor: {floor.line()}")
+    size_fp32 = Path(source).stat().st_size
+    heard: dict[str, CandidateResult] = {}
+    paths: dict[str, Path] = {"fp32": Path(source), PEER: Path(peer)}
+    heard[PEER] = hear(
+        PEER,
+        "kokoro-onnx int8",
+        Path(peer),
+        size_ratio=Path(peer).stat().st_size / size_fp32,
+        reference=reference,
+        requests=requests,
+    )
+    log(heard[PEER].line())
+    for name, recipe in chosen_candidates.items():
+        try:
+            built = build(name, recipe)
+            heard[name] = hear(
+                name,
+                recipe.label(),
+                built.path,
+                size_ratio=built.size_ratio,
+                reference=reference,
+                requests=requests,
+            )
+            paths[name] = built.path
+        except Exception as error:  # a failed candidate is a finding, reported in the table
+            heard[name] = CandidateResult(
+                name, recipe.label(), error=f"{type(error).__name__}: {first_line(error, 200)}"
+            )
+        log(heard[name].line())
+    provider = TARGETS[target]
+    records = measure(paths, provider, requests[:1], repeats=repeats)
+    ratios = speed_ratios(records, "fp32")
+    rows = [
+        replace(result, speed_ratio=ratios.get(name, float("nan")))
+        for name, result in heard.items()
+    ]
+    peer_row = next(row for row in rows if row.name == PEER)
+    ours = tuple(row for row in rows if row.name != PEER)
+    clean = [
+        row
+        for row in ours
+        if row.cleaner_than(peer_row, floor) and row.speed_ratio < max_speed_ratio
+    ]
+    chosen = min(clean, key=lambda row: row.speed_ratio).name if clean else None
+    return OptimizeResult(target, provider, ours, peer_row, chosen, floor)
+
+
+def write_recipe(path: Path, name: str, recipe: QuantRecipe, result: OptimizeResult) -> None:
+    """Save the chosen recipe declaratively, with what it measured when chosen."""
+    row = next(r for r in result.rows if r.name == name)
+    document = {
+        "name": name,
+        "target": result.target,
+        "recipe": to_jsonable(recipe),
+        "measured": {"candidate": to_jsonable(row), "peer": to_jsonable(result.peer)},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(document, indent=1) + "\n")
+
+
+def load_recipe(path: Path) -> tuple[str, str, QuantRecipe]:
+    """(name, target, recipe) of a saved recipe; one clear line when it cannot be read."""
+    try:
+        document: dict[str, Any] = json.loads(Path(path).read_text("utf-8"))
+        raw = dict(document["recipe"])
+        for key in ("op_types", "exclude_nodes", "exclude_scopes"):
+            raw[key] = tuple(raw[key])
+        return str(document["name"]), str(document["target"]), QuantRecipe(**raw)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ParityError(
+            f"optimize: cannot read the recipe {path} ({type(error).__name__}: {error}); "
+            "write it again with parity optimize"
+        ) from error
