@@ -1,0 +1,44 @@
+"""Float16 / bfloat16 conversion that follows subgraphs and casts only at precision boundaries.
+
+Parts, lowest first: options, schema, kernels, precision, constants, casts, convert; audit.
+"""
+
+from __future__ import annotations
+
+from parity.builders.fp16.audit import Fp16Audit, audit, audit_files
+from parity.builders.fp16.convert import (
+    Fp16Build,
+    check,
+    convert_cached,
+    convert_file,
+    convert_float,
+)
+from parity.builders.fp16.kernels import unsupported_on_cpu
+from parity.builders.fp16.options import (
+    KOKORO_BLOCK_NODES,
+    KOKORO_BLOCK_SCOPES,
+    KOKORO_FP16,
+    Fp16Options,
+    Fp16Report,
+    LowType,
+    report_json,
+)
+
+__all__ = [
+    "KOKORO_BLOCK_NODES",
+    "KOKORO_BLOCK_SCOPES",
+    "KOKORO_FP16",
+    "Fp16Audit",
+    "Fp16Build",
+    "Fp16Options",
+    "Fp16Report",
+    "LowType",
+    "audit",
+    "audit_files",
+    "check",
+    "convert_cached",
+    "convert_file",
+    "convert_float",
+    "report_json",
+    "unsupported_on_cpu",
+]

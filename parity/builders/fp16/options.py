@@ -1,0 +1,111 @@
+"""What a float16/bfloat16 conversion is asked to do, Kokoro's measured block list, and the
+report of what it did; the lowest part, imported by all the others."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+from onnx import TensorProto
+
+from parity.core.jsonable import to_jsonable
+
+__all__ = [
+    "KOKORO_BLOCK_NODES",
+    "KOKORO_BLOCK_SCOPES",
+    "KOKORO_FP16",
+    "LOW_TYPES",
+    "SUFFIX",
+    "Fp16Options",
+    "Fp16Report",
+    "LowType",
+    "report_json",
+]
+
+LowType = Literal["float16", "bfloat16"]
+LOW_TYPES: dict[str, int] = {"float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16}
+# How new value and node names say which precision they hold.
+SUFFIX: dict[int, str] = {
+    TensorProto.FLOAT: "fp32",
+    TensorProto.FLOAT16: "fp16",
+    TensorProto.BFLOAT16: "bf16",
+}
+
+
+@dataclass(frozen=True)
+class Fp16Options:
+    """What to convert to, what stays float32, and whether the graph's interface changes."""
+
+    target: LowType = "float16"
+    keep_io_types: bool = True
+    block_ops: frozenset[str] = frozenset()
+    block_nodes: frozenset[str] = frozenset()
+    block_scopes: tuple[str, ...] = ()  # node-name prefixes, e.g. "/decoder/generator/"
+
+    @property
+    def low(self) -> int:
+        return LOW_TYPES[self.target]
+
+    def key(self) -> dict[str, object]:
+        """A canonical form for cache keys (sets sorted)."""
+        return {
+            "target": self.target,
+            "keep_io_types": self.keep_io_types,
+            "block_ops": sorted(self.block_ops),
+            "block_nodes": sorted(self.block_nodes),
+            "block_scopes": list(self.block_scopes),
+        }
+
+
+# Kokoro's float16 block list, each entry measured on the full preset (tests/test_fp16.py):
+# - the harmonic source and the STFT analysis of it: the STFT's phase is discontinuous at
+#   near-zero bins, and in float16 it moved the generator's output by 36 to 60% rms on
+#   identical inputs; kept float32, the generator is 0.11% off;
+# - the duration head (projection, sigmoid, sum over 50 bins, speed, round): in float16 its
+#   sums shift by ~4e-3, enough to round 2 of the 510 tokens of the context-limit case to a
+#   different frame count. These hold 26k of the model's 82M weights.
+KOKORO_BLOCK_SCOPES = (
+    "/decoder/generator/m_source/",
+    "/decoder/generator/analysis/",
+    "/duration_proj/",
+)
+KOKORO_BLOCK_NODES = frozenset({"/Sigmoid", "/ReduceSum", "/Div", "/Round"})
+KOKORO_FP16 = Fp16Options(block_nodes=KOKORO_BLOCK_NODES, block_scopes=KOKORO_BLOCK_SCOPES)
+
+
+@dataclass(frozen=True)
+class Fp16Report:
+    """What a conversion did; sizes are the serialized models' bytes."""
+
+    target: str
+    nodes_converted: int
+    nodes_blocked: int
+    blocked_by: dict[str, int]  # reason -> node count
+    casts_inserted: int
+    initializers_converted: int
+    values_clamped: int  # finite weights beyond the target's range, set to its max
+    values_flushed: int  # non-zero weights below its smallest subnormal, now zero
+    size_before: int
+    size_after: int
+    unsupported_ops: tuple[str, ...] = ()  # no CPU kernel in the target type; kept float32
+
+    @property
+    def size_ratio(self) -> float:
+        return self.size_after / self.size_before if self.size_before else float("nan")
+
+    def summary(self) -> str:
+        blocked = ", ".join(
+            f"{reason} {count}" for reason, count in sorted(self.blocked_by.items())
+        )
+        return (
+            f"{self.target}: {self.nodes_converted} nodes converted, {self.nodes_blocked} kept "
+            f"float32 ({blocked or 'none'}), {self.casts_inserted} Casts, "
+            f"{self.initializers_converted} weights converted, {self.values_clamped} values "
+            f"clamped, {self.values_flushed} flushed to zero, {self.size_before / 1e6:.1f} MB -> "
+            f"{self.size_after / 1e6:.1f} MB ({self.size_ratio:.2f}x)"
+        )
+
+
+def report_json(report: Fp16Report) -> str:
+    return json.dumps(to_jsonable(report), indent=2)
