@@ -14,13 +14,13 @@ from parity.core.inputs import load_input_set
 from parity.core.plots import draw
 from parity.search.sensitivity import (
     SweepSettings,
-    _bisect,
     check_baseline,
     load_baseline,
     scope_of,
     sweep,
     write_baseline,
 )
+from parity.search.sensitivity.sweeper import _bisect
 
 from kokoro_graphs import tiny_kokoro
 
