@@ -1,7 +1,7 @@
 """onnxruntime-web's WebAssembly build under Node.js: the browser's CPU backend, timed in Node.
 
-The Node side is ``parity/web/session.mjs`` with its own lockfile (``npm ci --prefix
-parity/web``). One Node process holds one model; requests go over stdin as JSON lines and
+The Node side is ``parity/measure/web/session.mjs`` with its own lockfile (``npm ci --prefix
+parity/measure/web``). One Node process holds one model; requests go over stdin as JSON lines and
 each answer carries the time of ``session.run`` measured inside Node, so process start,
 model load and the pipe are not counted.
 """
