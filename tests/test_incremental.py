@@ -114,7 +114,12 @@ def test_a_changed_tolerance_rejudges_and_runs_nothing(tiny: Tiny, runs: Counter
 def _parity_copy(tmp_path: Path, edited: str) -> Path:
     """Our package's source with one line added to ``edited``."""
     copy = tmp_path / "source"
-    shutil.copytree(Path(parity.core.memo.__file__).parent, copy)
+    # The package root: keys name files relative to it (``builders/model.py``).
+    shutil.copytree(
+        Path(parity.core.memo.__file__).parents[1],
+        copy,
+        ignore=shutil.ignore_patterns("node_modules"),
+    )
     with (copy / edited).open("a") as handle:
         handle.write("# one changed line\n")
     return copy
