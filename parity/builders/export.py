@@ -18,6 +18,7 @@ from typing import Any, Literal
 import onnx
 import torch
 
+from parity.builders.dynamo import export_dynamo
 from parity.builders.export_warnings import exporter_warnings
 from parity.builders.model import KokoroSpec
 from parity.core.cache import ArtifactCache, CacheKey, atomic_path
@@ -30,7 +31,13 @@ DEFAULT_OPSET = 20
 INPUT_NAMES = ("input_ids", "style", "speed")
 OUTPUT_NAMES = ("waveform", "durations")
 # The modules whose source shapes an exported graph; their text is part of the cache key.
-_SHAPING_MODULES = ("builders/model.py", "builders/stft.py", "builders/export.py")
+_SHAPING_MODULES = (
+    "builders/model.py",
+    "builders/stft.py",
+    "builders/export.py",
+    "builders/dynamo.py",
+    "core/scopes.py",
+)
 
 
 @dataclass(frozen=True)
@@ -120,16 +127,13 @@ def _run_exporter(model: torch.nn.Module, target: Path, exporter: Exporter, opse
             },
         )
     else:
-        sequence = torch.export.Dim("sequence_length", min=3, max=512)
-        torch.onnx.export(
+        export_dynamo(
             model,
             args,
             str(target),
-            dynamo=True,
-            opset_version=opset,
-            input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
-            dynamic_shapes=({1: sequence}, None, None),
+            opset=opset,
+            input_names=INPUT_NAMES,
+            output_names=OUTPUT_NAMES,
         )
 
 

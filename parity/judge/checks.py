@@ -51,6 +51,24 @@ INPUT_PREFIX = "generator-input:"
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
 
 
+def harmonic_source(model: onnx.ModelProto, types: dict[str, onnx.TypeProto] | None = None) -> str:
+    """The value the generator's harmonic source (``m_source``) hands to the generator.
+
+    An optimised graph (ORT's pre-processing for quantization) can also export a Shape from
+    the source's scope, and the dynamo exporter's common-subexpression pass shares its index
+    arithmetic (a Floor, a Mul) with the STFT. The source is the module's return value: its
+    last float output in node order.
+    """
+    outputs = scope_boundary(model, SOURCE_SCOPE).outputs
+    if len(outputs) == 1:
+        return outputs[0]
+    types = types if types is not None else value_types(model)
+    floats = [name for name in outputs if types[name].tensor_type.elem_type in FLOAT_TYPES]
+    if not floats:
+        raise ParityError(f"parity: no float output of {SOURCE_SCOPE}, found {outputs}")
+    return floats[-1]
+
+
 @dataclass(frozen=True)
 class ForcingRun:
     """ONNX Runtime's outputs plus the tensors its generator read and its harmonic source."""
@@ -78,25 +96,13 @@ class ForcingSession:
         if self._session is None:
             model = load_model(self.path)
             generator = scope_boundary(model, GENERATOR_SCOPE)
-            source = scope_boundary(model, SOURCE_SCOPE)
-            # An optimised graph (ORT's pre-processing for quantization) can also export a
-            # Shape from the source's scope; the harmonic source is its one float output.
             types = value_types(model)
-            floats = (
-                [n for n in source.outputs if types[n].tensor_type.elem_type in FLOAT_TYPES]
-                if len(source.outputs) > 1
-                else list(source.outputs)
-            )
-            if len(floats) != 1:
-                raise ParityError(
-                    f"parity: {self.path}: expected one output of {SOURCE_SCOPE}, "
-                    f"found {source.outputs}"
-                )
-            exposed = expose(model, [*generator.inputs, floats[0]], types)
+            source = harmonic_source(model, types)
+            exposed = expose(model, [*generator.inputs, source], types)
             runner = OrtRunner(
                 self.path, threads=self.threads, model_bytes=exposed.SerializeToString()
             )
-            self._session = (runner, generator.inputs, floats[0])
+            self._session = (runner, generator.inputs, source)
         return self._session
 
     def _compute(self, request: KokoroInput) -> dict[str, np.ndarray]:

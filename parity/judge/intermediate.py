@@ -21,6 +21,7 @@ from onnx import TensorProto, helper, shape_inference
 
 from parity.core.errors import ParityError
 from parity.core.graph import GraphIndex
+from parity.core.scopes import unqualified_name
 
 __all__ = [
     "ScopeBoundary",
@@ -139,15 +140,6 @@ def expose(
         exposed.graph.output.append(info)
         present.add(name)
     return exposed
-
-
-def unqualified_name(qualified: str) -> str:
-    """The exporter's scope component: from the last non-numeric atom on (``resblocks.2``)."""
-    atoms = qualified.split(".")
-    for position in range(len(atoms) - 1, -1, -1):
-        if not atoms[position].isnumeric():
-            return ".".join(atoms[position:])
-    return qualified
 
 
 def module_scopes(model: object, run: Callable[[], object]) -> dict[str, str]:

@@ -28,8 +28,8 @@ from parity.core.memo import RunStore, array_digest, onnxruntime_parts, source_d
 from parity.judge.checks import (
     GENERATOR,
     GENERATOR_SCOPE,
-    SOURCE_SCOPE,
     forced_generator,
+    harmonic_source,
     match_generator_inputs,
 )
 from parity.judge.compare import TensorComparison, match_layout
@@ -329,18 +329,14 @@ def _plan(model: onnx.ModelProto, scopes: dict[str, str], labels: dict[str, str]
         except ParityError:
             continue  # no nodes: the module folded away (e.g. an identity)
     generator = scope_boundary(model, GENERATOR_SCOPE)
-    source = scope_boundary(model, SOURCE_SCOPE)
-    if len(source.outputs) != 1:
-        raise ParityError(
-            f"intermediate: expected one output of {SOURCE_SCOPE}, found {source.outputs}"
-        )
-    names = [*generator.inputs, source.outputs[0]]
+    source = harmonic_source(model)
+    names = [*generator.inputs, source]
     for boundary in boundaries.values():
         names += boundary["outputs"]
     return {
         "boundaries": boundaries,
         "generator": list(astuple(generator)),
-        "source": source.outputs[0],
+        "source": source,
         "names": list(dict.fromkeys(names)),
     }
 
