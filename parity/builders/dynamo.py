@@ -176,16 +176,15 @@ def _literal_list(text: str) -> list[str]:
     return [str(item) for item in value] if isinstance(value, list) else []
 
 
-def export_dynamo(
+def program_dynamo(
     model: Any,
     args: tuple[torch.Tensor, ...],
-    target: str,
     *,
     opset: int,
     input_names: tuple[str, ...],
     output_names: tuple[str, ...],
-) -> None:
-    """Export a patched copy of ``model`` with a dynamic token axis to one file ``target``."""
+) -> torch.onnx.ONNXProgram:
+    """The dynamo exporter's program for a patched copy of ``model``, nodes renamed."""
     ready = dynamo_ready(model)
     sequence = torch.export.Dim("sequence_length", min=MIN_TOKENS, max=MAX_TOKENS)
     # Under no_grad, the generator's own ``torch.no_grad()`` block (its source and analysis
@@ -202,6 +201,29 @@ def export_dynamo(
             dynamic_shapes=({1: sequence}, None, None),
             verbose=False,
         )
+    assert program is not None  # no file given, so the program is returned
     proto = program.model_proto
     scope_names_from_metadata(proto)
-    onnx.save(proto, target)
+    return torch.onnx.ONNXProgram(ir_model(proto), program.exported_program)
+
+
+def ir_model(proto: onnx.ModelProto) -> Any:
+    import onnx_ir
+
+    return onnx_ir.serde.deserialize_model(proto)
+
+
+def export_dynamo(
+    model: Any,
+    args: tuple[torch.Tensor, ...],
+    target: str,
+    *,
+    opset: int,
+    input_names: tuple[str, ...],
+    output_names: tuple[str, ...],
+) -> None:
+    """Export a patched copy of ``model`` with a dynamic token axis to one file ``target``."""
+    program = program_dynamo(
+        model, args, opset=opset, input_names=input_names, output_names=output_names
+    )
+    onnx.save(program.model_proto, target)
