@@ -68,11 +68,11 @@ def _duration_encoder_forward(
     """``kokoro.modules.DurationEncoder.forward`` for one unpadded sequence (eval mode)."""
     x = x.permute(2, 0, 1)
     s = style.expand(x.shape[0], x.shape[1], -1)
-    x = torch.cat([x, s], axis=-1).transpose(0, 1).transpose(-1, -2)
+    x = torch.cat([x, s], dim=-1).transpose(0, 1).transpose(-1, -2)
     for block in self.lstms:
         if isinstance(block, AdaLayerNorm):
             x = block(x.transpose(-1, -2), style).transpose(-1, -2)
-            x = torch.cat([x, s.permute(1, 2, 0)], axis=1)
+            x = torch.cat([x, s.permute(1, 2, 0)], dim=1)
         else:
             x, _ = block(x.transpose(-1, -2))
             x = x.transpose(-1, -2)
@@ -101,7 +101,7 @@ def _forward_with_tokens(
     s = ref_s[:, 128:]
     d = self.predictor.text_encoder(d_en, s, lengths, mask)
     x, _ = self.predictor.lstm(d)
-    duration = torch.sigmoid(self.predictor.duration_proj(x)).sum(axis=-1) / speed
+    duration = torch.sigmoid(self.predictor.duration_proj(x)).sum(dim=-1) / speed
     pred_dur = torch.round(duration).clamp(min=1).long().squeeze(0)
     alignment = _alignment(pred_dur)
     en = d.transpose(-1, -2) @ alignment
@@ -111,7 +111,7 @@ def _forward_with_tokens(
     return audio, pred_dur
 
 
-def _weight_normed(model: nn.Module) -> list[nn.Module]:
+def _weight_normed(model: nn.Module) -> list[Any]:
     return [
         module
         for module in model.modules()
@@ -119,7 +119,7 @@ def _weight_normed(model: nn.Module) -> list[nn.Module]:
     ]
 
 
-def _copy(model: nn.Module) -> nn.Module:
+def _copy(model: nn.Module) -> Any:
     """A deep copy. Weight norm caches ``weight`` as a non-leaf tensor, which deepcopy
     refuses; its hook recomputes it before every forward, so detaching it changes nothing."""
     for module in _weight_normed(model):
@@ -129,7 +129,7 @@ def _copy(model: nn.Module) -> nn.Module:
 
 def dynamo_ready(model: Any) -> Any:
     """A patched copy of ``model`` whose ``forward`` is ``forward_with_tokens`` (see above)."""
-    ready = _copy(model).eval()
+    ready: Any = _copy(model).eval()
     ready.bert.set_attn_implementation("eager")
     ready.text_encoder.forward = types.MethodType(_text_encoder_forward, ready.text_encoder)
     encoder = ready.predictor.text_encoder
