@@ -33,17 +33,18 @@ import ast
 import contextlib
 import copy
 import types
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import onnx
 import torch
 from kokoro.modules import AdaLayerNorm
 from torch import nn
+from torch.nn.utils.weight_norm import WeightNorm
 
 from parity.core.scopes import unqualified_name
 
-__all__ = ["dynamo_ready", "export_dynamo", "scope_names_from_metadata"]
+__all__ = ["dynamo_ready", "export_dynamo", "program_dynamo", "scope_names_from_metadata"]
 
 # The smallest input the dynamic axis admits: BOS, one phoneme, EOS.
 MIN_TOKENS = 3
@@ -51,9 +52,7 @@ MAX_TOKENS = 512
 _SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 
 
-def _text_encoder_forward(
-    self: Any, x: torch.Tensor, _lengths: torch.Tensor, _mask: torch.Tensor
-) -> torch.Tensor:
+def _text_encoder_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
     """``kokoro.modules.TextEncoder.forward`` for one unpadded sequence."""
     x = self.embedding(x).transpose(1, 2)
     for conv in self.cnn:
@@ -62,9 +61,7 @@ def _text_encoder_forward(
     return x.transpose(-1, -2)
 
 
-def _duration_encoder_forward(
-    self: Any, x: torch.Tensor, style: torch.Tensor, _lengths: torch.Tensor, _mask: torch.Tensor
-) -> torch.Tensor:
+def _duration_encoder_forward(self: Any, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     """``kokoro.modules.DurationEncoder.forward`` for one unpadded sequence (eval mode)."""
     x = x.permute(2, 0, 1)
     s = style.expand(x.shape[0], x.shape[1], -1)
@@ -94,19 +91,17 @@ def _forward_with_tokens(
     self: Any, input_ids: torch.Tensor, ref_s: torch.Tensor, speed: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``kokoro.model.KModel.forward_with_tokens`` for a batch of one, exportable by dynamo."""
-    lengths = torch.full((1,), input_ids.shape[-1], dtype=torch.long)
-    mask = torch.zeros_like(input_ids, dtype=torch.bool)
     bert_dur = self.bert(input_ids, attention_mask=torch.ones_like(input_ids))
     d_en = self.bert_encoder(bert_dur).transpose(-1, -2)
     s = ref_s[:, 128:]
-    d = self.predictor.text_encoder(d_en, s, lengths, mask)
+    d = self.predictor.text_encoder(d_en, s)
     x, _ = self.predictor.lstm(d)
     duration = torch.sigmoid(self.predictor.duration_proj(x)).sum(dim=-1) / speed
     pred_dur = torch.round(duration).clamp(min=1).long().squeeze(0)
     alignment = _alignment(pred_dur)
     en = d.transpose(-1, -2) @ alignment
     f0, noise = self.predictor.F0Ntrain(en, s)
-    t_en = self.text_encoder(input_ids, lengths, mask)
+    t_en = self.text_encoder(input_ids)
     audio = self.decoder(t_en @ alignment, f0, noise, ref_s[:, :128]).squeeze()
     return audio, pred_dur
 
@@ -115,7 +110,7 @@ def _weight_normed(model: nn.Module) -> list[Any]:
     return [
         module
         for module in model.modules()
-        if any(type(hook).__name__ == "WeightNorm" for hook in module._forward_pre_hooks.values())
+        if any(isinstance(hook, WeightNorm) for hook in module._forward_pre_hooks.values())
     ]
 
 
@@ -148,7 +143,7 @@ def _while_loop_lstm() -> Iterator[None]:
         yield
 
 
-def scope_names_from_metadata(graph: onnx.ModelProto) -> None:
+def scope_names_from_metadata(nodes: Iterable[Any]) -> None:
     """Rename every node as the TorchScript exporter would: ``/<scopes>/<OpType>_<n>``.
 
     ``name_scopes`` lists the qualified module path of each call on the stack, then the
@@ -158,8 +153,8 @@ def scope_names_from_metadata(graph: onnx.ModelProto) -> None:
     hold for both exports; ``tests/test_dynamo.py`` checks that they do.
     """
     seen: dict[str, int] = {}
-    for node in graph.graph.node:
-        scopes = next((p.value for p in node.metadata_props if p.key == _SCOPES_KEY), "[]")
+    for node in nodes:  # onnx_ir nodes of the exporter's program, renamed in place
+        scopes = node.metadata_props.get(_SCOPES_KEY, "[]")
         # The last entry is the node's own name; "" is the root, and "_..." a placeholder
         # the exporter uses for nodes it made outside any module.
         calls = [path for path in _literal_list(scopes)[:-1] if path and not path.startswith("_")]
@@ -202,15 +197,8 @@ def program_dynamo(
             verbose=False,
         )
     assert program is not None  # no file given, so the program is returned
-    proto = program.model_proto
-    scope_names_from_metadata(proto)
-    return torch.onnx.ONNXProgram(ir_model(proto), program.exported_program)
-
-
-def ir_model(proto: onnx.ModelProto) -> Any:
-    import onnx_ir
-
-    return onnx_ir.serde.deserialize_model(proto)
+    scope_names_from_metadata(program.model.graph)
+    return program
 
 
 def export_dynamo(
