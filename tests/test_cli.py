@@ -12,6 +12,7 @@ import pytest
 from parity.cli import main
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
+RECIPES = FIXTURES.parent / "recipes"
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,16 @@ def test_compare_against_other_weights_fails_with_a_report(
             ["export", "--preset", "tiny", "--checkpoint", "nope.pth", "-o", "x.onnx"],
             "no such file",
             id="missing-checkpoint",
+        ),
+        pytest.param(
+            ["quantize", "in.onnx", "x.onnx", "--recipe", "nope.json"],
+            "cannot read the recipe nope.json",
+            id="missing-recipe",
+        ),
+        pytest.param(
+            ["quantize", "in.onnx", "x.onnx", "--recipe", "cpu.json", "--mode", "qdq"],
+            "--mode and --recipe cpu.json both set the recipe",
+            id="recipe-and-flags",
         ),
     ],
 )
@@ -179,6 +190,34 @@ def test_fp16_converts_and_writes_the_report(
     assert data["size_after"] < 0.6 * data["size_before"]  # LSTMs kept float32 here
     assert data["blocked_by"]["--block-scope"] > 0  # Kokoro's list, on by default
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_quantize_builds_a_stored_recipe_as_the_library_does(
+    tiny_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--recipe`` builds the very file the recipe's gates judge (same bytes), here on the
+    tiny export with the seeded styles; the trained voices would not fit its style size."""
+    from parity.builders.model import load_config
+    from parity.builders.quantize import quantize_model
+    from parity.core.inputs import load_input_set
+    from parity.search.optimize import load_recipe
+
+    stored = RECIPES / "cpu.json"
+    out = tmp_path / "cli.onnx"
+    assert (
+        main(
+            ["quantize", str(tiny_export), str(out), "--recipe", str(stored), "--voices", "seeded"]
+        )
+        == 0
+    )
+    assert "recipe qdq-resblocks-float (for cpu) from" in capsys.readouterr().out
+    inputs = load_input_set(FIXTURES)
+    calibration = inputs.sentences(load_config("full")["vocab"], inputs.calibration)
+    library = quantize_model(
+        tiny_export, tmp_path / "lib.onnx", load_recipe(stored)[2], calibration
+    )
+    assert library.integer_ops["QuantizeLinear"] > 0
+    assert out.read_bytes() == library.path.read_bytes()
 
 
 def test_fp16_refuses_a_corrupt_model_and_writes_nothing(

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from parity.core.errors import ParityError
 
 if TYPE_CHECKING:
-    pass
+    from parity.builders.quantize import QuantRecipe
+    from parity.core.inputs import KokoroInput
 
 
 def _fp16(args: argparse.Namespace) -> int:
@@ -41,27 +42,75 @@ def _fp16(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quantize(args: argparse.Namespace) -> int:
-    from parity.builders.model import load_config
-    from parity.builders.quantize import KOKORO_EXCLUDE_SCOPES, QuantRecipe, quantize_model
+# The flags that make up a recipe, with their defaults: ``--recipe FILE`` replaces them all, so
+# they default to SUPPRESS and an explicit one beside --recipe is an error, not silently lost.
+_RECIPE_FLAGS: dict[str, Any] = {
+    "mode": "dynamic",
+    "weight_type": "uint8",
+    "activation_type": "uint8",
+    "per_channel": False,
+    "op_types": "MatMul,Conv",
+    "exclude": None,
+    "kokoro_excludes": True,
+    "calibration": "minmax",
+    "preprocess": True,
+}
+
+
+def _recipe_from(args: argparse.Namespace) -> tuple[QuantRecipe, str]:
+    """The recipe to build and where it came from: a stored file, or the flags."""
+    from parity.builders.quantize import KOKORO_EXCLUDE_SCOPES, QuantRecipe
+
+    given = sorted(flag for flag in _RECIPE_FLAGS if hasattr(args, flag))
+    if args.recipe:
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise ParityError(
+                f"quantize: {flag} and --recipe {args.recipe} both set the recipe; "
+                "drop one (the file holds the whole recipe)"
+            )
+        from parity.search.optimize import load_recipe
+
+        name, target, recipe = load_recipe(Path(args.recipe))
+        return recipe, f"recipe {name} (for {target}) from {args.recipe}"
+    flags: dict[str, Any] = {f: getattr(args, f, default) for f, default in _RECIPE_FLAGS.items()}
+    recipe = QuantRecipe(
+        mode=flags["mode"],
+        weight_type=flags["weight_type"],
+        activation_type=flags["activation_type"],
+        per_channel=bool(flags["per_channel"]),
+        op_types=tuple(str(flags["op_types"]).split(",")),
+        exclude_nodes=tuple(flags["exclude"] or ()),
+        exclude_scopes=(*(KOKORO_EXCLUDE_SCOPES if flags["kokoro_excludes"] else ()),),
+        calibration=flags["calibration"],
+        preprocess=bool(flags["preprocess"]),
+    )
+    return recipe, f"recipe {recipe.label()} from the flags"
+
+
+def _calibration(args: argparse.Namespace, trained: bool) -> list[KokoroInput]:
+    """Calibration requests: the calibration sentences in the trained voices (what stored
+    recipes were chosen with), or x the seeded styles (for random weights)."""
     from parity.core.inputs import load_input_set
 
-    recipe = QuantRecipe(
-        mode=args.mode,
-        weight_type=args.weight_type,
-        activation_type=args.activation_type,
-        per_channel=args.per_channel,
-        op_types=tuple(args.op_types.split(",")),
-        exclude_nodes=tuple(args.exclude or ()),
-        exclude_scopes=(*(KOKORO_EXCLUDE_SCOPES if args.kokoro_excludes else ()),),
-        calibration=args.calibration,
-        preprocess=args.preprocess,
-    )
-    calibration = []
-    if recipe.static:
-        inputs = load_input_set(Path(args.inputs))
-        calibration = inputs.sentences(load_config("full")["vocab"], inputs.calibration)
+    inputs = load_input_set(Path(args.inputs))
+    if trained:
+        from parity.builders.weights import load_voices
+
+        return load_voices().calibration(inputs)
+    from parity.builders.model import load_config
+
+    return inputs.sentences(load_config("full")["vocab"], inputs.calibration)
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from parity.builders.quantize import quantize_model
+
+    recipe, origin = _recipe_from(args)
+    trained = args.voices == "trained" or (args.voices is None and bool(args.recipe))
+    calibration = _calibration(args, trained) if recipe.static else []
     build = quantize_model(Path(args.input), Path(args.output), recipe, calibration)
+    print(origin)
     print(build.summary())
     if args.json:
         from parity.core.cache import write_text_atomic
@@ -162,52 +211,72 @@ def add_quantize(commands: Any) -> None:
     quantize.add_argument("input", metavar="IN.onnx")
     quantize.add_argument("output", metavar="OUT.onnx")
     quantize.add_argument(
-        "--mode",
-        choices=QUANT_MODES,
-        default="dynamic",
-        help="Default: %(default)s",
+        "--recipe",
+        metavar="FILE.json",
+        help="build a stored recipe (fixtures/recipes/*.json, written by parity optimize) "
+        "instead of the recipe flags below",
     )
-    quantize.add_argument(
-        "--weight-type", choices=("int8", "uint8"), default="uint8", help="Default: %(default)s"
+    recipe = quantize.add_argument_group("recipe flags (without --recipe)")
+    suppress = argparse.SUPPRESS
+    recipe.add_argument("--mode", choices=QUANT_MODES, default=suppress, help="Default: dynamic")
+    recipe.add_argument(
+        "--weight-type", choices=("int8", "uint8"), default=suppress, help="Default: uint8"
     )
-    quantize.add_argument(
+    recipe.add_argument(
         "--activation-type",
         choices=("int8", "uint8"),
-        default="uint8",
-        help="static modes. Default: %(default)s",
+        default=suppress,
+        help="static modes. Default: uint8",
     )
-    quantize.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
-    quantize.add_argument(
+    recipe.add_argument(
+        "--per-channel",
+        action="store_true",
+        default=suppress,
+        help="per-channel weight scales",
+    )
+    recipe.add_argument(
         "--op-types",
-        default="MatMul,Conv",
-        help=f"comma-separated, from {','.join(OP_TYPES)}. Default: %(default)s",
+        default=suppress,
+        help=f"comma-separated, from {','.join(OP_TYPES)}. Default: MatMul,Conv",
     )
-    quantize.add_argument(
-        "--exclude", action="append", metavar="NODE", help="keep a node in float (repeatable)"
+    recipe.add_argument(
+        "--exclude",
+        action="append",
+        default=suppress,
+        metavar="NODE",
+        help="keep a node in float (repeatable)",
     )
-    quantize.add_argument(
+    recipe.add_argument(
         "--kokoro-excludes",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=suppress,
         help="keep Kokoro's harmonic source, STFT analysis and duration head in float. Default: on",
     )
-    quantize.add_argument(
+    recipe.add_argument(
         "--calibration",
         choices=CALIBRATIONS,
-        default="minmax",
-        help="static modes. Default: %(default)s",
+        default=suppress,
+        help="static modes. Default: minmax",
+    )
+    recipe.add_argument(
+        "--preprocess",
+        action=argparse.BooleanOptionalAction,
+        default=suppress,
+        help="ONNX Runtime's shape inference and optimisation first. Default: on",
     )
     quantize.add_argument(
         "--inputs",
         default="fixtures/inputs",
         metavar="DIR",
-        help="calibration sentences x styles (static modes). Default: %(default)s",
+        help="the calibration sentences (static modes). Default: %(default)s",
     )
     quantize.add_argument(
-        "--preprocess",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="ONNX Runtime's shape inference and optimisation first. Default: on",
+        "--voices",
+        choices=("trained", "seeded"),
+        default=None,
+        help="static modes: calibrate in the first two trained voices (what stored recipes were "
+        "chosen with) or in the fixture's seeded styles (random weights). Default: trained "
+        "with --recipe, seeded without",
     )
     quantize.add_argument("--json", default=None, metavar="OUT.json", help="write the build record")
     quantize.set_defaults(run=_quantize)
