@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 WEB := parity/measure/web
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt $(WEB)/package-lock.json | sha256sum | cut -c1-12)
+JS := parity/measure/kokoro-js
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt $(WEB)/package-lock.json $(JS)/package-lock.json | sha256sum | cut -c1-12)
 
 .PHONY: setup parity test bench lint clean
 
@@ -11,9 +12,12 @@ $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	# torch==2.13.0 is the CPU build this machine ships; the constraints keep pip off CUDA builds.
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
-	# onnxruntime-web from its lockfile, for the WebAssembly latency cases (they skip without it).
-	if command -v npm >/dev/null; then npm ci --prefix $(WEB) --no-audit --no-fund --loglevel=error; \
-	else echo "npm not found: the WebAssembly latency cases will skip"; fi
+	# onnxruntime-web from its lockfile, for the WebAssembly latency cases (they skip without it),
+	# and kokoro-js, the browser client (its tests skip without it). --ignore-scripts: kokoro-js
+	# pulls onnxruntime-node, whose install script downloads; the WebAssembly path never uses it.
+	if command -v npm >/dev/null; then npm ci --prefix $(WEB) --no-audit --no-fund --loglevel=error && \
+	npm ci --prefix $(JS) --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the WebAssembly latency cases and kokoro-js tests will skip"; fi
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -37,4 +41,4 @@ bench: setup
 	$(BIN)/pytest -k bench --benchmark-autosave
 
 clean:
-	rm -rf $(VENV) $(WEB)/node_modules .parity-cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(WEB)/node_modules $(JS)/node_modules .parity-cache .pytest_cache .hypothesis

@@ -12,19 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shipped import SHIPPED, shipped_path
 
 from parity.judge.quality import compare_variant
 from parity.judge.runners import KokoroOutput
 from parity.judge.tolerances import CLIENT
-from parity.search.optimize import PEER, load_recipe
 
 pytestmark = pytest.mark.parity
 
 kokoro_onnx = pytest.importorskip(
     "kokoro_onnx", reason="kokoro-onnx is not installed: pip install kokoro-onnx==0.6.1"
 )
-RECIPES = sorted((Path(__file__).parent.parent / "fixtures" / "recipes").glob("*.json"))
-SHIPPED = [PEER, *dict.fromkeys(load_recipe(path)[0] for path in RECIPES)]
 
 
 @pytest.fixture(scope="module")
@@ -76,18 +74,11 @@ def client_reference(kokoro_trained, speak):
     return speak(kokoro_trained[0].path)
 
 
-def _shipped_path(name: str, kokoro_trained, trained_variant) -> Path:
-    if name == PEER:
-        return kokoro_trained[0].int8_path
-    recipe = next(load_recipe(path)[2] for path in RECIPES if load_recipe(path)[0] == name)
-    return trained_variant(f"{name} (shipped)", recipe).path
-
-
 @pytest.mark.parametrize("name", SHIPPED)
 def test_parity_kokoro_onnx_speaks_each_shipped_file(
     name, kokoro_trained, trained_variant, client_requests, client_reference, speak, parity_record
 ) -> None:
-    path = _shipped_path(name, kokoro_trained, trained_variant)
+    path = shipped_path(name, kokoro_trained, trained_variant)
     outputs = speak(path)
     quality = compare_variant(
         f"kokoro-onnx: {name}",

@@ -1,0 +1,154 @@
+"""kokoro-js (npm), the browser client, speaking under Node.js on WebAssembly.
+
+The Node side is ``parity/measure/kokoro-js/speak.mjs`` with its own lockfile, installed with
+``npm ci --ignore-scripts`` (onnxruntime-node, which transformers.js pulls in, downloads in its
+install script; the WebAssembly path never uses it). The model goes in a folder written by
+``parity.builders.kokoro_js``; the voices are kokoro-js's own ``voices/*.bin``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from parity.core.errors import ParityError
+from parity.core.inputs import KokoroInput
+from parity.core.memo import RunStore, source_digest
+
+__all__ = [
+    "JS_DIR",
+    "KokoroJsRun",
+    "kokoro_js_unavailable",
+    "kokoro_js_voice",
+    "speak_kokoro_js",
+    "spoken_by_kokoro_js",
+]
+
+JS_DIR = Path(__file__).with_name("kokoro-js")
+SCRIPT = JS_DIR / "speak.mjs"
+INSTALL = f"npm ci --prefix {JS_DIR} --ignore-scripts"
+
+
+def kokoro_js_voice(voice: str) -> np.ndarray:
+    """kokoro-js's own voice pack ``voice``: [510, 256], one style row per phoneme count."""
+    path = JS_DIR / "node_modules" / "kokoro-js" / "voices" / f"{voice}.bin"
+    if not path.is_file():
+        raise ParityError(f"kokoro-js has no voice {voice} ({path}); {INSTALL}")
+    return np.fromfile(path, dtype="<f4").reshape(-1, 256)
+
+
+def kokoro_js_unavailable() -> str | None:
+    """Why kokoro-js cannot run here, or None when it can."""
+    if shutil.which("node") is None:
+        return "Node.js is not on PATH; install Node.js 18 or newer to run kokoro-js"
+    if not (JS_DIR / "node_modules" / "kokoro-js" / "package.json").is_file():
+        return f"kokoro-js is not installed; run: {INSTALL}"
+    return None
+
+
+@dataclass(frozen=True)
+class KokoroJsRun:
+    """What kokoro-js made of each request, and how long each ``generate_from_ids`` took."""
+
+    waveforms: list[np.ndarray]
+    seconds: list[float]
+    load_seconds: float
+    versions: dict[str, str]
+
+
+def speak_kokoro_js(
+    root: Path,
+    model: str,
+    requests: Sequence[KokoroInput],
+    voices: Sequence[str],
+    *,
+    dtype: str = "fp32",
+    threads: int = 1,
+    timeout: float = 1800.0,
+) -> KokoroJsRun:
+    """Have kokoro-js load ``root/model`` as ``dtype`` and speak each request's phoneme ids
+    in its voice (kokoro-js picks the style row from the length, as kokoro does)."""
+    unavailable = kokoro_js_unavailable()
+    if unavailable:
+        raise ParityError(unavailable)
+    with tempfile.TemporaryDirectory(prefix="kokoro-js-") as scratch:
+        folder = Path(scratch)
+        payload = [
+            {"ids": request.input_ids[0].tolist(), "voice": voice, "speed": request.speed}
+            for request, voice in zip(requests, voices, strict=True)
+        ]
+        (folder / "requests.json").write_text(json.dumps(payload), "utf-8")
+        command = [
+            "node",
+            str(SCRIPT),
+            str(root),
+            model,
+            dtype,
+            str(threads),
+            str(folder / "requests.json"),
+            str(folder),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        answer = json.loads(lines[-1]) if lines else {}
+        if done.returncode or "error" in answer or not lines:
+            why = answer.get("error") or (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ParityError(f"kokoro-js could not speak {root / model} ({dtype}): {why}")
+        waveforms = [
+            np.fromfile(folder / f"{index}.f32", dtype="<f4") for index in range(len(requests))
+        ]
+    return KokoroJsRun(
+        waveforms, list(answer["seconds"]), float(answer["load_seconds"]), answer["versions"]
+    )
+
+
+def voice_of(request: KokoroInput) -> str:
+    """The trained voice a request is spoken in (``TrainedVoices.spoken_by`` names them)."""
+    return request.name.rsplit("/", 1)[-1]
+
+
+def spoken_by_kokoro_js(
+    runs: RunStore,
+    model_path: Path,
+    vocab: Mapping[str, int],
+    requests: Sequence[KokoroInput],
+    dtype: str = "fp32",
+) -> list[np.ndarray]:
+    """kokoro-js's waveforms for ``requests`` from ``model_path`` (in a kokoro-js folder as
+    ``dtype``), from the run store when the same file, requests and client were heard before.
+    Timings are not stored: they belong to one run (``speak_kokoro_js``)."""
+    from parity.builders.kokoro_js import write_model_folder
+    from parity.core.cache import content_digest
+
+    def compute() -> dict[str, np.ndarray]:
+        with tempfile.TemporaryDirectory(prefix="kokoro-js-model-") as root:
+            write_model_folder(model_path, Path(root) / "model", vocab, dtype)
+            voices = [voice_of(request) for request in requests]
+            spoken = speak_kokoro_js(Path(root), "model", requests, voices, dtype=dtype)
+        return {str(index): waveform for index, waveform in enumerate(spoken.waveforms)}
+
+    parts = {
+        "model": content_digest(Path(model_path)),
+        "dtype": dtype,
+        "vocab": dict(vocab),
+        "requests": [(r.name, r.phonemes, r.speed) for r in requests],
+        # The lockfile pins kokoro-js, transformers.js and onnxruntime-web.
+        "code": source_digest(
+            (
+                "builders/kokoro_js.py",
+                "measure/kokoro_js.py",
+                "measure/kokoro-js/speak.mjs",
+                "measure/kokoro-js/package-lock.json",
+            ),
+            (),
+        ),
+    }
+    spoken = runs.arrays("kokoro-js", parts, compute)
+    return [spoken[str(index)] for index in range(len(requests))]

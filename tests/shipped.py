@@ -1,0 +1,22 @@
+"""The files we ship (the stored recipes) and the published int8 beside them, for the client
+tests: each real client must load and speak every one of them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from parity.search.optimize import PEER, load_recipe
+
+RECIPES = sorted((Path(__file__).parent.parent / "fixtures" / "recipes").glob("*.json"))
+# The published int8 first, then each stored recipe once (the CPU and wasm targets may agree).
+SHIPPED = [PEER, *dict.fromkeys(load_recipe(path)[0] for path in RECIPES)]
+
+
+def shipped_path(name: str, kokoro_trained, trained_variant: Callable[..., object]) -> Path:
+    """The file shipped as ``name``: the published int8, or a stored recipe built (cached)
+    from the trained float32."""
+    if name == PEER:
+        return kokoro_trained[0].int8_path
+    recipe = next(load_recipe(path)[2] for path in RECIPES if load_recipe(path)[0] == name)
+    return trained_variant(f"{name} (shipped)", recipe).path

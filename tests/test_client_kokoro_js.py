@@ -1,0 +1,130 @@
+"""The browser client: kokoro-js 1.2.1 (npm) loads each shipped file from a local model folder,
+with no network, and speaks it on onnxruntime-web's WebAssembly build under Node.js.
+
+The folder is what onnx-community ships (``parity.builders.kokoro_js``); the voices are
+kokoro-js's own. kokoro-js returns the graph's audio untrimmed, so float32 through it is first
+held to float32 on ONNX Runtime's CPU, then each shipped file is judged against float32 through
+the same client, timing aligned by DTW, by the gates' verdict (``parity.judge.quality``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from shipped import SHIPPED, shipped_path
+
+from parity.judge.quality import compare_variant
+from parity.judge.runners import KokoroOutput
+from parity.judge.tolerances import KOKORO_JS, KOKORO_JS_BACKEND
+from parity.measure.kokoro_js import (
+    kokoro_js_unavailable,
+    kokoro_js_voice,
+    speak_kokoro_js,
+    spoken_by_kokoro_js,
+    voice_of,
+)
+
+pytestmark = pytest.mark.parity
+
+if reason := kokoro_js_unavailable():
+    pytest.skip(reason, allow_module_level=True)
+
+# The first held-out sentences, one voice each: WebAssembly runs float32 several times slower
+# than the CPU build, and this checks the client, not the headline figures (tests of the gates).
+JS_SENTENCES = 3
+DTYPE = "q8"  # the shipped int8 goes where onnx-community's does: onnx/model_quantized.onnx
+
+
+@pytest.fixture(scope="module")
+def js_requests(kokoro_trained, parity_inputs):
+    _, voices = kokoro_trained
+    return voices.speak(parity_inputs, parity_inputs.held_out[:JS_SENTENCES], 1)
+
+
+@pytest.fixture(scope="module")
+def js_speak(kokoro_trained, js_requests, parity_runs):
+    """``speak(path, dtype)``: kokoro-js's audio for every request, from the run store when
+    the same file was spoken by the same client before."""
+    vocab = kokoro_trained[1].vocab
+
+    def run(path, dtype="fp32") -> list[KokoroOutput]:
+        waveforms = spoken_by_kokoro_js(parity_runs, path, vocab, js_requests, dtype)
+        return [KokoroOutput(waveform, None) for waveform in waveforms]
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def js_reference(kokoro_trained, js_speak):
+    return js_speak(kokoro_trained[0].path)
+
+
+def test_parity_kokoro_js_speaks_in_the_voices_the_gates_judge(js_requests) -> None:
+    """kokoro-js picks its style row from the length, from its own voice packs: the very
+    vectors our requests carry."""
+    for request in js_requests:
+        row = kokoro_js_voice(voice_of(request))[len(request.phonemes)]
+        np.testing.assert_array_equal(row, request.style[0], err_msg=request.name)
+
+
+def test_parity_kokoro_js_float32_speaks_as_onnxruntime_cpu_does(
+    kokoro_trained, js_requests, js_reference, parity_runs, parity_record
+) -> None:
+    from parity.judge.quality import listen
+
+    cpu = listen(kokoro_trained[0].path, js_requests, runs=parity_runs)
+    quality = compare_variant(
+        "kokoro-js float32 vs ONNX Runtime CPU",
+        cpu,
+        js_reference,
+        js_requests,
+        size_ratio=1.0,
+        tolerance=KOKORO_JS_BACKEND,
+    )
+    parity_record.add("kokoro-js client", quality.summary(), quality=quality)
+    assert [len(o.waveform) for o in js_reference] == [len(o.waveform) for o in cpu]
+    assert quality, quality.summary()
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_parity_kokoro_js_speaks_each_shipped_file(
+    name, kokoro_trained, trained_variant, js_requests, js_reference, js_speak, parity_record
+) -> None:
+    path = shipped_path(name, kokoro_trained, trained_variant)
+    quality = compare_variant(
+        f"kokoro-js: {name}",
+        js_reference,
+        js_speak(path, DTYPE),
+        js_requests,
+        size_ratio=path.stat().st_size / kokoro_trained[0].path.stat().st_size,
+        tolerance=KOKORO_JS,
+    )
+    parity_record.add("kokoro-js client", quality.summary(), quality=quality)
+    assert quality.timing == "dtw"
+    assert quality, quality.summary()
+
+
+def test_parity_kokoro_js_times_each_shipped_file_beside_float32(
+    require_timing, kokoro_trained, trained_variant, js_requests, parity_record
+) -> None:
+    """Seconds of ``generate_from_ids`` per second of audio (1 thread), every file in this
+    run; a benchmark, so it runs when benchmarking (``make bench``) and asserts no time."""
+    import tempfile
+    from pathlib import Path
+
+    from parity.builders.kokoro_js import write_model_folder
+
+    require_timing("kokoro-js")
+    files = {"fp32": (kokoro_trained[0].path, "fp32")}
+    files |= {n: (shipped_path(n, kokoro_trained, trained_variant), DTYPE) for n in SHIPPED}
+    voices = [voice_of(request) for request in js_requests]
+    rtf = {}
+    with tempfile.TemporaryDirectory() as root:
+        for name, (path, dtype) in files.items():
+            write_model_folder(path, Path(root) / "model", kokoro_trained[1].vocab, dtype)
+            run = speak_kokoro_js(Path(root), "model", js_requests, voices, dtype=dtype)
+            audio = sum(len(w) for w in run.waveforms) / 24_000
+            rtf[name] = sum(run.seconds) / audio
+    line = ", ".join(f"{n} RTF {r:.2f} ({r / rtf['fp32']:.2f}x fp32)" for n, r in rtf.items())
+    parity_record.add("kokoro-js client", f"WebAssembly, 1 thread: {line}")
+    assert all(np.isfinite(r) and r > 0 for r in rtf.values())
