@@ -1,17 +1,18 @@
 """Every exporter x STFT combination: what works must keep working; what fails is recorded.
 
 A combination that starts to pass (a fix, a new torch) turns its strict xfail into a
-failure, so the suite says so.
+failure, so the suite says so. The matrix exports the tiny preset: it keeps every module of the
+full one, so each exporter meets the same ops, and the full-size dynamo exports (about 100 s
+here) stay out of every CI run. The full preset's TorchScript export is the main job's, and the
+dynamo exporter's full-size figures are in docs/exporters.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from parity.builders.export import EXPORTERS, export_cached
-from parity.builders.model import STFT_KINDS
+from parity.builders.model import STFT_KINDS, KokoroSpec
 from parity.judge.compare import compare_durations
 from parity.judge.runners import OrtRunner, TorchRunner
 
@@ -52,7 +53,7 @@ def _cases() -> list[object]:
 def test_export_matrix(
     exporter, stft, parity_config, parity_cache, parity_inputs, parity_record
 ) -> None:
-    spec = replace(parity_config.spec, stft=stft)
+    spec = KokoroSpec(preset="tiny", stft=stft)  # seeded, whatever weights the run judges
     model = spec.build()
     result = export_cached(parity_cache, spec, model, exporter=exporter, opset=parity_config.opset)
     parity_record.add("export matrix", result.summary())
