@@ -105,3 +105,36 @@ def test_cleaner_than_gives_no_slack_without_a_floor_on_the_ratio_axis_too() -> 
 
     assert not row("ours", 1.5).cleaner_than(row("peer", 1.0))
     assert row("ours", 1.0).cleaner_than(row("peer", 1.0))
+
+
+def test_the_choice_is_the_fastest_candidate_that_beats_the_peer_on_every_axis() -> None:
+    from parity.judge.quality import Axes
+    from parity.search.optimize import CandidateResult, choose
+
+    def row(name: str, size: float, speed: float, mel: float) -> CandidateResult:
+        return CandidateResult(name, name, size, speed, Axes(0.0, 0.0, mel, 6.0, 0.0, 1.0, 0.0))
+
+    peer = row("published", 0.28, 1.09, 0.24)
+    floor = Axes(0.0, 0.0, 0.03, 0.9, 0.0, 1.0, 0.0)
+    rows = [
+        row("fast-but-large", 0.59, 0.80, 0.25),
+        row("small", 0.26, 0.85, 0.25),
+        row("small-and-noisy", 0.26, 0.70, 0.40),
+        row("small-but-slow", 0.20, 1.02, 0.20),
+    ]
+    assert choose(rows, peer, floor) == "small"
+    assert choose(rows[:1], peer, floor) is None  # no size advantage, no choice
+    assert choose(rows, peer, floor, max_speed_ratio=2.0) == "small"
+    assert choose(rows[3:], peer, floor, max_speed_ratio=2.0) == "small-but-slow"
+
+
+def test_a_recipe_with_int8_weight_storage_reads_back_as_written(tmp_path) -> None:
+    from parity.search.optimize import CANDIDATES, CandidateResult, OptimizeResult
+
+    name = "qdq-resblocks-float-int8-weights"
+    recipe = CANDIDATES[name]
+    assert recipe.int8_weights_except  # the candidate keeps some weights float32
+    row, peer = CandidateResult(name, name), CandidateResult("published", "peer")
+    path = tmp_path / "cpu.json"
+    write_recipe(path, name, recipe, OptimizeResult("cpu", "cpu", (row,), peer, name, None))
+    assert load_recipe(path) == (name, "cpu", recipe)

@@ -42,6 +42,7 @@ __all__ = [
     "quantize_model",
 ]
 
+_HERE = Path(__file__).parent
 QuantMode = Literal["dynamic", "qdq", "qoperator"]
 CalibrationKind = Literal["minmax", "entropy", "percentile"]
 IntType = Literal["int8", "uint8"]
@@ -93,6 +94,9 @@ class QuantRecipe:
     exclude_scopes: tuple[str, ...] = KOKORO_EXCLUDE_SCOPES
     calibration: CalibrationKind = "minmax"
     preprocess: bool = True
+    # Store the weights of the layers left in float as int8 (parity.builders.int8_weights),
+    # except under these scopes; None leaves them float32.
+    int8_weights_except: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in QUANT_MODES:
@@ -116,6 +120,8 @@ class QuantRecipe:
         if self.static:
             parts += [f"a{self.activation_type}", self.calibration]
         parts.append("per-channel" if self.per_channel else "per-tensor")
+        if self.int8_weights_except is not None:
+            parts.append("int8-stored float weights")
         return " ".join(parts)
 
 
@@ -360,6 +366,8 @@ def quantize_model(
                 )
             else:
                 quantize_dynamic(str(model_in), str(temporary), **common)
+        if recipe.int8_weights_except is not None:
+            _store_int8_weights(temporary, recipe.int8_weights_except)
         quantized = onnx.load(str(temporary), load_external_data=False)
         size_after = temporary.stat().st_size
     ops = Counter(n.op_type for n in quantized.graph.node if n.op_type in _INTEGER_OPS)
@@ -373,6 +381,15 @@ def quantize_model(
         len(exclude),
         preprocess,
     )
+
+
+def _store_int8_weights(path: Path, keep_scopes: Sequence[str]) -> None:
+    """The float weights the quantizer left, stored as int8 in ``path`` (rewritten in place)."""
+    from parity.builders.int8_weights import store_float_weights_as_int8
+
+    model = onnx.load(str(path))
+    store_float_weights_as_int8(model, keep_scopes)
+    onnx.save(model, str(path))
 
 
 def quantize_cached(
@@ -393,7 +410,9 @@ def quantize_cached(
         {
             "source": content_digest(source),
             "recipe": {**recipe.__dict__, "calibration_inputs": inputs.hexdigest()[:16]},
-            "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
+            "code": hashlib.sha256(
+                Path(__file__).read_bytes() + _HERE.joinpath("int8_weights.py").read_bytes()
+            ).hexdigest()[:16],
             "onnxruntime": ort_version,
         },
     )
@@ -445,7 +464,9 @@ def preprocessed_cached(cache: ArtifactCache, source: Path) -> tuple[Path, str]:
         "preprocessed",
         {
             "source": content_digest(source),
-            "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
+            "code": hashlib.sha256(
+                Path(__file__).read_bytes() + _HERE.joinpath("int8_weights.py").read_bytes()
+            ).hexdigest()[:16],
             "onnxruntime": ort_version,
         },
     )

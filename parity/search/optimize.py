@@ -36,6 +36,7 @@ __all__ = [
     "TARGETS",
     "CandidateResult",
     "OptimizeResult",
+    "choose",
     "hear",
     "load_recipe",
     "search",
@@ -74,6 +75,18 @@ CANDIDATES: dict[str, QuantRecipe] = {
         _STATIC, exclude_scopes=(*_KEEP, f"{_GEN}noise_convs", f"{_GEN}noise_res")
     ),
     "qdq-resblocks-float": replace(_STATIC, exclude_scopes=(*_KEEP, f"{_GEN}resblocks")),
+    # The same, with the float layers' weights stored as int8 (computed in float): the size of
+    # an all-int8 file. Kept float32: the harmonic source, the duration head and conv_post,
+    # whose int8 weights moved loudness past the published int8's on the selection set.
+    "qdq-resblocks-float-int8-weights": replace(
+        _STATIC,
+        exclude_scopes=(*_KEEP, f"{_GEN}resblocks"),
+        int8_weights_except=(
+            f"{_GEN}m_source/",
+            "/encoder/predictor/duration_proj",
+            f"{_GEN}conv_post",
+        ),
+    ),
     "qdq-conv-only": replace(_STATIC, op_types=("Conv",)),
     "qoperator-per-channel": replace(_STATIC, mode="qoperator", per_channel=True),
 }
@@ -189,8 +202,8 @@ def search(
     max_speed_ratio: float = 1.0,
     log: Callable[[str], None] = lambda line: None,
 ) -> OptimizeResult:
-    """Build, hear and time every candidate; choose the fastest that is as clean as ``peer``
-    and faster than float32 (its time ratio under ``max_speed_ratio``).
+    """Build, hear and time every candidate; choose the fastest that is as clean as ``peer``,
+    no larger, and faster than float32 (its time ratio under ``max_speed_ratio``).
 
     ``build(name, recipe)`` makes the quantized model (the caller decides about caching and
     calibration); ``requests`` are what quality is judged on, the first one is timed.
@@ -241,13 +254,26 @@ def search(
     ]
     peer_row = next(row for row in rows if row.name == PEER)
     ours = tuple(row for row in rows if row.name != PEER)
-    clean = [
-        row
-        for row in ours
-        if row.cleaner_than(peer_row, floor) and row.speed_ratio < max_speed_ratio
-    ]
-    chosen = min(clean, key=lambda row: row.speed_ratio).name if clean else None
+    chosen = choose(ours, peer_row, floor, max_speed_ratio)
     return OptimizeResult(target, provider, ours, peer_row, chosen, floor)
+
+
+def choose(
+    rows: Sequence[CandidateResult],
+    peer: CandidateResult,
+    floor: Axes | None,
+    max_speed_ratio: float = 1.0,
+) -> str | None:
+    """The fastest candidate that beats ``peer`` on every axis: as clean (within the noise
+    ``floor``), no larger, and under ``max_speed_ratio`` of float32's time; None if none does."""
+    winners = [
+        row
+        for row in rows
+        if row.cleaner_than(peer, floor)
+        and row.size_ratio <= peer.size_ratio
+        and row.speed_ratio < max_speed_ratio
+    ]
+    return min(winners, key=lambda row: row.speed_ratio).name if winners else None
 
 
 def write_recipe(path: Path, name: str, recipe: QuantRecipe, result: OptimizeResult) -> None:
@@ -268,8 +294,9 @@ def load_recipe(path: Path) -> tuple[str, str, QuantRecipe]:
     try:
         document: dict[str, Any] = json.loads(Path(path).read_text("utf-8"))
         raw = dict(document["recipe"])
-        for key in ("op_types", "exclude_nodes", "exclude_scopes"):
-            raw[key] = tuple(raw[key])
+        for key in ("op_types", "exclude_nodes", "exclude_scopes", "int8_weights_except"):
+            if raw.get(key) is not None:
+                raw[key] = tuple(raw[key])
         return str(document["name"]), str(document["target"]), QuantRecipe(**raw)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ParityError(
