@@ -1,5 +1,6 @@
 """The recipes ``parity optimize`` chose (fixtures/recipes/), rebuilt and gated every commit:
-at least as clean as the published int8 and faster than float32 on their target."""
+at least as clean as the published int8 and no larger, and faster than float32 on their
+target."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def _build(trained_variant, key: tuple[str, QuantRecipe]):
 
 
 @pytest.mark.parametrize("key", RECIPES, ids=lambda key: "+".join(RECIPES[key]))
-def test_parity_chosen_recipe_sounds_as_clean_as_the_published_int8(
+def test_parity_chosen_recipe_sounds_as_clean_as_the_published_int8_and_is_no_larger(
     key, trained_variant, bench_models, trained_verdict, trained_floor, parity_record
 ) -> None:
     """Chosen on the selection sentences; judged here on the held-out ones, on every axis,
@@ -54,6 +55,7 @@ def test_parity_chosen_recipe_sounds_as_clean_as_the_published_int8(
     assert ours.cleaner_than(peer, trained_floor), (
         f"{ours.line()}\nagainst {peer.line()}\nfloor {trained_floor.line()}"
     )
+    assert ours.size_ratio <= peer.size_ratio, f"{ours.line()}\nagainst {peer.line()}"
 
 
 @pytest.mark.parametrize(("key", "target"), TARGETED, ids=[t for _, t in TARGETED])

@@ -4,10 +4,11 @@ arithmetic stays float.
 Each float weight of a Conv, ConvTranspose, Gemm, MatMul or LSTM is stored as int8 with one
 symmetric scale per output channel, and rebuilt in the graph as ``Cast(int8 -> float) * scale``.
 Why not ``DequantizeLinear``, the standard form: ONNX Runtime keeps DequantizeLinear nodes
-unfolded so its QDQ fusions can see them, so a weight behind one is dequantized on every run
-(slower, docs/recipes.md). Cast and Mul on constants are folded at session load, by ORT's
-constant folding on CPU and in onnxruntime-web alike, so the model runs at float's speed with
-the weights in memory as float, and only the file is 4x smaller for them.
+unfolded so its QDQ fusions can see them, so a weight behind one is dequantized on every run:
+on the chosen CPU recipe's float layers that took 0.96 of float32's time against 0.81 with Cast
+and Mul (same weights, ORT 1.32, 2 threads, 3 selection requests x 3, one run, 2026-12-03).
+Cast and Mul on constants are folded at session load by ORT's constant folding, so the model
+runs at float's speed with the weights in memory as float; only the file is 4x smaller for them.
 """
 
 from __future__ import annotations
