@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from parity.judge.quality import VariantQuality, compare_variant
+from parity.judge.runners import KokoroOutput
+from parity.judge.tolerances import VariantTolerance
 from parity.search.optimize import PEER, load_recipe
 
 RECIPES = sorted((Path(__file__).parent.parent / "fixtures" / "recipes").glob("*.json"))
@@ -20,3 +23,20 @@ def shipped_path(name: str, kokoro_trained, trained_variant: Callable[..., objec
         return kokoro_trained[0].int8_path
     recipe = next(load_recipe(path)[2] for path in RECIPES if load_recipe(path)[0] == name)
     return trained_variant(f"{name} (shipped)", recipe).path
+
+
+def judge_through_client(
+    label: str,
+    reference: list[KokoroOutput],
+    outputs: list[KokoroOutput],
+    requests: list,
+    size_ratio: float,
+    tolerance: VariantTolerance,
+) -> VariantQuality:
+    """A shipped file's audio through a client against float32's through the same client:
+    clients return no durations, so timing is aligned by DTW, and the verdict must say so."""
+    quality = compare_variant(
+        label, reference, outputs, requests, size_ratio=size_ratio, tolerance=tolerance
+    )
+    assert quality.timing == "dtw"
+    return quality

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shipped import SHIPPED, shipped_path
+from shipped import SHIPPED, judge_through_client, shipped_path
 
-from parity.judge.quality import compare_variant
 from parity.judge.runners import KokoroOutput
 from parity.judge.tolerances import CLIENT
 
@@ -80,14 +79,13 @@ def test_parity_kokoro_onnx_speaks_each_shipped_file(
 ) -> None:
     path = shipped_path(name, kokoro_trained, trained_variant)
     outputs = speak(path)
-    quality = compare_variant(
+    quality = judge_through_client(
         f"kokoro-onnx: {name}",
         client_reference,
         outputs,
         client_requests,
-        size_ratio=path.stat().st_size / kokoro_trained[0].path.stat().st_size,
-        tolerance=CLIENT,
+        path.stat().st_size / kokoro_trained[0].path.stat().st_size,
+        CLIENT,
     )
     parity_record.add("kokoro-onnx client", quality.summary(), quality=quality)
-    assert quality.timing == "dtw"
     assert quality, quality.summary()
