@@ -464,9 +464,7 @@ def preprocessed_cached(cache: ArtifactCache, source: Path) -> tuple[Path, str]:
         "preprocessed",
         {
             "source": content_digest(source),
-            "code": hashlib.sha256(
-                Path(__file__).read_bytes() + _HERE.joinpath("int8_weights.py").read_bytes()
-            ).hexdigest()[:16],
+            "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
             "onnxruntime": ort_version,
         },
     )
