@@ -294,9 +294,10 @@ def load_recipe(path: Path) -> tuple[str, str, QuantRecipe]:
     try:
         document: dict[str, Any] = json.loads(Path(path).read_text("utf-8"))
         raw = dict(document["recipe"])
-        for key in ("op_types", "exclude_nodes", "exclude_scopes", "int8_weights_except"):
-            if raw.get(key) is not None:
-                raw[key] = tuple(raw[key])
+        for key in ("op_types", "exclude_nodes", "exclude_scopes"):
+            raw[key] = tuple(raw[key])
+        if raw.get("int8_weights_except") is not None:  # optional: recipes before 2026-12-03
+            raw["int8_weights_except"] = tuple(raw["int8_weights_except"])
         return str(document["name"]), str(document["target"]), QuantRecipe(**raw)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ParityError(
