@@ -30,6 +30,7 @@ from parity.core.cache import ArtifactCache, CacheKey, atomic_path, content_dige
 from parity.core.errors import ParityError, first_line
 from parity.core.graph import load_model
 from parity.core.inputs import KokoroInput
+from parity.core.memo import source_digest
 
 __all__ = [
     "KOKORO_EXCLUDE_SCOPES",
@@ -42,7 +43,6 @@ __all__ = [
     "quantize_model",
 ]
 
-_HERE = Path(__file__).parent
 QuantMode = Literal["dynamic", "qdq", "qoperator"]
 CalibrationKind = Literal["minmax", "entropy", "percentile"]
 IntType = Literal["int8", "uint8"]
@@ -410,9 +410,7 @@ def quantize_cached(
         {
             "source": content_digest(source),
             "recipe": {**recipe.__dict__, "calibration_inputs": inputs.hexdigest()[:16]},
-            "code": hashlib.sha256(
-                Path(__file__).read_bytes() + _HERE.joinpath("int8_weights.py").read_bytes()
-            ).hexdigest()[:16],
+            "code": source_digest(("builders/quantize.py", "builders/int8_weights.py"), ())[:16],
             "onnxruntime": ort_version,
         },
     )
