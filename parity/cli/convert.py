@@ -42,29 +42,30 @@ def _fp16(args: argparse.Namespace) -> int:
     return 0
 
 
-# The flags that make up a recipe, with their defaults: ``--recipe FILE`` replaces them all, so
-# they default to SUPPRESS and an explicit one beside --recipe is an error, not silently lost.
-_RECIPE_FLAGS: dict[str, Any] = {
-    "mode": "dynamic",
-    "weight_type": "uint8",
-    "activation_type": "uint8",
-    "per_channel": False,
-    "op_types": "MatMul,Conv",
-    "exclude": None,
-    "kokoro_excludes": True,
-    "calibration": "minmax",
-    "preprocess": True,
-}
+# The flags that make up a recipe. ``--recipe FILE`` replaces them all, so they default to
+# SUPPRESS: one given beside --recipe is an error, not silently lost, and one not given
+# leaves QuantRecipe's own default.
+_RECIPE_FLAGS = (
+    "mode",
+    "weight_type",
+    "activation_type",
+    "per_channel",
+    "op_types",
+    "exclude",
+    "kokoro_excludes",
+    "calibration",
+    "preprocess",
+)
 
 
 def _recipe_from(args: argparse.Namespace) -> tuple[QuantRecipe, str]:
     """The recipe to build and where it came from: a stored file, or the flags."""
-    from parity.builders.quantize import KOKORO_EXCLUDE_SCOPES, QuantRecipe
+    from parity.builders.quantize import QuantRecipe
 
-    given = sorted(flag for flag in _RECIPE_FLAGS if hasattr(args, flag))
+    given = {flag: getattr(args, flag) for flag in _RECIPE_FLAGS if hasattr(args, flag)}
     if args.recipe:
         if given:
-            flag = "--" + given[0].replace("_", "-")
+            flag = "--" + sorted(given)[0].replace("_", "-")
             raise ParityError(
                 f"quantize: {flag} and --recipe {args.recipe} both set the recipe; "
                 "drop one (the file holds the whole recipe)"
@@ -73,18 +74,14 @@ def _recipe_from(args: argparse.Namespace) -> tuple[QuantRecipe, str]:
 
         name, target, recipe = load_recipe(Path(args.recipe))
         return recipe, f"recipe {name} (for {target}) from {args.recipe}"
-    flags: dict[str, Any] = {f: getattr(args, f, default) for f, default in _RECIPE_FLAGS.items()}
-    recipe = QuantRecipe(
-        mode=flags["mode"],
-        weight_type=flags["weight_type"],
-        activation_type=flags["activation_type"],
-        per_channel=bool(flags["per_channel"]),
-        op_types=tuple(str(flags["op_types"]).split(",")),
-        exclude_nodes=tuple(flags["exclude"] or ()),
-        exclude_scopes=(*(KOKORO_EXCLUDE_SCOPES if flags["kokoro_excludes"] else ()),),
-        calibration=flags["calibration"],
-        preprocess=bool(flags["preprocess"]),
-    )
+    # Flags named as the recipe's fields pass through; three are spelled for the command line.
+    if "op_types" in given:
+        given["op_types"] = tuple(given["op_types"].split(","))
+    if "exclude" in given:
+        given["exclude_nodes"] = tuple(given.pop("exclude"))
+    if not given.pop("kokoro_excludes", True):
+        given["exclude_scopes"] = ()
+    recipe = QuantRecipe(**given)
     return recipe, f"recipe {recipe.label()} from the flags"
 
 
@@ -203,7 +200,9 @@ def add_fp16(commands: Any) -> None:
 
 
 def add_quantize(commands: Any) -> None:
-    from parity.builders.quantize import CALIBRATIONS, OP_TYPES, QUANT_MODES
+    from parity.builders.quantize import CALIBRATIONS, OP_TYPES, QUANT_MODES, QuantRecipe
+
+    default = QuantRecipe()  # what a flag not given leaves
 
     quantize = commands.add_parser(
         "quantize", help="int8 variants with onnxruntime.quantization (dynamic, QDQ, QOperator)"
@@ -218,15 +217,20 @@ def add_quantize(commands: Any) -> None:
     )
     recipe = quantize.add_argument_group("recipe flags (without --recipe)")
     suppress = argparse.SUPPRESS
-    recipe.add_argument("--mode", choices=QUANT_MODES, default=suppress, help="Default: dynamic")
     recipe.add_argument(
-        "--weight-type", choices=("int8", "uint8"), default=suppress, help="Default: uint8"
+        "--mode", choices=QUANT_MODES, default=suppress, help=f"Default: {default.mode}"
+    )
+    recipe.add_argument(
+        "--weight-type",
+        choices=("int8", "uint8"),
+        default=suppress,
+        help=f"Default: {default.weight_type}",
     )
     recipe.add_argument(
         "--activation-type",
         choices=("int8", "uint8"),
         default=suppress,
-        help="static modes. Default: uint8",
+        help=f"static modes. Default: {default.activation_type}",
     )
     recipe.add_argument(
         "--per-channel",
@@ -237,7 +241,7 @@ def add_quantize(commands: Any) -> None:
     recipe.add_argument(
         "--op-types",
         default=suppress,
-        help=f"comma-separated, from {','.join(OP_TYPES)}. Default: MatMul,Conv",
+        help=f"comma-separated, from {','.join(OP_TYPES)}. Default: {','.join(default.op_types)}",
     )
     recipe.add_argument(
         "--exclude",
@@ -256,7 +260,7 @@ def add_quantize(commands: Any) -> None:
         "--calibration",
         choices=CALIBRATIONS,
         default=suppress,
-        help="static modes. Default: minmax",
+        help=f"static modes. Default: {default.calibration}",
     )
     recipe.add_argument(
         "--preprocess",
