@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from shipped import SHIPPED, judge_through_client, shipped_path
 
+from parity.builders.weights import voice_of
 from parity.judge.quality import compare_variant
 from parity.judge.runners import KokoroOutput
 from parity.judge.tolerances import KOKORO_JS, KOKORO_JS_BACKEND
 from parity.measure.kokoro_js import (
     kokoro_js_unavailable,
     kokoro_js_voice,
-    speak_kokoro_js,
+    speak_model_file,
     spoken_by_kokoro_js,
-    voice_of,
 )
 
 pytestmark = pytest.mark.parity
@@ -108,22 +108,14 @@ def test_parity_kokoro_js_times_each_shipped_file_beside_float32(
 ) -> None:
     """Seconds of ``generate_from_ids`` per second of audio (1 thread), every file in this
     run; a benchmark, so it runs when benchmarking (``make bench``) and asserts no time."""
-    import tempfile
-    from pathlib import Path
-
-    from parity.builders.kokoro_js import write_model_folder
-
     require_timing("kokoro-js")
     files = {"fp32": (kokoro_trained[0].path, "fp32")}
     files |= {n: (shipped_path(n, kokoro_trained, trained_variant), DTYPE) for n in SHIPPED}
-    voices = [voice_of(request) for request in js_requests]
     rtf = {}
-    with tempfile.TemporaryDirectory() as root:
-        for name, (path, dtype) in files.items():
-            write_model_folder(path, Path(root) / "model", kokoro_trained[1].vocab, dtype)
-            run = speak_kokoro_js(Path(root), "model", js_requests, voices, dtype=dtype)
-            audio = sum(len(w) for w in run.waveforms) / 24_000
-            rtf[name] = sum(run.seconds) / audio
+    for name, (path, dtype) in files.items():
+        run = speak_model_file(path, kokoro_trained[1].vocab, js_requests, dtype=dtype)
+        audio = sum(len(w) for w in run.waveforms) / 24_000
+        rtf[name] = sum(run.seconds) / audio
     line = ", ".join(f"{n} RTF {r:.2f} ({r / rtf['fp32']:.2f}x fp32)" for n, r in rtf.items())
     parity_record.add("kokoro-js client", f"WebAssembly, 1 thread: {line}")
     assert all(np.isfinite(r) and r > 0 for r in rtf.values())

@@ -37,7 +37,7 @@ def speak(kokoro_trained, client_requests, parity_runs):
     when the same files were spoken by the same client versions before."""
     from importlib import metadata
 
-    from parity.builders.weights import voices_file
+    from parity.builders.weights import voice_of, voices_file
     from parity.core.cache import content_digest
 
     _, voices = kokoro_trained
@@ -49,7 +49,7 @@ def speak(kokoro_trained, client_requests, parity_runs):
             )
             spoken = {}
             for index, request in enumerate(client_requests):
-                voice = request.name.rsplit("/", 1)[1]
+                voice = voice_of(request)
                 audio, rate = client.create(request.phonemes, voice=voice, is_phonemes=True)
                 assert rate == 24_000
                 spoken[f"{index}"] = np.asarray(audio, dtype=np.float32)

@@ -30,6 +30,7 @@ __all__ = [
     "assemble_int8",
     "dequantized_cached",
     "load_voices",
+    "voice_of",
     "voices_file",
 ]
 
@@ -177,6 +178,11 @@ class TrainedVoices:
             raise ParityError(f"weights: no voice {voice!r}; known: {', '.join(self.packs)}")
         pack = self.packs[voice]
         return pack[min(tokens, len(pack) - 1)].reshape(1, -1).astype(np.float32)
+
+
+def voice_of(request: KokoroInput) -> str:
+    """The trained voice a request is spoken in (``TrainedVoices.spoken_by`` names it last)."""
+    return request.name.rsplit("/", 1)[-1]
 
 
 def voices_file() -> Path:

@@ -9,7 +9,6 @@ install script; the WebAssembly path never uses it). The model goes in a folder 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -18,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from parity.builders.weights import voice_of
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore, source_digest
+from parity.measure.wasm import node_package_unavailable
 
 __all__ = [
     "JS_DIR",
@@ -28,6 +29,7 @@ __all__ = [
     "kokoro_js_unavailable",
     "kokoro_js_voice",
     "speak_kokoro_js",
+    "speak_model_file",
     "spoken_by_kokoro_js",
 ]
 
@@ -46,11 +48,7 @@ def kokoro_js_voice(voice: str) -> np.ndarray:
 
 def kokoro_js_unavailable() -> str | None:
     """Why kokoro-js cannot run here, or None when it can."""
-    if shutil.which("node") is None:
-        return "Node.js is not on PATH; install Node.js 18 or newer to run kokoro-js"
-    if not (JS_DIR / "node_modules" / "kokoro-js" / "package.json").is_file():
-        return f"kokoro-js is not installed; run: {INSTALL}"
-    return None
+    return node_package_unavailable(JS_DIR, "kokoro-js", INSTALL, "run kokoro-js")
 
 
 @dataclass(frozen=True)
@@ -67,22 +65,21 @@ def speak_kokoro_js(
     root: Path,
     model: str,
     requests: Sequence[KokoroInput],
-    voices: Sequence[str],
     *,
     dtype: str = "fp32",
     threads: int = 1,
     timeout: float = 1800.0,
 ) -> KokoroJsRun:
     """Have kokoro-js load ``root/model`` as ``dtype`` and speak each request's phoneme ids
-    in its voice (kokoro-js picks the style row from the length, as kokoro does)."""
+    in its trained voice (kokoro-js picks the style row from the length, as kokoro does)."""
     unavailable = kokoro_js_unavailable()
     if unavailable:
         raise ParityError(unavailable)
     with tempfile.TemporaryDirectory(prefix="kokoro-js-") as scratch:
         folder = Path(scratch)
         payload = [
-            {"ids": request.input_ids[0].tolist(), "voice": voice, "speed": request.speed}
-            for request, voice in zip(requests, voices, strict=True)
+            {"ids": r.input_ids[0].tolist(), "voice": voice_of(r), "speed": r.speed}
+            for r in requests
         ]
         (folder / "requests.json").write_text(json.dumps(payload), "utf-8")
         command = [
@@ -109,9 +106,20 @@ def speak_kokoro_js(
     )
 
 
-def voice_of(request: KokoroInput) -> str:
-    """The trained voice a request is spoken in (``TrainedVoices.spoken_by`` names them)."""
-    return request.name.rsplit("/", 1)[-1]
+def speak_model_file(
+    model_path: Path,
+    vocab: Mapping[str, int],
+    requests: Sequence[KokoroInput],
+    *,
+    dtype: str = "fp32",
+    threads: int = 1,
+) -> KokoroJsRun:
+    """``speak_kokoro_js`` on one of our ONNX files, put in a scratch kokoro-js folder."""
+    from parity.builders.kokoro_js import write_model_folder
+
+    with tempfile.TemporaryDirectory(prefix="kokoro-js-model-") as root:
+        write_model_folder(model_path, Path(root) / "model", vocab, dtype)
+        return speak_kokoro_js(Path(root), "model", requests, dtype=dtype, threads=threads)
 
 
 def spoken_by_kokoro_js(
@@ -124,14 +132,10 @@ def spoken_by_kokoro_js(
     """kokoro-js's waveforms for ``requests`` from ``model_path`` (in a kokoro-js folder as
     ``dtype``), from the run store when the same file, requests and client were heard before.
     Timings are not stored: they belong to one run (``speak_kokoro_js``)."""
-    from parity.builders.kokoro_js import write_model_folder
     from parity.core.cache import content_digest
 
     def compute() -> dict[str, np.ndarray]:
-        with tempfile.TemporaryDirectory(prefix="kokoro-js-model-") as root:
-            write_model_folder(model_path, Path(root) / "model", vocab, dtype)
-            voices = [voice_of(request) for request in requests]
-            spoken = speak_kokoro_js(Path(root), "model", requests, voices, dtype=dtype)
+        spoken = speak_model_file(model_path, vocab, requests, dtype=dtype)
         return {str(index): waveform for index, waveform in enumerate(spoken.waveforms)}
 
     parts = {

@@ -21,19 +21,27 @@ from typing import Any
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 
-__all__ = ["WEB_DIR", "WasmSession", "WasmTiming", "wasm_unavailable"]
+__all__ = ["WEB_DIR", "WasmSession", "WasmTiming", "node_package_unavailable", "wasm_unavailable"]
 
 WEB_DIR = Path(__file__).with_name("web")
 SCRIPT = WEB_DIR / "session.mjs"
 
 
+def node_package_unavailable(folder: Path, package: str, install: str, use: str) -> str | None:
+    """Why ``package`` cannot run under Node.js from ``folder``'s node_modules (what to install,
+    for ``use``), or None when it can."""
+    if shutil.which("node") is None:
+        return f"Node.js is not on PATH; install Node.js 18 or newer to {use}"
+    if not (folder / "node_modules" / package / "package.json").is_file():
+        return f"{package} is not installed; run: {install}"
+    return None
+
+
 def wasm_unavailable() -> str | None:
     """Why the WebAssembly backend cannot run here, or None when it can."""
-    if shutil.which("node") is None:
-        return "Node.js is not on PATH; install Node.js 18 or newer to time onnxruntime-web"
-    if not (WEB_DIR / "node_modules" / "onnxruntime-web" / "package.json").is_file():
-        return f"onnxruntime-web is not installed; run: npm ci --prefix {WEB_DIR}"
-    return None
+    return node_package_unavailable(
+        WEB_DIR, "onnxruntime-web", f"npm ci --prefix {WEB_DIR}", "time onnxruntime-web"
+    )
 
 
 @dataclass(frozen=True)
