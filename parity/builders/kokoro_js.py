@@ -78,8 +78,9 @@ def rename_io(model: onnx.ModelProto, names: Mapping[str, str]) -> onnx.ModelPro
 def write_model_folder(
     model_path: Path, folder: Path, vocab: Mapping[str, int], dtype: str = "fp32"
 ) -> Path:
-    """Write ``folder`` (replacing it whole, atomically) for kokoro-js's
-    ``KokoroTTS.from_pretrained(folder.name, {dtype})``; returns the ONNX file inside."""
+    """Write ``folder`` (replacing it whole, atomically) for kokoro-js to load from disk, with
+    transformers.js's remote models off and ``folder``'s parent as its local model path
+    (``parity/measure/kokoro-js/speak.mjs``); returns the ONNX file inside."""
     if dtype not in DTYPE_SUFFIX:
         raise ParityError(
             f"kokoro-js folder: unknown dtype {dtype!r}; use {', '.join(DTYPE_SUFFIX)}"
