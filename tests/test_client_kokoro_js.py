@@ -24,7 +24,23 @@ from parity.measure.kokoro_js import (
     spoken_by_kokoro_js,
 )
 
-pytestmark = pytest.mark.parity
+# A fact about another tool reading our files: make test runs it on every commit, and -k parity
+# when the files it covers (what builds and judges the shipped files, the recipes) changed
+# since it last passed here.
+pytestmark = pytest.mark.landscape(
+    "builders/quantize.py",
+    "builders/int8_weights.py",
+    "builders/weights.py",
+    "builders/kokoro_js.py",
+    "measure/kokoro_js.py",
+    "judge/quality.py",
+    files=(
+        "fixtures/recipes",
+        "tests/shipped.py",
+        "parity/measure/kokoro-js/speak.mjs",
+        "parity/measure/kokoro-js/package-lock.json",
+    ),
+)
 
 if reason := kokoro_js_unavailable():
     pytest.skip(reason, allow_module_level=True)
@@ -59,7 +75,7 @@ def js_reference(kokoro_trained, js_speak):
     return js_speak(kokoro_trained[0].path)
 
 
-def test_parity_kokoro_js_speaks_in_the_voices_the_gates_judge(js_requests) -> None:
+def test_kokoro_js_speaks_in_the_voices_the_gates_judge(js_requests) -> None:
     """kokoro-js picks its style row from the length, from its own voice packs: the very
     vectors our requests carry."""
     for request in js_requests:
@@ -67,7 +83,7 @@ def test_parity_kokoro_js_speaks_in_the_voices_the_gates_judge(js_requests) -> N
         np.testing.assert_array_equal(row, request.style[0], err_msg=request.name)
 
 
-def test_parity_kokoro_js_float32_speaks_as_onnxruntime_cpu_does(
+def test_kokoro_js_float32_speaks_as_onnxruntime_cpu_does(
     kokoro_trained, js_requests, js_reference, parity_runs, parity_record
 ) -> None:
     from parity.judge.quality import listen
@@ -87,7 +103,7 @@ def test_parity_kokoro_js_float32_speaks_as_onnxruntime_cpu_does(
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_parity_kokoro_js_speaks_each_shipped_file(
+def test_kokoro_js_speaks_each_shipped_file(
     name, kokoro_trained, trained_variant, js_requests, js_reference, js_speak, parity_record
 ) -> None:
     path = shipped_path(name, kokoro_trained, trained_variant)
@@ -103,7 +119,7 @@ def test_parity_kokoro_js_speaks_each_shipped_file(
     assert quality, quality.summary()
 
 
-def test_parity_kokoro_js_times_each_shipped_file_beside_float32(
+def test_kokoro_js_bench_times_each_shipped_file_beside_float32(
     require_timing, kokoro_trained, trained_variant, js_requests, parity_record
 ) -> None:
     """Seconds of ``generate_from_ids`` per second of audio (1 thread), every file in this

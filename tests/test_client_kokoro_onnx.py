@@ -17,7 +17,16 @@ from shipped import SHIPPED, judge_through_client, shipped_path
 from parity.judge.runners import KokoroOutput
 from parity.judge.tolerances import CLIENT
 
-pytestmark = pytest.mark.parity
+# A fact about another tool reading our files: make test runs it on every commit, and -k parity
+# when the files it covers (what builds and judges the shipped files, the recipes) changed
+# since it last passed here.
+pytestmark = pytest.mark.landscape(
+    "builders/quantize.py",
+    "builders/int8_weights.py",
+    "builders/weights.py",
+    "judge/quality.py",
+    files=("fixtures/recipes", "tests/shipped.py"),
+)
 
 kokoro_onnx = pytest.importorskip(
     "kokoro_onnx", reason="kokoro-onnx is not installed: pip install kokoro-onnx==0.6.1"
@@ -74,7 +83,7 @@ def client_reference(kokoro_trained, speak):
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_parity_kokoro_onnx_speaks_each_shipped_file(
+def test_kokoro_onnx_speaks_each_shipped_file(
     name, kokoro_trained, trained_variant, client_requests, client_reference, speak, parity_record
 ) -> None:
     path = shipped_path(name, kokoro_trained, trained_variant)

@@ -127,6 +127,28 @@ def test_harness_checks_join_the_main_job_only_when_what_they_cover_changed(
     pytester.runpytest("-k", "parity").assert_outcomes(deselected=2)
 
 
+def test_a_landscape_test_that_names_what_it_covers_rejoins_when_a_named_file_changed(
+    pytester: pytest.Pytester,
+) -> None:
+    """``landscape(files=...)`` (the client tests, the signed-int8 trap) stays out of
+    ``-k parity`` until a file it names changes; then the main job runs it once."""
+    pytester.makepyfile(
+        test_client="""
+        import pytest
+
+        @pytest.mark.landscape(files=("recipe.json",))
+        def test_client_speaks_the_shipped_file():
+            pass
+        """
+    )
+    pytester.makefile(".json", recipe='{"mode": "qdq"}')
+    pytester.runpytest().assert_outcomes(passed=1)
+    pytester.runpytest("-k", "parity").assert_outcomes(deselected=1)
+    pytester.makefile(".json", recipe='{"mode": "dynamic"}')
+    pytester.runpytest("-k", "parity").assert_outcomes(passed=1)
+    pytester.runpytest("-k", "parity").assert_outcomes(deselected=1)
+
+
 def test_harness_digest_covers_the_named_modules(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     import shutil
     from pathlib import Path

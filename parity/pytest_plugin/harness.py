@@ -1,32 +1,52 @@
-"""``harness`` tests: they rejoin ``-k parity`` when the code they cover changed since they last
-passed on this machine (the record is in pytest's cache)."""
+"""Tests kept out of ``-k parity`` (``harness``, and ``landscape`` given what it covers) rejoin
+it when the code they cover changed since they last passed on this machine (the record is in
+pytest's cache)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 HARNESS_CACHE = "parity/harness-passed"
+REJOINING = ("harness", "landscape")
+
+
+def _files_digest(root: Path, names: tuple[str, ...]) -> str:
+    """SHA-256 of files under the repository root (a folder is every file in it)."""
+    digest = hashlib.sha256()
+    for name in names:
+        path = root / name
+        for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+            digest.update(file.relative_to(root).as_posix().encode() + file.read_bytes())
+    return digest.hexdigest()
 
 
 def _harness_digest(item: pytest.Item) -> str | None:
-    """The digest of what a ``harness`` test covers, or None for any other test."""
-    marker = item.get_closest_marker("harness")
-    if marker is None:
-        return None
-    import hashlib
-
+    """The digest of what a rejoining test covers: the ``parity/`` modules its marker names,
+    the files its ``files=`` names (from the repository root), and its own file. None for a
+    test that never rejoins (no such marker, or a bare ``landscape``)."""
     from parity.core.memo import source_digest
 
-    own = hashlib.sha256(item.path.read_bytes()).hexdigest()
-    return hashlib.sha256(f"{source_digest(marker.args, ())}:{own}".encode()).hexdigest()
+    for name in REJOINING:
+        marker = item.get_closest_marker(name)
+        if marker is None or not (marker.args or marker.kwargs):
+            continue
+        covered = (
+            f"{source_digest(marker.args, ())}:{hashlib.sha256(item.path.read_bytes()).hexdigest()}"
+        )
+        if files := tuple(marker.kwargs.get("files", ())):
+            covered += ":" + _files_digest(Path(str(item.config.rootpath)), files)
+        return hashlib.sha256(covered.encode()).hexdigest()
+    return None
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Before ``-k`` deselects: a ``harness`` test whose covered code changed since it last
+    """Before ``-k`` deselects: a rejoining test whose covered code changed since it last
     passed here answers to ``parity`` too, so the main job runs it. One that never ran here
     is left to ``make test``, which runs every test on every commit (CI)."""
     store = getattr(config, "cache", None)
@@ -41,7 +61,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Remember what a passing ``harness`` test covered."""
+    """Remember what a passing rejoining test covered."""
     outcome: Any = yield
     report = outcome.get_result()
     store = getattr(item.config, "cache", None)

@@ -154,8 +154,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        "landscape: a fact about another tool (an exporter, a converter); make test runs it, "
-        "-k parity does not",
+        "landscape(*modules, files=()): a fact about another tool (an exporter, a converter, a "
+        "client reading our files); make test runs it, -k parity only when it names what it "
+        "covers and that changed since it last passed here",
     )
     config.stash[RECORDER_KEY] = Recorder()
     if config.option.parity_report:
