@@ -8,16 +8,17 @@ CPU provider only.
 
 from __future__ import annotations
 
-import statistics
-
 import pytest
+from trained_gates import assert_speed_within_bounds
 
 from parity.builders.model import SAMPLE_RATE
-from parity.builders.quantize import TRAINED_VARIANTS
-from parity.judge.tolerances import SPEED_VS_FP32
-from parity.measure.bench import PROVIDERS, measure_cached, speed_ratios
+from parity.builders.quantize import SIGNED_INT8_TRAP, TRAINED_VARIANTS
+from parity.measure.bench import PROVIDERS
 
 MODELS = ("fp32", "published", *sorted(TRAINED_VARIANTS))
+# The trap's ratio is gated in test_int8_trap (make test): timing it here would cost the main
+# job about 30 s of a variant nobody ships.
+GATED = tuple(name for name in MODELS if name != SIGNED_INT8_TRAP)
 ROUNDS = {"cpu": 5, "cpu-1t": 5, "wasm": 3}
 
 
@@ -49,22 +50,7 @@ def test_parity_bench_speed_against_fp32_in_one_run(
     provider, require_timing, bench_models, trained_requests, parity_record, parity_runs
 ) -> None:
     """Each variant's real-time factor over float32's, interleaved in one run, is within its
-    measured bound; the signed-int8 trap must stay visibly slow."""
+    measured bound."""
     require_timing(provider)
-    models = {name: bench_models(name) for name in MODELS}
-    records = measure_cached(models, provider, trained_requests[:1], repeats=3, runs=parity_runs)
-    ratios = speed_ratios(records, "fp32")
-    for record in records:
-        parity_record.add(f"latency ({provider})", record.line(), record=record)
-    parity_record.add(
-        f"latency ({provider})",
-        "time over fp32's, same run: " + ", ".join(f"{n} x{r:.2f}" for n, r in ratios.items()),
-        ratios=ratios,
-    )
-    spread = statistics.median(record.spread for record in records)
-    outside = {
-        name: round(ratios[name], 2)
-        for name, bound in SPEED_VS_FP32.items()
-        if not bound.accepts(ratios[name])
-    }
-    assert not outside, f"speed ratio to fp32 out of bounds: {outside} (median spread {spread:.0%})"
+    models = {name: bench_models(name) for name in GATED}
+    assert_speed_within_bounds(models, provider, trained_requests, parity_record, parity_runs)

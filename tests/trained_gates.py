@@ -1,0 +1,54 @@
+"""The gates every int8 variant of the trained model passes, shared by the main job's variants
+(``test_quantize_parity``, ``test_bench``) and the signed-int8 trap (``test_int8_trap``)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from parity.judge.quality import VariantQuality
+from parity.judge.tolerances import INT8_VARIANTS, SPEED_VS_FP32
+from parity.measure.bench import measure_cached, speed_ratios
+
+
+def assert_variant_within_its_gates(
+    variant: str,
+    path: Path,
+    trained_verdict: Callable[..., VariantQuality],
+    trained_listen: Callable[[Path], list],
+    trained_reference: list,
+    parity_record,
+) -> None:
+    """The variant judged on the held-out requests, timing forced to float32's durations,
+    against its tolerance in ``INT8_VARIANTS``; one request's audio goes to the report."""
+    quality = trained_verdict(variant, path, INT8_VARIANTS[variant])
+    spoken = quality.requests[0]
+    parity_record.audio("fp32", trained_reference[0].waveform, spoken=spoken)
+    parity_record.audio(variant, trained_listen(path)[0].waveform, spoken=spoken)
+    parity_record.add("int8 quality (trained)", quality.summary(), quality=quality)
+    assert quality.timing == "forced"
+    assert quality, quality.summary()
+
+
+def assert_speed_within_bounds(
+    models: Mapping[str, Path], provider, requests: list, parity_record, parity_runs
+) -> None:
+    """Each model's time over float32's (``models`` holds ``fp32``), interleaved in one run,
+    within its bound in ``SPEED_VS_FP32``."""
+    records = measure_cached(models, provider, requests[:1], repeats=3, runs=parity_runs)
+    ratios = speed_ratios(records, "fp32")
+    for record in records:
+        parity_record.add(f"latency ({provider})", record.line(), record=record)
+    parity_record.add(
+        f"latency ({provider})",
+        "time over fp32's, same run: " + ", ".join(f"{n} x{r:.2f}" for n, r in ratios.items()),
+        ratios=ratios,
+    )
+    spread = statistics.median(record.spread for record in records)
+    outside = {
+        name: round(ratio, 2)
+        for name, ratio in ratios.items()
+        if name != "fp32" and not SPEED_VS_FP32[name].accepts(ratio)
+    }
+    assert not outside, f"speed ratio to fp32 out of bounds: {outside} (median spread {spread:.0%})"
