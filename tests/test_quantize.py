@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from parity.builders.model import load_config
-from parity.builders.quantize import QuantRecipe, quantize_cached, quantize_model
+from parity.builders.quantize import QuantRecipe, calibrate_ranges, quantize_cached, quantize_model
 from parity.core.cache import ArtifactCache
 from parity.core.errors import ParityError
 from parity.core.inputs import load_input_set
@@ -189,3 +189,43 @@ def test_quantizing_never_writes_beside_the_source(small_kokoro, tmp_path, monke
     quantize_model(small_kokoro, tmp_path / "q.onnx", recipe)
     assert written  # the spy saw ORT's shape inference ...
     assert small_kokoro.parent not in written  # ... and it never wrote next to the source
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        QuantRecipe(mode="qdq", weight_type="int8", preprocess=False),
+        QuantRecipe(mode="qoperator", weight_type="int8", preprocess=False),
+        QuantRecipe(mode="qdq", op_types=("Conv",), exclude_scopes=(), preprocess=False),
+        QuantRecipe(mode="qdq", calibration="entropy", preprocess=False),
+        QuantRecipe(mode="qoperator", calibration="percentile", preprocess=False),
+    ],
+    ids=[
+        "qdq",
+        "qoperator",
+        "qdq-conv-only-nothing-excluded",
+        "qdq-entropy",
+        "qoperator-percentile",
+    ],
+)
+def test_a_build_from_shared_ranges_writes_the_bytes_a_calibrating_build_writes(
+    small_kokoro, tmp_path, calibration, recipe
+) -> None:
+    """Ranges are calibrated once over every quantizable op type and read by every static
+    recipe, whatever its format, op types or exclusions; that must change no byte."""
+    ranges = tmp_path / "ranges.json"
+    calibrate_ranges(small_kokoro, ranges, recipe.calibration, calibration)
+    calibrating = quantize_model(small_kokoro, tmp_path / "a.onnx", recipe, calibration)
+    reading = quantize_model(small_kokoro, tmp_path / "b.onnx", recipe, calibration, ranges)
+    assert calibrating.path.read_bytes() == reading.path.read_bytes()
+
+
+def test_static_recipes_from_one_source_calibrate_once(small_kokoro, tmp_path, calibration) -> None:
+    cache = ArtifactCache(tmp_path / "cache")
+    for recipe in (QuantRecipe(mode="qdq"), QuantRecipe(mode="qoperator", op_types=("Conv",))):
+        quantize_cached(cache, small_kokoro, recipe, calibration)
+    assert len(list((tmp_path / "cache" / "calibration").glob("*.json.json"))) == 1
+    quantize_cached(
+        cache, small_kokoro, QuantRecipe(mode="qdq", calibration="entropy"), calibration
+    )
+    assert len(list((tmp_path / "cache" / "calibration").glob("*.json.json"))) == 2

@@ -39,6 +39,8 @@ __all__ = [
     "TRAINED_VARIANTS",
     "QuantBuild",
     "QuantRecipe",
+    "calibrate_ranges",
+    "calibration_ranges_cached",
     "calibration_reader",
     "quantize_cached",
     "quantize_model",
@@ -228,6 +230,22 @@ class _KokoroReader:
         self.position = self.start
 
 
+def _requests_digest(requests: Sequence[KokoroInput]) -> str:
+    """SHA-256 of what calibration reads from each request: its token ids and style."""
+    digest = hashlib.sha256()
+    for request in requests:
+        digest.update(request.input_ids.tobytes() + request.style.tobytes())
+    return digest.hexdigest()
+
+
+def _calibration_method(kind: CalibrationKind) -> Any:
+    """ONNX Runtime's ``CalibrationMethod`` for a recipe's calibration name."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    names = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+    return getattr(CalibrationMethod, names[kind])
+
+
 def calibration_reader(requests: Sequence[KokoroInput], ids_name: str = "input_ids") -> Any:
     """An ``onnxruntime.quantization.CalibrationDataReader`` fed by ``requests``.
 
@@ -320,15 +338,74 @@ def _quiet() -> Iterator[None]:
             logging.disable(logging.NOTSET)
 
 
+def calibration_ranges_cached(
+    cache: ArtifactCache,
+    source: Path,
+    method: CalibrationKind,
+    calibration: Sequence[KokoroInput],
+) -> Path:
+    """ONNX Runtime's activation ranges for every tensor ``OP_TYPES`` touch in ``source``,
+    computed once and read by every static build from it (``calibration_cache_path``).
+
+    Calibration is most of a static build's time, and it does not depend on the recipe's
+    exclusions, format or op types: its session runs unoptimised, so a tensor's range is the
+    same however many others are recorded beside it. ``tests/test_quantize.py`` checks that
+    a build from stored ranges writes the same bytes as one that calibrates.
+    """
+    from onnxruntime import __version__ as ort_version
+
+    key = CacheKey(
+        "calibration",
+        {
+            "source": content_digest(source),
+            "method": method,
+            "op_types": list(OP_TYPES),
+            "inputs": _requests_digest(calibration),
+            "code": source_digest(("builders/quantize.py",), ())[:16],
+            "onnxruntime": ort_version,
+        },
+    )
+
+    def build(temporary: Path) -> dict[str, object]:
+        start = time.perf_counter()
+        calibrate_ranges(source, temporary, method, calibration)
+        return {"seconds": time.perf_counter() - start}
+
+    return cache.get_or_build(key, ".json", build).path
+
+
+def calibrate_ranges(
+    source: Path, target: Path, method: CalibrationKind, calibration: Sequence[KokoroInput]
+) -> None:
+    """What ``quantize_static`` does before it quantizes (ORT 1.32's calibration block),
+    one request at a time, written as its own range cache file."""
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
+    reader = calibration_reader(calibration, _ids_name(load_model(source, external_data=False)))
+    with tempfile.TemporaryDirectory() as scratch, _quiet():
+        calibrator = create_calibrator(
+            _private_link(Path(source), Path(scratch)),
+            list(OP_TYPES),
+            augmented_model_path=str(Path(scratch) / "augmented.onnx"),
+            calibrate_method=_calibration_method(method),
+        )
+        for start in range(len(reader)):  # CalibStridedMinMax=1, as the builds use
+            reader.set_range(start_index=start, end_index=start + 1)
+            calibrator.collect_data(reader)
+        save_tensors_data(calibrator.compute_data(), target)
+
+
 def quantize_model(
     source: Path,
     target: Path,
     recipe: QuantRecipe,
     calibration: Sequence[KokoroInput] = (),
+    ranges: Path | None = None,
 ) -> QuantBuild:
-    """Quantize ``source`` into ``target`` (atomically) as ``recipe`` says."""
+    """Quantize ``source`` into ``target`` (atomically) as ``recipe`` says. A static recipe
+    calibrates on ``calibration``, or reads ``ranges`` (``calibrate_ranges`` run on the model
+    ONNX Runtime quantizes: the pre-processed one when the recipe pre-processes)."""
     from onnxruntime.quantization import (
-        CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_dynamic,
@@ -361,12 +438,9 @@ def quantize_model(
                     calibration_reader(calibration, _ids_name(original)),
                     quant_format=QuantFormat.QDQ if recipe.mode == "qdq" else QuantFormat.QOperator,
                     activation_type=types[recipe.activation_type],
-                    calibrate_method={
-                        "minmax": CalibrationMethod.MinMax,
-                        "entropy": CalibrationMethod.Entropy,
-                        "percentile": CalibrationMethod.Percentile,
-                    }[recipe.calibration],
+                    calibrate_method=_calibration_method(recipe.calibration),
                     extra_options={"CalibStridedMinMax": 1},
+                    calibration_cache_path=None if ranges is None else str(ranges),
                     **common,
                 )
             else:
@@ -407,14 +481,12 @@ def quantize_cached(
     from onnxruntime import __version__ as ort_version
 
     source = Path(source)
-    inputs = hashlib.sha256()
-    for request in calibration if recipe.static else ():
-        inputs.update(request.input_ids.tobytes() + request.style.tobytes())
+    inputs = _requests_digest(calibration if recipe.static else ())
     key = CacheKey(
         "quantized",
         {
             "source": content_digest(source),
-            "recipe": {**recipe.__dict__, "calibration_inputs": inputs.hexdigest()[:16]},
+            "recipe": {**recipe.__dict__, "calibration_inputs": inputs[:16]},
             "code": source_digest(("builders/quantize.py", "builders/int8_weights.py"), ())[:16],
             "onnxruntime": ort_version,
         },
@@ -422,16 +494,18 @@ def quantize_cached(
     built: list[QuantBuild] = []
 
     def build(temporary: Path) -> dict[str, object]:
-        if recipe.preprocess:  # once per source, shared by every recipe built from it
-            ready, note = preprocessed_cached(cache, source)
-            result = quantize_model(
-                ready, temporary, replace(recipe, preprocess=False), calibration
-            )
+        # Pre-processing and calibration happen once per source, shared by every recipe.
+        ready, note = preprocessed_cached(cache, source) if recipe.preprocess else (source, "")
+        ranges = None
+        if recipe.static and calibration:
+            ranges = calibration_ranges_cached(cache, ready, recipe.calibration, calibration)
+        result = quantize_model(
+            ready, temporary, replace(recipe, preprocess=False), calibration, ranges
+        )
+        if recipe.preprocess:
             result = replace(
                 result, recipe=recipe, size_before=source.stat().st_size, preprocess=note
             )
-        else:
-            result = quantize_model(source, temporary, recipe, calibration)
         built.append(result)
         return {
             "seconds": result.seconds,

@@ -151,6 +151,18 @@ class CandidateBench:
         figures = self.runs.record("sweep", parts, lambda: list(self._build_and_hear(keep)))
         return float(figures[0]), float(figures[1]), float(figures[2])
 
+    def _ranges(self) -> Path | None:
+        """The static transform's activation ranges, calibrated once per sweep: its builds
+        differ only in what they leave in float, which calibration does not see."""
+        if self.transform != "int8-qdq":
+            return None
+        from parity.builders.quantize import calibrate_ranges
+
+        path = self.scratch / "ranges.json"
+        if not path.is_file():
+            calibrate_ranges(self.source, path, "minmax", self.calibration)
+        return path
+
     def _build_and_hear(self, keep: list[str]) -> tuple[float, float, float]:
         from parity.judge.quality import listen
 
@@ -168,7 +180,7 @@ class CandidateBench:
                 exclude_scopes=(),
                 preprocess=False,
             )
-            quantize_model(self.source, target, recipe, self.calibration)
+            quantize_model(self.source, target, recipe, self.calibration, self._ranges())
         outputs = listen(target, self.requests, self.reference)
         target.unlink()
         static = float(np.mean([_floor(out.waveform) for out in outputs])) - self.floor
