@@ -29,6 +29,7 @@ from parity.measure.kokoro_js import (
 # since it last passed here.
 pytestmark = pytest.mark.landscape(
     "builders/quantize.py",
+    "builders/calibration.py",
     "builders/int8_weights.py",
     "builders/weights.py",
     "builders/kokoro_js.py",

@@ -22,6 +22,7 @@ from parity.judge.tolerances import CLIENT
 # since it last passed here.
 pytestmark = pytest.mark.landscape(
     "builders/quantize.py",
+    "builders/calibration.py",
     "builders/int8_weights.py",
     "builders/weights.py",
     "judge/quality.py",

@@ -9,8 +9,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from parity.builders.calibration import calibrate_ranges
 from parity.builders.model import load_config
-from parity.builders.quantize import QuantRecipe, calibrate_ranges, quantize_cached, quantize_model
+from parity.builders.quantize import OP_TYPES, QuantRecipe, quantize_cached, quantize_model
 from parity.core.cache import ArtifactCache
 from parity.core.errors import ParityError
 from parity.core.inputs import load_input_set
@@ -214,7 +215,7 @@ def test_a_build_from_shared_ranges_writes_the_bytes_a_calibrating_build_writes(
     """Ranges are calibrated once over every quantizable op type and read by every static
     recipe, whatever its format, op types or exclusions; that must change no byte."""
     ranges = tmp_path / "ranges.json"
-    calibrate_ranges(small_kokoro, ranges, recipe.calibration, calibration)
+    calibrate_ranges(small_kokoro, ranges, recipe.calibration, calibration, OP_TYPES)
     calibrating = quantize_model(small_kokoro, tmp_path / "a.onnx", recipe, calibration)
     reading = quantize_model(small_kokoro, tmp_path / "b.onnx", recipe, calibration, ranges)
     assert calibrating.path.read_bytes() == reading.path.read_bytes()

@@ -10,22 +10,28 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
-import logging
 import os
 import shutil
 import tempfile
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import onnx
 
+from parity.builders.calibration import (
+    CALIBRATIONS,
+    CalibrationKind,
+    calibration_method,
+    calibration_ranges_cached,
+    calibration_reader,
+    ids_name,
+    requests_digest,
+)
+from parity.builders.ort_tools import private_link, quiet
 from parity.core.cache import ArtifactCache, CacheKey, atomic_path, content_digest
 from parity.core.errors import ParityError, first_line
 from parity.core.graph import load_model
@@ -39,18 +45,13 @@ __all__ = [
     "TRAINED_VARIANTS",
     "QuantBuild",
     "QuantRecipe",
-    "calibrate_ranges",
-    "calibration_ranges_cached",
-    "calibration_reader",
     "quantize_cached",
     "quantize_model",
 ]
 
 QuantMode = Literal["dynamic", "qdq", "qoperator"]
-CalibrationKind = Literal["minmax", "entropy", "percentile"]
 IntType = Literal["int8", "uint8"]
 QUANT_MODES: tuple[QuantMode, ...] = ("dynamic", "qdq", "qoperator")
-CALIBRATIONS: tuple[CalibrationKind, ...] = ("minmax", "entropy", "percentile")
 OP_TYPES = ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM")
 _INTEGER_OPS = {
     "MatMulInteger",
@@ -158,6 +159,14 @@ class QuantBuild:
 
 # The variants gated on every commit (tests/test_quantize_parity.py), one per mode, each with
 # the measured exclusion list; their thresholds are parity.judge.tolerances.INT8_VARIANTS.
+# What shapes a built variant's bytes (its cache key).
+_BUILD_MODULES = (
+    "builders/quantize.py",
+    "builders/calibration.py",
+    "builders/ort_tools.py",
+    "builders/int8_weights.py",
+)
+
 TRAINED_VARIANTS: dict[str, QuantRecipe] = {
     "dynamic-uint8": QuantRecipe(exclude_scopes=TRAINED_EXCLUDE_SCOPES),
     "dynamic-int8-per-channel": QuantRecipe(
@@ -191,81 +200,6 @@ def excluded_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[str]:
     return sorted({*recipe.exclude_nodes, *scoped})
 
 
-class _KokoroReader:
-    """A ``CalibrationDataReader`` over Kokoro requests (input_ids, style, speed).
-
-    It serves one range of requests at a time (``set_range``), so ONNX Runtime's calibrator
-    can take them one by one (its ``CalibStridedMinMax`` option, which every calibrator
-    honours). That matters twice for Kokoro: the histogram calibrators (Entropy, Percentile)
-    stack each tensor across inputs and fail on sequences of different lengths
-    ("inhomogeneous shape", measured with ORT 1.32), and holding every intermediate tensor
-    of every input at once costs memory in proportion to the audio.
-    """
-
-    def __init__(self, requests: Sequence[KokoroInput], ids_name: str = "input_ids") -> None:
-        self.requests = list(requests)
-        self.ids_name = ids_name
-        self.start, self.end = 0, len(self.requests)
-        self.position = 0
-
-    def __len__(self) -> int:
-        return len(self.requests)
-
-    def set_range(self, start_index: int, end_index: int) -> None:
-        self.start, self.end = start_index, min(end_index, len(self.requests))
-        self.position = start_index
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self.position >= self.end:
-            return None
-        request = self.requests[self.position]
-        self.position += 1
-        return {
-            self.ids_name: request.input_ids,
-            "style": request.style.astype(np.float32),
-            "speed": np.asarray([request.speed], dtype=np.float32),
-        }
-
-    def rewind(self) -> None:
-        self.position = self.start
-
-
-def _requests_digest(requests: Sequence[KokoroInput]) -> str:
-    """SHA-256 of what calibration reads from each request: its token ids and style."""
-    digest = hashlib.sha256()
-    for request in requests:
-        digest.update(request.input_ids.tobytes() + request.style.tobytes())
-    return digest.hexdigest()
-
-
-def _calibration_method(kind: CalibrationKind) -> Any:
-    """ONNX Runtime's ``CalibrationMethod`` for a recipe's calibration name."""
-    from onnxruntime.quantization import CalibrationMethod
-
-    names = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
-    return getattr(CalibrationMethod, names[kind])
-
-
-def calibration_reader(requests: Sequence[KokoroInput], ids_name: str = "input_ids") -> Any:
-    """An ``onnxruntime.quantization.CalibrationDataReader`` fed by ``requests``.
-
-    ``ids_name`` is the token input's name: ``input_ids`` in our exports, ``tokens`` in
-    kokoro-onnx's.
-    """
-    from onnxruntime.quantization import CalibrationDataReader
-
-    class KokoroCalibrationReader(_KokoroReader, CalibrationDataReader):
-        pass
-
-    if not requests:
-        raise ParityError("quantize: static modes need calibration inputs; none were given")
-    return KokoroCalibrationReader(requests, ids_name)
-
-
-def _ids_name(model: onnx.ModelProto) -> str:
-    return "tokens" if any(i.name == "tokens" for i in model.graph.input) else "input_ids"
-
-
 def preprocess_model(source: Path, target: Path) -> str:
     """ONNX Runtime's pre-processing: shape inference, then optimisation (constant folding).
 
@@ -281,7 +215,7 @@ def preprocess_model(source: Path, target: Path) -> str:
     source, target = Path(source).resolve(), Path(target).resolve()  # before leaving the cwd
     for skip_symbolic in (False, True):
         try:
-            with _quiet(), _scratch_cwd():
+            with quiet(), _scratch_cwd():
                 quant_pre_process(str(source), str(target), skip_symbolic_shape=skip_symbolic)
         except Exception as error:  # the message is what the report says
             notes.append(f"{type(error).__name__}: {first_line(error, 100)}")
@@ -310,91 +244,6 @@ def _scratch_cwd() -> Iterator[None]:
             os.chdir(previous)
 
 
-def _private_link(source: Path, folder: Path) -> Path:
-    """``source`` seen from ``folder`` (a hard link, else a copy).
-
-    ORT's quantizer writes ``<input>-inferred.onnx`` beside its input and deletes it after:
-    two processes quantizing one cached model (pytest-xdist workers) removed each other's
-    file (measured: 9 of 31 sweep items failed with -n 2). Each build gets its own name.
-    """
-    target = folder / f"source-{source.name}"
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-    return target
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence the quantization tools' advice (logging, warnings, and the calibrators'
-    progress, which they print to stdout); errors still raise."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        logging.disable(logging.WARNING)
-        try:
-            yield
-        finally:
-            logging.disable(logging.NOTSET)
-
-
-def calibration_ranges_cached(
-    cache: ArtifactCache,
-    source: Path,
-    method: CalibrationKind,
-    calibration: Sequence[KokoroInput],
-) -> Path:
-    """ONNX Runtime's activation ranges for every tensor ``OP_TYPES`` touch in ``source``,
-    computed once and read by every static build from it (``calibration_cache_path``).
-
-    Calibration is most of a static build's time, and it does not depend on the recipe's
-    exclusions, format or op types: its session runs unoptimised, so a tensor's range is the
-    same however many others are recorded beside it. ``tests/test_quantize.py`` checks that
-    a build from stored ranges writes the same bytes as one that calibrates.
-    """
-    from onnxruntime import __version__ as ort_version
-
-    key = CacheKey(
-        "calibration",
-        {
-            "source": content_digest(source),
-            "method": method,
-            "op_types": list(OP_TYPES),
-            "inputs": _requests_digest(calibration),
-            "code": source_digest(("builders/quantize.py",), ())[:16],
-            "onnxruntime": ort_version,
-        },
-    )
-
-    def build(temporary: Path) -> dict[str, object]:
-        start = time.perf_counter()
-        calibrate_ranges(source, temporary, method, calibration)
-        return {"seconds": time.perf_counter() - start}
-
-    return cache.get_or_build(key, ".json", build).path
-
-
-def calibrate_ranges(
-    source: Path, target: Path, method: CalibrationKind, calibration: Sequence[KokoroInput]
-) -> None:
-    """What ``quantize_static`` does before it quantizes (ORT 1.32's calibration block),
-    one request at a time, written as its own range cache file."""
-    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
-
-    reader = calibration_reader(calibration, _ids_name(load_model(source, external_data=False)))
-    with tempfile.TemporaryDirectory() as scratch, _quiet():
-        calibrator = create_calibrator(
-            _private_link(Path(source), Path(scratch)),
-            list(OP_TYPES),
-            augmented_model_path=str(Path(scratch) / "augmented.onnx"),
-            calibrate_method=_calibration_method(method),
-        )
-        for start in range(len(reader)):  # CalibStridedMinMax=1, as the builds use
-            reader.set_range(start_index=start, end_index=start + 1)
-            calibrator.collect_data(reader)
-        save_tensors_data(calibrator.compute_data(), target)
-
-
 def quantize_model(
     source: Path,
     target: Path,
@@ -418,7 +267,7 @@ def quantize_model(
     types = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch, atomic_path(Path(target)) as temporary:
-        model_in, preprocess = _private_link(source, Path(scratch)), "off"
+        model_in, preprocess = private_link(source, Path(scratch)), "off"
         if recipe.preprocess:
             model_in = Path(scratch) / "preprocessed.onnx"
             preprocess = preprocess_model(source, model_in)
@@ -430,15 +279,15 @@ def quantize_model(
             "weight_type": types[recipe.weight_type],
             "nodes_to_exclude": exclude,
         }
-        with _quiet():
+        with quiet():
             if recipe.static:
                 quantize_static(
                     str(model_in),
                     str(temporary),
-                    calibration_reader(calibration, _ids_name(original)),
+                    calibration_reader(calibration, ids_name(original)),
                     quant_format=QuantFormat.QDQ if recipe.mode == "qdq" else QuantFormat.QOperator,
                     activation_type=types[recipe.activation_type],
-                    calibrate_method=_calibration_method(recipe.calibration),
+                    calibrate_method=calibration_method(recipe.calibration),
                     extra_options={"CalibStridedMinMax": 1},
                     calibration_cache_path=None if ranges is None else str(ranges),
                     **common,
@@ -481,13 +330,13 @@ def quantize_cached(
     from onnxruntime import __version__ as ort_version
 
     source = Path(source)
-    inputs = _requests_digest(calibration if recipe.static else ())
+    inputs = requests_digest(calibration if recipe.static else ())
     key = CacheKey(
         "quantized",
         {
             "source": content_digest(source),
             "recipe": {**recipe.__dict__, "calibration_inputs": inputs[:16]},
-            "code": source_digest(("builders/quantize.py", "builders/int8_weights.py"), ())[:16],
+            "code": source_digest(_BUILD_MODULES, ())[:16],
             "onnxruntime": ort_version,
         },
     )
@@ -498,7 +347,9 @@ def quantize_cached(
         ready, note = preprocessed_cached(cache, source) if recipe.preprocess else (source, "")
         ranges = None
         if recipe.static and calibration:
-            ranges = calibration_ranges_cached(cache, ready, recipe.calibration, calibration)
+            ranges = calibration_ranges_cached(
+                cache, ready, recipe.calibration, calibration, OP_TYPES
+            )
         result = quantize_model(
             ready, temporary, replace(recipe, preprocess=False), calibration, ranges
         )

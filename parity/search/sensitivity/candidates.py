@@ -39,7 +39,7 @@ _MEASURE_MODULES = (
 _TRANSFORM_MODULES = {
     "fp16": ("builders/fp16",),
     "int8-dynamic": ("builders/quantize.py",),
-    "int8-qdq": ("builders/quantize.py",),
+    "int8-qdq": ("builders/quantize.py", "builders/calibration.py"),
 }
 
 
@@ -156,11 +156,12 @@ class CandidateBench:
         differ only in what they leave in float, which calibration does not see."""
         if self.transform != "int8-qdq":
             return None
-        from parity.builders.quantize import calibrate_ranges
+        from parity.builders.calibration import calibrate_ranges
+        from parity.builders.quantize import OP_TYPES
 
         path = self.scratch / "ranges.json"
         if not path.is_file():
-            calibrate_ranges(self.source, path, "minmax", self.calibration)
+            calibrate_ranges(self.source, path, "minmax", self.calibration, OP_TYPES)
         return path
 
     def _build_and_hear(self, keep: list[str]) -> tuple[float, float, float]:

@@ -1,0 +1,172 @@
+"""Calibration for static int8: Kokoro requests as ONNX Runtime's data reader, and activation
+ranges computed once per source model and shared by every static build from it."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnx
+
+from parity.builders.ort_tools import private_link, quiet
+from parity.core.cache import ArtifactCache, CacheKey, content_digest
+from parity.core.errors import ParityError
+from parity.core.graph import load_model
+from parity.core.inputs import KokoroInput
+from parity.core.memo import source_digest
+
+__all__ = [
+    "CALIBRATIONS",
+    "CalibrationKind",
+    "calibrate_ranges",
+    "calibration_method",
+    "calibration_ranges_cached",
+    "calibration_reader",
+    "ids_name",
+    "requests_digest",
+]
+
+CalibrationKind = Literal["minmax", "entropy", "percentile"]
+CALIBRATIONS: tuple[CalibrationKind, ...] = ("minmax", "entropy", "percentile")
+
+
+class _KokoroReader:
+    """A ``CalibrationDataReader`` over Kokoro requests (input_ids, style, speed).
+
+    It serves one range of requests at a time (``set_range``), so ONNX Runtime's calibrator
+    can take them one by one (its ``CalibStridedMinMax`` option, which every calibrator
+    honours). That matters twice for Kokoro: the histogram calibrators (Entropy, Percentile)
+    stack each tensor across inputs and fail on sequences of different lengths
+    ("inhomogeneous shape", measured with ORT 1.32), and holding every intermediate tensor
+    of every input at once costs memory in proportion to the audio.
+    """
+
+    def __init__(self, requests: Sequence[KokoroInput], ids_name: str = "input_ids") -> None:
+        self.requests = list(requests)
+        self.ids_name = ids_name
+        self.start, self.end = 0, len(self.requests)
+        self.position = 0
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.start, self.end = start_index, min(end_index, len(self.requests))
+        self.position = start_index
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.position >= self.end:
+            return None
+        request = self.requests[self.position]
+        self.position += 1
+        return {
+            self.ids_name: request.input_ids,
+            "style": request.style.astype(np.float32),
+            "speed": np.asarray([request.speed], dtype=np.float32),
+        }
+
+    def rewind(self) -> None:
+        self.position = self.start
+
+
+def requests_digest(requests: Sequence[KokoroInput]) -> str:
+    """SHA-256 of what calibration reads from each request: its token ids and style."""
+    digest = hashlib.sha256()
+    for request in requests:
+        digest.update(request.input_ids.tobytes() + request.style.tobytes())
+    return digest.hexdigest()
+
+
+def calibration_method(kind: CalibrationKind) -> Any:
+    """ONNX Runtime's ``CalibrationMethod`` for a recipe's calibration name."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    names = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+    return getattr(CalibrationMethod, names[kind])
+
+
+def calibration_reader(requests: Sequence[KokoroInput], ids_name: str = "input_ids") -> Any:
+    """An ``onnxruntime.quantization.CalibrationDataReader`` fed by ``requests``.
+
+    ``ids_name`` is the token input's name: ``input_ids`` in our exports, ``tokens`` in
+    kokoro-onnx's.
+    """
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class KokoroCalibrationReader(_KokoroReader, CalibrationDataReader):
+        pass
+
+    if not requests:
+        raise ParityError("quantize: static modes need calibration inputs; none were given")
+    return KokoroCalibrationReader(requests, ids_name)
+
+
+def ids_name(model: onnx.ModelProto) -> str:
+    return "tokens" if any(i.name == "tokens" for i in model.graph.input) else "input_ids"
+
+
+def calibration_ranges_cached(
+    cache: ArtifactCache,
+    source: Path,
+    method: CalibrationKind,
+    calibration: Sequence[KokoroInput],
+    op_types: Sequence[str],
+) -> Path:
+    """ONNX Runtime's activation ranges for every tensor ``op_types`` touch in ``source``,
+    computed once and read by every static build from it (``calibration_cache_path``).
+
+    Calibration is most of a static build's time, and it does not depend on the recipe's
+    exclusions, format or op types: its session runs unoptimised, so a tensor's range is the
+    same however many others are recorded beside it. ``tests/test_quantize.py`` checks that
+    a build from stored ranges writes the same bytes as one that calibrates.
+    """
+    from onnxruntime import __version__ as ort_version
+
+    key = CacheKey(
+        "calibration",
+        {
+            "source": content_digest(source),
+            "method": method,
+            "op_types": list(op_types),
+            "inputs": requests_digest(calibration),
+            "code": source_digest(("builders/calibration.py",), ())[:16],
+            "onnxruntime": ort_version,
+        },
+    )
+
+    def build(temporary: Path) -> dict[str, object]:
+        start = time.perf_counter()
+        calibrate_ranges(source, temporary, method, calibration, op_types)
+        return {"seconds": time.perf_counter() - start}
+
+    return cache.get_or_build(key, ".json", build).path
+
+
+def calibrate_ranges(
+    source: Path,
+    target: Path,
+    method: CalibrationKind,
+    calibration: Sequence[KokoroInput],
+    op_types: Sequence[str],
+) -> None:
+    """What ``quantize_static`` does before it quantizes (ORT 1.32's calibration block),
+    one request at a time, written as its own range cache file."""
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
+    reader = calibration_reader(calibration, ids_name(load_model(source, external_data=False)))
+    with tempfile.TemporaryDirectory() as scratch, quiet():
+        calibrator = create_calibrator(
+            private_link(Path(source), Path(scratch)),
+            list(op_types),
+            augmented_model_path=str(Path(scratch) / "augmented.onnx"),
+            calibrate_method=calibration_method(method),
+        )
+        for start in range(len(reader)):  # CalibStridedMinMax=1, as the builds use
+            reader.set_range(start_index=start, end_index=start + 1)
+            calibrator.collect_data(reader)
+        save_tensors_data(calibrator.compute_data(), target)
