@@ -35,6 +35,9 @@ pytestmark = pytest.mark.landscape(
     "builders/kokoro_js.py",
     "measure/kokoro_js.py",
     "judge/quality.py",
+    "judge/runners.py",
+    "judge/tolerances.py",
+    "search/optimize.py",
     files=(
         "fixtures/recipes",
         "tests/shipped.py",

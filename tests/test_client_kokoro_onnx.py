@@ -26,6 +26,9 @@ pytestmark = pytest.mark.landscape(
     "builders/int8_weights.py",
     "builders/weights.py",
     "judge/quality.py",
+    "judge/runners.py",
+    "judge/tolerances.py",
+    "search/optimize.py",
     files=("fixtures/recipes", "tests/shipped.py"),
 )
 

@@ -15,7 +15,13 @@ from parity.builders.quantize import SIGNED_INT8_TRAP
 from parity.measure.bench import PROVIDERS
 
 pytestmark = pytest.mark.landscape(
-    "builders/quantize.py", "judge/quality.py", "judge/tolerances.py", "measure/bench.py"
+    "builders/quantize.py",
+    "builders/ort_tools.py",
+    "judge/quality.py",
+    "judge/runners.py",
+    "judge/tolerances.py",
+    "measure/bench.py",
+    files=("tests/trained_gates.py",),
 )
 
 
@@ -33,7 +39,7 @@ def test_signed_int8_trap_sounds_within_its_gates(
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_signed_int8_trap_stays_clearly_slower_than_fp32(
+def test_signed_int8_trap_bench_stays_clearly_slower_than_fp32(
     provider, require_timing, bench_models, trained_requests, parity_record, parity_runs
 ) -> None:
     """Kept visible rather than passed: its bound is a floor on the ratio, not a ceiling."""

@@ -18,7 +18,7 @@ from parity.core.cache import ArtifactCache, CacheKey, content_digest
 from parity.core.errors import ParityError
 from parity.core.graph import load_model
 from parity.core.inputs import KokoroInput
-from parity.core.memo import source_digest
+from parity.core.memo import request_digest, source_digest
 
 __all__ = [
     "CALIBRATIONS",
@@ -75,11 +75,8 @@ class _KokoroReader:
 
 
 def requests_digest(requests: Sequence[KokoroInput]) -> str:
-    """SHA-256 of what calibration reads from each request: its token ids and style."""
-    digest = hashlib.sha256()
-    for request in requests:
-        digest.update(request.input_ids.tobytes() + request.style.tobytes())
-    return digest.hexdigest()
+    """SHA-256 of what calibration reads from each request: its token ids, style and speed."""
+    return hashlib.sha256("".join(request_digest(r) for r in requests).encode()).hexdigest()
 
 
 def calibration_method(kind: CalibrationKind) -> Any:

@@ -157,8 +157,6 @@ class QuantBuild:
         )
 
 
-# The variants gated on every commit (tests/test_quantize_parity.py), one per mode, each with
-# the measured exclusion list; their thresholds are parity.judge.tolerances.INT8_VARIANTS.
 # What shapes a built variant's bytes (its cache key).
 _BUILD_MODULES = (
     "builders/quantize.py",
@@ -167,6 +165,9 @@ _BUILD_MODULES = (
     "builders/int8_weights.py",
 )
 
+# The variants gated on every commit, one per mode, each with the measured exclusion list
+# (tests/test_quantize_parity.py; the signed-int8 trap in tests/test_int8_trap.py); their
+# thresholds are parity.judge.tolerances.INT8_VARIANTS.
 TRAINED_VARIANTS: dict[str, QuantRecipe] = {
     "dynamic-uint8": QuantRecipe(exclude_scopes=TRAINED_EXCLUDE_SCOPES),
     "dynamic-int8-per-channel": QuantRecipe(

@@ -20,6 +20,9 @@ def _files_digest(root: Path, names: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     for name in names:
         path = root / name
+        if not path.exists():  # a renamed or deleted file is a change, not a crash at collection
+            digest.update(f"missing:{name}".encode())
+            continue
         for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
             digest.update(file.relative_to(root).as_posix().encode() + file.read_bytes())
     return digest.hexdigest()
@@ -28,12 +31,12 @@ def _files_digest(root: Path, names: tuple[str, ...]) -> str:
 def _harness_digest(item: pytest.Item) -> str | None:
     """The digest of what a rejoining test covers: the ``parity/`` modules its marker names,
     the files its ``files=`` names (from the repository root), and its own file. None for a
-    test that never rejoins (no such marker, or a bare ``landscape``)."""
+    test that never rejoins (neither marker, or a bare ``landscape``)."""
     from parity.core.memo import source_digest
 
     for name in REJOINING:
         marker = item.get_closest_marker(name)
-        if marker is None or not (marker.args or marker.kwargs):
+        if marker is None or (name == "landscape" and not (marker.args or marker.kwargs)):
             continue
         covered = (
             f"{source_digest(marker.args, ())}:{hashlib.sha256(item.path.read_bytes()).hexdigest()}"
