@@ -14,6 +14,19 @@ from parity.search.optimize import PEER, load_recipe
 RECIPES = sorted((Path(__file__).parent.parent / "fixtures" / "recipes").glob("*.json"))
 # The published int8 first, then each stored recipe once (the CPU and wasm targets may agree).
 SHIPPED = [PEER, *dict.fromkeys(load_recipe(path)[0] for path in RECIPES)]
+# What builds, loads and judges the shipped files, for the client tests' ``landscape`` markers:
+# they rejoin ``pytest -k parity`` when one of these changed since they last passed here.
+SHIPPED_MODULES = (
+    "builders/quantize.py",
+    "builders/calibration.py",
+    "builders/int8_weights.py",
+    "builders/weights.py",
+    "judge/quality.py",
+    "judge/runners.py",
+    "judge/tolerances.py",
+    "search/optimize.py",
+)
+SHIPPED_FILES = ("fixtures/recipes", "tests/shipped.py")
 
 
 def shipped_path(name: str, kokoro_trained, trained_variant: Callable[..., object]) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from shipped import SHIPPED, judge_through_client, shipped_path
+from shipped import SHIPPED, SHIPPED_FILES, SHIPPED_MODULES, judge_through_client, shipped_path
 
 from parity.builders.weights import voice_of
 from parity.judge.quality import compare_variant
@@ -28,19 +28,11 @@ from parity.measure.kokoro_js import (
 # when the files it covers (what builds and judges the shipped files, the recipes) changed
 # since it last passed here.
 pytestmark = pytest.mark.landscape(
-    "builders/quantize.py",
-    "builders/calibration.py",
-    "builders/int8_weights.py",
-    "builders/weights.py",
+    *SHIPPED_MODULES,
     "builders/kokoro_js.py",
     "measure/kokoro_js.py",
-    "judge/quality.py",
-    "judge/runners.py",
-    "judge/tolerances.py",
-    "search/optimize.py",
     files=(
-        "fixtures/recipes",
-        "tests/shipped.py",
+        *SHIPPED_FILES,
         "parity/measure/kokoro-js/speak.mjs",
         "parity/measure/kokoro-js/package-lock.json",
     ),

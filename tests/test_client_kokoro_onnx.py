@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shipped import SHIPPED, judge_through_client, shipped_path
+from shipped import SHIPPED, SHIPPED_FILES, SHIPPED_MODULES, judge_through_client, shipped_path
 
 from parity.judge.runners import KokoroOutput
 from parity.judge.tolerances import CLIENT
@@ -20,17 +20,7 @@ from parity.judge.tolerances import CLIENT
 # A fact about another tool reading our files: make test runs it on every commit, and -k parity
 # when the files it covers (what builds and judges the shipped files, the recipes) changed
 # since it last passed here.
-pytestmark = pytest.mark.landscape(
-    "builders/quantize.py",
-    "builders/calibration.py",
-    "builders/int8_weights.py",
-    "builders/weights.py",
-    "judge/quality.py",
-    "judge/runners.py",
-    "judge/tolerances.py",
-    "search/optimize.py",
-    files=("fixtures/recipes", "tests/shipped.py"),
-)
+pytestmark = pytest.mark.landscape(*SHIPPED_MODULES, files=SHIPPED_FILES)
 
 kokoro_onnx = pytest.importorskip(
     "kokoro_onnx", reason="kokoro-onnx is not installed: pip install kokoro-onnx==0.6.1"
