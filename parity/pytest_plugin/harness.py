@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from parity.core.cache import file_digest
+
 HARNESS_CACHE = "parity/harness-passed"
 REJOINING = ("harness", "landscape")
 
@@ -24,7 +26,7 @@ def _files_digest(root: Path, names: tuple[str, ...]) -> str:
             digest.update(f"missing:{name}".encode())
             continue
         for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
-            digest.update(file.relative_to(root).as_posix().encode() + file.read_bytes())
+            digest.update(f"{file.relative_to(root).as_posix()}:{file_digest(file)}".encode())
     return digest.hexdigest()
 
 
@@ -38,9 +40,7 @@ def _harness_digest(item: pytest.Item) -> str | None:
         marker = item.get_closest_marker(name)
         if marker is None or (name == "landscape" and not (marker.args or marker.kwargs)):
             continue
-        covered = (
-            f"{source_digest(marker.args, ())}:{hashlib.sha256(item.path.read_bytes()).hexdigest()}"
-        )
+        covered = f"{source_digest(marker.args, ())}:{file_digest(Path(item.path))}"
         if files := tuple(marker.kwargs.get("files", ())):
             covered += ":" + _files_digest(Path(str(item.config.rootpath)), files)
         return hashlib.sha256(covered.encode()).hexdigest()
