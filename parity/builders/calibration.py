@@ -16,7 +16,6 @@ import onnx
 from parity.builders.ort_tools import private_link, quiet
 from parity.core.cache import ArtifactCache, CacheKey, content_digest
 from parity.core.errors import ParityError
-from parity.core.graph import load_model
 from parity.core.inputs import KokoroInput
 from parity.core.memo import request_digest, source_digest
 
@@ -155,7 +154,7 @@ def calibrate_ranges(
     one request at a time, written as its own range cache file."""
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
-    reader = calibration_reader(calibration, ids_name(load_model(source, external_data=False)))
+    reader = calibration_reader(calibration)  # refuses an empty set before any work
     with tempfile.TemporaryDirectory() as scratch, quiet():
         calibrator = create_calibrator(
             private_link(Path(source), Path(scratch)),
@@ -163,6 +162,7 @@ def calibrate_ranges(
             augmented_model_path=str(Path(scratch) / "augmented.onnx"),
             calibrate_method=calibration_method(method),
         )
+        reader.ids_name = ids_name(calibrator.model)  # the model it loaded, not a second load
         for start in range(len(reader)):  # CalibStridedMinMax=1, as the builds use
             reader.set_range(start_index=start, end_index=start + 1)
             calibrator.collect_data(reader)
