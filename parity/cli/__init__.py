@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_weights(commands)
     report.add_report(commands)
     measure.add_bench(commands)
+    measure.add_profile(commands)
     search.add_optimize(commands)
     fp32.add_stft(commands)
     return parser

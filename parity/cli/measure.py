@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,35 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile(args: argparse.Namespace) -> int:
+    from parity.builders.model import load_config
+    from parity.core.cache import write_text_atomic
+    from parity.core.inputs import load_input_set
+    from parity.core.jsonable import to_jsonable
+    from parity.measure.op_profile import profile
+
+    _, model = _named_model(args.model)
+    inputs = load_input_set(Path(args.inputs))
+    keys = {"held-out": inputs.held_out, "selection": inputs.selection}.get(
+        args.sentences, tuple(k.strip() for k in args.sentences.split(",") if k.strip())
+    )
+    missing = [key for key in keys if key not in inputs.phonemes]
+    if missing or not keys:
+        raise ParityError(
+            f"profile: no phoneme entry {missing[0] if missing else args.sentences!r} in "
+            f"{args.inputs}; use held-out, selection or entry names"
+        )
+    vocab = load_config("full")["vocab"]
+    requests = [inputs.case_for(key, vocab) for key in keys]
+    # The first request runs twice: once untimed, so the rows hold no first-run allocation.
+    result = profile(model, args.provider, [requests[0], *requests], warmup=1)
+    print(result.table(top=args.top))
+    if args.json:
+        write_text_atomic(Path(args.json), json.dumps(to_jsonable(result), indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _named_model(spec: str) -> tuple[str, Path]:
     """``NAME=PATH`` or ``PATH`` (named by its stem); the file must exist."""
     from parity.core.ort_session import require_onnx_file
@@ -72,3 +102,24 @@ def add_bench(commands: Any) -> None:
     )
     bench.add_argument("--json", metavar="OUT.json", help="write the records (and OUT.png)")
     bench.set_defaults(run=_bench)
+
+
+def add_profile(commands: Any) -> None:
+    profile = commands.add_parser(
+        "profile", help="where a model's time goes, per op type and module (CPU or WebAssembly)"
+    )
+    profile.add_argument("model", metavar="MODEL.onnx")
+    profile.add_argument(
+        "--provider", default="wasm", choices=("cpu", "cpu-1t", "wasm"), help="Default: %(default)s"
+    )
+    profile.add_argument(
+        "--sentences",
+        default="held-out",
+        help="held-out, selection, or comma-separated phoneme entries. Default: %(default)s",
+    )
+    profile.add_argument(
+        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
+    )
+    profile.add_argument("--top", type=int, default=12, help="rows per table. Default: %(default)s")
+    profile.add_argument("--json", metavar="OUT.json", help="write every row")
+    profile.set_defaults(run=_profile)

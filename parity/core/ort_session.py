@@ -16,11 +16,17 @@ def require_onnx_file(path: Path) -> None:
 
 
 def open_session(
-    path: Path, *, threads: int = 0, optimization: str = "all", model_bytes: bytes | None = None
+    path: Path,
+    *,
+    threads: int = 0,
+    optimization: str = "all",
+    model_bytes: bytes | None = None,
+    profile_prefix: str | None = None,
 ) -> object:
     """An ONNX Runtime CPU session, with one clear error line for a missing or broken file.
 
     ``model_bytes`` loads a transformed model held in memory; ``path`` then names it in errors.
+    ``profile_prefix`` turns ORT's profiler on; ``end_profiling()`` then writes its JSON there.
     """
     import onnxruntime as ort
 
@@ -35,6 +41,9 @@ def open_session(
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[optimization]
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     try:
         source = model_bytes if model_bytes is not None else str(path)
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])

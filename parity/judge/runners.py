@@ -73,12 +73,17 @@ class OrtRunner:
         optimization: str = "all",
         model_bytes: bytes | None = None,
         force_timing: bool = False,
+        profile_prefix: str | None = None,
     ) -> None:
         self.path = Path(path)
         if force_timing:
             model_bytes = _forced_bytes(self.path, model_bytes)
         self.session = open_session(
-            self.path, threads=threads, optimization=optimization, model_bytes=model_bytes
+            self.path,
+            threads=threads,
+            optimization=optimization,
+            model_bytes=model_bytes,
+            profile_prefix=profile_prefix,
         )
         inputs = [i.name for i in self.session.get_inputs()]  # type: ignore[attr-defined]
         outputs = [o.name for o in self.session.get_outputs()]  # type: ignore[attr-defined]
