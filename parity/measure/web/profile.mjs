@@ -6,6 +6,7 @@
 // event per line, because a page has no file system to write the usual profile file to.
 import { readFile } from "node:fs/promises";
 import * as ort from "onnxruntime-web";
+import { audioNameOf, kokoroFeeds } from "./feeds.mjs";
 
 async function main() {
   const [modelPath, threads = "1", requestsPath] = process.argv.slice(2);
@@ -17,18 +18,10 @@ async function main() {
     graphOptimizationLevel: "all",
     enableProfiling: true,
   });
-  const idsName = session.inputNames.includes("tokens") ? "tokens" : "input_ids";
-  const audioName = session.outputNames.includes("audio") ? "audio" : "waveform";
+  const audioName = audioNameOf(session);
   const runs = [];
   for (const request of requests) {
-    const feeds = {
-      [idsName]: new ort.Tensor("int64", BigInt64Array.from(request.ids, BigInt), [
-        1,
-        request.ids.length,
-      ]),
-      style: new ort.Tensor("float32", Float32Array.from(request.style), [1, 256]),
-      speed: new ort.Tensor("float32", Float32Array.from([request.speed]), [1]),
-    };
+    const feeds = kokoroFeeds(session, request);
     const start = performance.now();
     const outputs = await session.run(feeds, [audioName]);
     runs.push({

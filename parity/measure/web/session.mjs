@@ -7,6 +7,7 @@
 import { readFile } from "node:fs/promises";
 import readline from "node:readline";
 import * as ort from "onnxruntime-web";
+import { audioNameOf, kokoroFeeds } from "./feeds.mjs";
 
 const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 
@@ -21,7 +22,6 @@ async function main() {
     executionProviders: ["wasm"],
     graphOptimizationLevel: "all",
   });
-  const idsName = session.inputNames.includes("tokens") ? "tokens" : "input_ids";
   send({
     ready: true,
     inputs: session.inputNames,
@@ -29,20 +29,13 @@ async function main() {
     load_seconds: (performance.now() - loadStart) / 1000,
     version: ort.env.versions?.web ?? null,
   });
-  const audioName = session.outputNames.includes("audio") ? "audio" : "waveform";
+  const audioName = audioNameOf(session);
   const lines = readline.createInterface({ input: process.stdin });
   for await (const line of lines) {
     if (!line.trim()) continue;
     try {
       const request = JSON.parse(line);
-      const feeds = {
-        [idsName]: new ort.Tensor("int64", BigInt64Array.from(request.ids, BigInt), [
-          1,
-          request.ids.length,
-        ]),
-        style: new ort.Tensor("float32", Float32Array.from(request.style), [1, 256]),
-        speed: new ort.Tensor("float32", Float32Array.from([request.speed]), [1]),
-      };
+      const feeds = kokoroFeeds(session, request);
       const start = performance.now();
       const outputs = await session.run(feeds, [audioName]);
       const seconds = (performance.now() - start) / 1000;
