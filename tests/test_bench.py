@@ -19,7 +19,7 @@ MODELS = ("fp32", "published", *sorted(TRAINED_VARIANTS))
 # The trap's ratio is gated in test_int8_trap (make test): timing it here would cost the main
 # job about 30 s of a variant nobody ships.
 GATED = tuple(name for name in MODELS if name != SIGNED_INT8_TRAP)
-ROUNDS = {"cpu": 5, "cpu-1t": 5, "wasm": 3}
+ROUNDS = {"cpu": 5, "cpu-1t": 5, "wasm": 3, "wasm-2t": 3}
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -74,9 +74,9 @@ def test_a_profile_missing_runs_is_refused() -> None:
         op_profile.summarize([_run(0, 10)], [100, 100], model="m", provider="x")
 
 
-@pytest.mark.parametrize("provider", ["cpu", "cpu-1t", "wasm"])
+@pytest.mark.parametrize("provider", ["cpu", "cpu-1t", "wasm", "wasm-2t"])
 def test_every_kernel_of_a_run_is_counted_once(tiny, requests, provider) -> None:
-    if provider == "wasm" and WASM_MISSING:
+    if provider.startswith("wasm") and WASM_MISSING:
         pytest.skip(WASM_MISSING)
     result = op_profile.profile(tiny, provider, requests, warmup=1)
     tokens = sum(r.input_ids.size for r in requests[1:])

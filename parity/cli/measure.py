@@ -33,7 +33,7 @@ def _bench(args: argparse.Namespace) -> int:
     request = inputs.case_for(args.sentence, load_config("full")["vocab"])
     records = []
     for provider in providers:
-        reason = wasm_unavailable() if provider == "wasm" else None
+        reason = wasm_unavailable() if provider.startswith("wasm") else None
         if reason is not None:
             print(f"{provider}: skipped ({reason})")
             continue
@@ -110,7 +110,10 @@ def add_profile(commands: Any) -> None:
     )
     profile.add_argument("model", metavar="MODEL.onnx")
     profile.add_argument(
-        "--provider", default="wasm", choices=("cpu", "cpu-1t", "wasm"), help="Default: %(default)s"
+        "--provider",
+        default="wasm",
+        choices=("cpu", "cpu-1t", "wasm", "wasm-2t"),
+        help="Default: %(default)s",
     )
     profile.add_argument(
         "--sentences",

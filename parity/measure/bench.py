@@ -29,6 +29,7 @@ from parity.core.memo import RunStore
 
 __all__ = [
     "PROVIDERS",
+    "WASM_THREADS",
     "LatencyRecord",
     "Provider",
     "TimedSession",
@@ -37,8 +38,11 @@ __all__ = [
     "speed_ratios",
 ]
 
-Provider = Literal["cpu", "cpu-1t", "wasm"]
-PROVIDERS: tuple[Provider, ...] = ("cpu", "cpu-1t", "wasm")
+Provider = Literal["cpu", "cpu-1t", "wasm", "wasm-2t"]
+# wasm: one thread, what a page without cross-origin isolation gets (most pages); wasm-2t: the
+# threaded build on two threads, what a cross-origin-isolated page gets on this machine.
+PROVIDERS: tuple[Provider, ...] = ("cpu", "cpu-1t", "wasm", "wasm-2t")
+WASM_THREADS: dict[str, int] = {"wasm": 1, "wasm-2t": 2}
 
 
 class TimedSession(Protocol):
@@ -67,10 +71,10 @@ class _OrtTimed:
 
 
 class _WasmTimed:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: int) -> None:
         from parity.measure.wasm import WasmSession
 
-        self.session = WasmSession(path, threads=1)
+        self.session = WasmSession(path, threads=threads)
 
     def time(self, request: KokoroInput) -> tuple[float, int]:
         timing = self.session.run(request)
@@ -86,8 +90,8 @@ def open_timed(path: Path, provider: Provider) -> TimedSession:
         return _OrtTimed(path, threads=0)
     if provider == "cpu-1t":
         return _OrtTimed(path, threads=1)
-    if provider == "wasm":
-        return _WasmTimed(path)
+    if provider in WASM_THREADS:
+        return _WasmTimed(path, WASM_THREADS[provider])
     raise ParityError(f"bench: unknown provider {provider!r}; use {', '.join(PROVIDERS)}")
 
 

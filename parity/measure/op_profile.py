@@ -21,7 +21,7 @@ from typing import Any
 from parity.builders.model import SAMPLE_RATE
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
-from parity.measure.bench import PROVIDERS, Provider
+from parity.measure.bench import PROVIDERS, WASM_THREADS, Provider
 
 __all__ = ["OpProfile", "OpTime", "profile", "summarize"]
 
@@ -186,8 +186,8 @@ def profile(
         raise ParityError(
             f"profile: {len(requests)} request(s) for {warmup} warm-up run(s); give more"
         )
-    if provider == "wasm":
-        events, samples = _wasm_events(Path(path), requests)
+    if provider in WASM_THREADS:
+        events, samples = _wasm_events(Path(path), requests, WASM_THREADS[provider])
     else:
         events, samples = _cpu_events(Path(path), requests, threads=0 if provider == "cpu" else 1)
     return summarize(events, samples, model=Path(path).name, provider=provider, warmup=warmup)
@@ -207,7 +207,7 @@ def _cpu_events(
 
 
 def _wasm_events(
-    path: Path, requests: Sequence[KokoroInput]
+    path: Path, requests: Sequence[KokoroInput], threads: int
 ) -> tuple[list[dict[str, Any]], list[int]]:
     from parity.measure.wasm import SCRIPT, WEB_DIR, wasm_unavailable
 
@@ -230,7 +230,7 @@ def _wasm_events(
         started = time.perf_counter()
         with out_path.open("w") as out:
             done = subprocess.run(
-                ["node", str(SCRIPT.with_name("profile.mjs")), str(path.resolve()), "1",
+                ["node", str(SCRIPT.with_name("profile.mjs")), str(path.resolve()), str(threads),
                  str(requests_path)],
                 cwd=WEB_DIR,
                 stdout=out,

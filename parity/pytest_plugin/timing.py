@@ -65,7 +65,7 @@ def require_timing(
             pytest.skip(parity_timing)
         if provider != "cpu" and parity_benchmarking is not None:
             pytest.skip(f"{provider}: {parity_benchmarking}")
-        if provider == "wasm":
+        if provider.startswith("wasm"):
             from parity.measure.wasm import wasm_unavailable
 
             reason = wasm_unavailable()
@@ -104,7 +104,7 @@ def timed_session(bench_models: Callable[[str], Path]) -> Iterator[Callable[...,
     opened: dict[tuple[str, str], TimedSession] = {}
 
     def open_(name: str, provider: Provider) -> TimedSession:
-        reason = wasm_unavailable() if provider == "wasm" else None
+        reason = wasm_unavailable() if provider.startswith("wasm") else None
         if reason is not None:
             pytest.skip(reason)
         if (name, provider) not in opened:
