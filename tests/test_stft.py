@@ -104,19 +104,38 @@ def test_inverse_matches_torch_istft_on_any_spectrum(config: dict[str, int], see
     )
 
 
+# Float32 rounding of a round trip, in units of float32's epsilon x n_fft x the signal's
+# scale: ours reached 3.1 and torch's own float32 istft 2.3 against the float64 truth (1,500
+# random configurations, and the shortest signal at n_fft 59, hop 30, found by hypothesis).
+ROUND_TRIP_ROUNDING = 8 * 2.0**-24
+
+
 @given(configurations(), st.integers(0, 2**16))
 @example({**KOKORO, "length": 1000, "batch": 2}, 0)
-def test_round_trip_matches_torch(config: dict[str, int], seed: int) -> None:
+@example({"n_fft": 59, "win": 59, "hop": 30, "length": 30, "batch": 3}, 0)
+def test_round_trip_matches_torch_in_float64(config: dict[str, int], seed: int) -> None:
+    """Ours in float32 against torch.stft then torch.istft in float64: the exact answer, since
+    torch's own float32 round trip is as far from it as ours (comparing the two float32 results
+    would double the rounding and fail on short signals with long windows)."""
     stft = _module(config)
     signal = _signal(config, seed)
-    window = torch.hann_window(config["win"], periodic=True)
+    window = torch.hann_window(config["win"], periodic=True, dtype=torch.float64)
     try:  # torch refuses when the window envelope vanishes inside the signal
         with warnings.catch_warnings():
             # The reference pads uncovered tail samples with zeros and says so, once per
             # process (TORCH_WARN_ONCE): expected here, and ours pads them the same way.
             warnings.filterwarnings("ignore", "The length of signal is shorter", UserWarning)
+            spectrum = torch.stft(
+                signal.double(),
+                config["n_fft"],
+                config["hop"],
+                config["win"],
+                window=window,
+                center=True,
+                return_complex=True,
+            )
             expected = torch.istft(
-                _reference(config, signal),
+                spectrum,
                 config["n_fft"],
                 config["hop"],
                 config["win"],
@@ -130,7 +149,8 @@ def test_round_trip_matches_torch(config: dict[str, int], seed: int) -> None:
     assert restored.shape == (signal.shape[0], 1, signal.shape[1])
     # Dividing by the window envelope amplifies rounding where the envelope is small.
     scale = float(signal.abs().max()) / min(1.0, _min_envelope(config))
-    assert float((restored[:, 0] - expected).abs().max()) <= 1e-5 * scale
+    error = float((restored[:, 0].double() - expected).abs().max())
+    assert error <= ROUND_TRIP_ROUNDING * config["n_fft"] * scale
 
 
 def test_round_trip_restores_every_sample_at_kokoro_settings() -> None:
