@@ -16,6 +16,24 @@ def test_marker_is_registered(pytester: pytest.Pytester) -> None:
     pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.parity:*"])
 
 
+def test_what_times_something_is_marked_timing(pytester: pytest.Pytester) -> None:
+    """A parallel run leaves out by marker what would skip on its workers anyway."""
+    pytester.makepyfile(
+        """
+        def test_timed(require_timing):
+            pass
+
+        def test_benchmarked(parity_benchmarking):
+            pass
+
+        def test_plain():
+            pass
+        """
+    )
+    pytester.runpytest("-m", "timing").assert_outcomes(passed=2, deselected=1)
+    pytester.runpytest("-m", "not timing").assert_outcomes(passed=1, deselected=2)
+
+
 def test_recorded_figures_reach_the_terminal_summary(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

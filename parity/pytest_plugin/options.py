@@ -158,6 +158,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "client reading our files); make test runs it, -k parity only when it names what it "
         "covers and that changed since it last passed here",
     )
+    config.addinivalue_line(
+        "markers",
+        "timing: times something (set on every test that asks for require_timing or "
+        "parity_benchmarking); skips on pytest-xdist workers, so make test runs these alone",
+    )
     config.stash[RECORDER_KEY] = Recorder()
     if config.option.parity_report:
         collector = GateCollector()

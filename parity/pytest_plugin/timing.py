@@ -30,6 +30,17 @@ BENCHMARK_REQUESTS = (
 XDIST_TIMING = "no timing under pytest-xdist: its workers share the CPU"
 
 
+TIMING_FIXTURES = ("require_timing", "parity_benchmarking")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what times something ``timing``, so a parallel run can leave it out by marker
+    (``-m "not timing"``) and a serial one run only it (``-m timing``)."""
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in TIMING_FIXTURES):
+            item.add_marker(pytest.mark.timing)
+
+
 @pytest.fixture(scope="session")
 def parity_timing() -> str | None:
     """None when this process may time things, else why not (pytest-xdist workers)."""
