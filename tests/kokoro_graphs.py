@@ -9,6 +9,22 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from parity.builders.model import load_config
+from parity.core.inputs import KokoroInput, load_input_set
+
+FIXTURE_INPUTS = Path(__file__).parent.parent / "fixtures" / "inputs"
+
+
+def fixture_sentences(*names: str) -> list[KokoroInput]:
+    """The named sentences of ``fixtures/inputs``, tokenised with the full model's vocab."""
+    return load_input_set(FIXTURE_INPUTS).sentences(load_config("full")["vocab"], names)
+
+
+def timed_tiny_kokoro(path: Path) -> Path:
+    """``tiny_kokoro`` with a seeded fragile kernel: a small whole model to time or profile."""
+    kernel = np.random.default_rng(1).normal(0, 0.3, (1, 8, 3)).astype(np.float32)
+    return tiny_kokoro(path, kernel)
+
 
 def _silent_first_channel(rng: np.random.Generator) -> np.ndarray:
     """The first Conv's kernel, with output channel 0 all zero: /dec/b/ reads zeros there."""

@@ -4,30 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from parity.builders.model import SAMPLE_RATE, load_config
+from parity.builders.model import SAMPLE_RATE
 from parity.core.errors import ParityError
-from parity.core.inputs import load_input_set
 from parity.measure import bench, wasm
 
-from kokoro_graphs import tiny_kokoro
+from kokoro_graphs import FIXTURE_INPUTS, fixture_sentences, timed_tiny_kokoro
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
 WASM_MISSING = wasm.wasm_unavailable()
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    kernel = np.random.default_rng(1).normal(0, 0.3, (1, 8, 3)).astype(np.float32)
-    return tiny_kokoro(tmp_path_factory.mktemp("bench") / "tiny.onnx", kernel)
+    return timed_tiny_kokoro(tmp_path_factory.mktemp("bench") / "tiny.onnx")
 
 
 @pytest.fixture(scope="module")
 def requests() -> list:
-    inputs = load_input_set(FIXTURES)
-    return inputs.sentences(load_config("full")["vocab"], ("greeting",))[:1]
+    return fixture_sentences("greeting")[:1]
 
 
 @pytest.mark.parametrize("provider", bench.PROVIDERS)
@@ -96,7 +91,7 @@ def test_cli_bench_prints_and_writes_one_record_per_model_and_provider(
 
     out = tmp_path / "latency.json"
     argv = ["bench", f"again={tiny}", str(tiny), "--providers", "cpu,cpu-1t", "--repeats", "2"]
-    assert main([*argv, "--inputs", str(FIXTURES), "--json", str(out)]) == 0
+    assert main([*argv, "--inputs", str(FIXTURE_INPUTS), "--json", str(out)]) == 0
     records = json.loads(out.read_text())
     assert [(r["model"], r["provider"]) for r in records] == [
         ("again", "cpu"),

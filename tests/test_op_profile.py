@@ -6,31 +6,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from parity.builders.model import SAMPLE_RATE, load_config
+from parity.builders.model import SAMPLE_RATE
 from parity.cli import main
 from parity.core.errors import ParityError
-from parity.core.inputs import load_input_set
 from parity.measure import op_profile, wasm
 
-from kokoro_graphs import tiny_kokoro
+from kokoro_graphs import FIXTURE_INPUTS, fixture_sentences, timed_tiny_kokoro
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
 WASM_MISSING = wasm.wasm_unavailable()
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    kernel = np.random.default_rng(1).normal(0, 0.3, (1, 8, 3)).astype(np.float32)
-    return tiny_kokoro(tmp_path_factory.mktemp("profile") / "tiny.onnx", kernel)
+    return timed_tiny_kokoro(tmp_path_factory.mktemp("profile") / "tiny.onnx")
 
 
 @pytest.fixture(scope="module")
 def requests() -> list:
-    inputs = load_input_set(FIXTURES)
-    return inputs.sentences(load_config("full")["vocab"], ("greeting", "question"))[:3]
+    return fixture_sentences("greeting", "question")[:3]
 
 
 def _run(ts: int, dur: int) -> dict[str, object]:
@@ -103,7 +98,7 @@ def test_too_few_requests_for_the_warm_up_is_one_clear_line(tiny, requests) -> N
 def test_cli_profile_prints_the_tables_and_writes_json(tiny, tmp_path, capsys) -> None:
     out = tmp_path / "profile.json"
     args = ["profile", str(tiny), "--provider", "cpu-1t", "--sentences", "greeting,question"]
-    assert main([*args, "--inputs", str(FIXTURES), "--json", str(out)]) == 0
+    assert main([*args, "--inputs", str(FIXTURE_INPUTS), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "on cpu-1t: RTF" in printed
     assert "op type" in printed
@@ -114,6 +109,6 @@ def test_cli_profile_prints_the_tables_and_writes_json(tiny, tmp_path, capsys) -
 
 
 def test_cli_profile_of_an_unknown_sentence_is_one_clear_line(tiny, capsys) -> None:
-    args = ["profile", str(tiny), "--sentences", "nope", "--inputs", str(FIXTURES)]
+    args = ["profile", str(tiny), "--sentences", "nope", "--inputs", str(FIXTURE_INPUTS)]
     assert main(args) == 2
     assert capsys.readouterr().err.strip().startswith("parity: error: profile: no phoneme entry")
