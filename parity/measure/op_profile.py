@@ -209,19 +209,12 @@ def _cpu_events(
 def _wasm_events(
     path: Path, requests: Sequence[KokoroInput], threads: int
 ) -> tuple[list[dict[str, Any]], list[int]]:
-    from parity.measure.wasm import SCRIPT, WEB_DIR, wasm_unavailable
+    from parity.measure.wasm import SCRIPT, WEB_DIR, request_message, wasm_unavailable
 
     reason = wasm_unavailable()
     if reason is not None:
         raise ParityError(f"profile: wasm: {reason}")
-    payload = [
-        {
-            "ids": r.input_ids.reshape(-1).tolist(),
-            "style": r.style.reshape(-1).astype(float).tolist(),
-            "speed": float(r.speed),
-        }
-        for r in requests
-    ]
+    payload = [request_message(r) for r in requests]
     # stdout to a file, not a pipe: the WebAssembly build writes the events synchronously and
     # stalls Node on a full pipe (seen here with a 6,000-event profile).
     with tempfile.TemporaryDirectory(prefix="parity-profile-") as folder:

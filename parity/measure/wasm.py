@@ -37,6 +37,15 @@ def node_package_unavailable(folder: Path, package: str, install: str, use: str)
     return None
 
 
+def request_message(request: KokoroInput) -> dict[str, Any]:
+    """One request as the Node scripts read it (``web/feeds.mjs`` makes the tensors)."""
+    return {
+        "ids": request.input_ids.reshape(-1).tolist(),
+        "style": request.style.reshape(-1).astype(float).tolist(),
+        "speed": float(request.speed),
+    }
+
+
 def wasm_unavailable() -> str | None:
     """Why the WebAssembly backend cannot run here, or None when it can."""
     return node_package_unavailable(
@@ -80,13 +89,8 @@ class WasmSession:
 
     def run(self, request: KokoroInput) -> WasmTiming:
         """Synthesize ``request`` once; the time is Node's, of ``session.run`` alone."""
-        message = {
-            "ids": request.input_ids.reshape(-1).tolist(),
-            "style": request.style.reshape(-1).astype(float).tolist(),
-            "speed": float(request.speed),
-        }
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.write(json.dumps(request_message(request)) + "\n")
         self.process.stdin.flush()
         answer = self._receive()
         return WasmTiming(float(answer["seconds"]), int(answer["samples"]))
