@@ -175,7 +175,7 @@ def _quality(name: str, mel: float, failures: tuple[str, ...] = ()) -> VariantQu
 
 
 def _latency(model: str, seconds: float) -> LatencyRecord:
-    return LatencyRecord(model, "cpu", seconds, 2.0, 1000, 3, 0.05)
+    return LatencyRecord(model, "cpu", seconds, 2.0, 1000, 3, 0.05, seconds)
 
 
 def test_the_speed_quality_scatter_pairs_each_variant_with_its_latency(tmp_path) -> None:

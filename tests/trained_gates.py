@@ -42,7 +42,8 @@ def assert_speed_within_bounds(
         parity_record.add(f"latency ({provider})", record.line(), record=record)
     parity_record.add(
         f"latency ({provider})",
-        "time over fp32's, same run: " + ", ".join(f"{n} x{r:.2f}" for n, r in ratios.items()),
+        "time over fp32's, fastest repeats of one run: "
+        + ", ".join(f"{n} x{r:.2f}" for n, r in ratios.items()),
         ratios=ratios,
     )
     spread = statistics.median(record.spread for record in records)

@@ -194,11 +194,16 @@ class SpeedBound:
 # wasm-2t (the threaded WebAssembly build, 2 threads), measured 2026-12-03 in one run: published
 # 1.17, dynamic uint8 1.18, QDQ and QOperator 0.59, signed int8 per channel 5.7: inside the
 # same bounds, so one table serves every provider.
+# A clean-clone CI run on 2026-12-03 read QDQ at 0.67 from medians of 3 (repeats spread
+# 29-39%), so ratios now compare each model's fastest repeat. Four runs of the gate that day:
+# QDQ 0.48 to 0.60, QOperator 0.51 to 0.58, published 0.81 to 0.93, dynamic uint8 0.84 to
+# 0.96. The static bound is 0.7: still clearly faster, where a variant that lost its integer
+# kernels reads 0.9 or more.
 SPEED_VS_FP32: dict[str, SpeedBound] = {
     "published": SpeedBound(0.0, 1.3),
     "dynamic-uint8": SpeedBound(0.0, 1.3),
-    "qdq": SpeedBound(0.0, 0.65),
-    "qoperator": SpeedBound(0.0, 0.65),
+    "qdq": SpeedBound(0.0, 0.7),
+    "qoperator": SpeedBound(0.0, 0.7),
     "dynamic-int8-per-channel": SpeedBound(1.5, float("inf")),
 }
 
