@@ -113,6 +113,11 @@ class LatencyRecord:
         """Real-time factor: seconds of compute per second of audio (below 1 is faster)."""
         return self.seconds / self.audio_seconds
 
+    @property
+    def fastest_rtf(self) -> float:
+        """The real-time factor of the fastest repeat, which speed ratios compare."""
+        return self.fastest / self.audio_seconds
+
     def line(self) -> str:
         return (
             f"{self.model:24s} {self.provider:7s} {self.seconds:7.3f} s for "
@@ -264,12 +269,8 @@ def speed_ratios(records: Sequence[LatencyRecord], baseline: str) -> dict[str, f
     by_name = {record.model: record for record in records}
     if baseline not in by_name:
         raise ParityError(f"bench: no record for the baseline model {baseline!r}")
-
-    def fastest_rtf(record: LatencyRecord) -> float:
-        return record.fastest / record.audio_seconds
-
-    reference = fastest_rtf(by_name[baseline])
-    return {record.model: fastest_rtf(record) / reference for record in records}
+    reference = by_name[baseline].fastest_rtf
+    return {record.model: record.fastest_rtf / reference for record in records}
 
 
 def record_dict(record: LatencyRecord) -> dict[str, object]:
