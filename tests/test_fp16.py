@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from parity.builders.fp16 import Fp16Options, audit, convert_float
+from parity.builders.fp16 import KOKORO_BLOCK_SCOPES, Fp16Options, audit, convert_float
 from parity.core.errors import ParityError
 from parity.core.ort_session import open_session
 
@@ -301,3 +301,18 @@ def test_converter_output_is_valid_accurate_and_free_of_redundant_casts(converte
     assert found, found.summary()
     feed = feed_for(original)
     _assert_close(_run(original, feed), _run(model, feed))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        Fp16Options(block_scopes=("/nope/",)),
+        # Kokoro's block list on a model named otherwise (the trained one is /decoder/decoder/...).
+        Fp16Options(block_scopes=KOKORO_BLOCK_SCOPES),
+    ],
+    ids=["scope-naming-nothing", "kokoro-scopes-on-other-names"],
+)
+def test_a_block_scope_naming_no_node_is_one_error_line(options) -> None:
+    with pytest.raises(ParityError, match=r"block scope '/.*' names no node") as error:
+        convert_float(GRAPHS["adjacent-blocked"](), options)
+    assert "\n" not in str(error.value)

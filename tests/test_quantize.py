@@ -16,8 +16,12 @@ from parity.core.cache import ArtifactCache
 from parity.core.errors import ParityError
 from parity.core.inputs import load_input_set
 from parity.core.ort_session import open_session
+from parity.search.optimize import load_recipe
+
+from kokoro_graphs import tiny_kokoro
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
+RECIPES = FIXTURES.parent / "recipes"
 ANALYSIS_CONV = "/decoder/generator/analysis/Conv"
 
 
@@ -119,6 +123,32 @@ def test_unknown_exclusion_is_one_error_line(small_kokoro, tmp_path) -> None:
         quantize_model(small_kokoro, tmp_path / "q.onnx", QuantRecipe(exclude_nodes=("/nope",)))
     assert "\n" not in str(error.value)
     assert not (tmp_path / "q.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("recipe", "named"),
+    [
+        (QuantRecipe(exclude_scopes=("/decoder/", "/nope/")), "/nope/"),
+        (QuantRecipe(int8_weights_except=("/nope/",)), "/nope/"),
+        # A stored recipe holds the trained model's names (/decoder/decoder/...): on another
+        # naming it once built with nothing kept float, and said "0 candidates kept float".
+        (load_recipe(RECIPES / "cpu.json")[2], "/decoder/decoder/generator/m_source/"),
+    ],
+    ids=["scope-naming-nothing", "int8-storage-scope-naming-nothing", "stored-recipe-other-names"],
+)
+def test_a_scope_naming_no_node_is_one_error_line(small_kokoro, tmp_path, recipe, named) -> None:
+    with pytest.raises(ParityError, match=f"scope '{named}' names no node") as error:
+        quantize_model(small_kokoro, tmp_path / "q.onnx", recipe)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_the_stock_scopes_may_be_absent_one_by_one_but_not_all(small_kokoro, tmp_path) -> None:
+    # small_kokoro has the STFT analysis scope only, as the test above shows it kept float.
+    assert quantize_model(small_kokoro, tmp_path / "q.onnx", QuantRecipe()).excluded == 1
+    elsewhere = tiny_kokoro(tmp_path / "other-names.onnx", np.ones((1, 8, 3), np.float32))
+    with pytest.raises(ParityError, match="scope '/decoder/generator/m_source/' names no node"):
+        quantize_model(elsewhere, tmp_path / "q2.onnx", QuantRecipe())
 
 
 def test_static_mode_without_calibration_inputs_is_refused(small_kokoro, tmp_path) -> None:

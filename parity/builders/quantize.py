@@ -37,6 +37,7 @@ from parity.core.errors import ParityError, first_line
 from parity.core.graph import load_model
 from parity.core.inputs import KokoroInput
 from parity.core.memo import source_digest
+from parity.core.scopes import scope_naming_nothing
 
 __all__ = [
     "KOKORO_EXCLUDE_SCOPES",
@@ -192,6 +193,15 @@ def excluded_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[str]:
         raise ParityError(
             f"quantize: --exclude {missing[0]!r} names no node of the model; "
             "list them with `parity compare MODEL --list-scopes`"
+        )
+    scopes = (*recipe.exclude_scopes, *(recipe.int8_weights_except or ()))
+    empty = scope_naming_nothing(scopes, names, optional=KOKORO_EXCLUDE_SCOPES)
+    if empty is not None:
+        raise ParityError(
+            f"quantize: the recipe's scope {empty!r} names no node of the model, so what it keeps "
+            "float would be quantized; recipes hold the node names of the model they were made "
+            "for (fixtures/recipes: the trained one's); list this model's with "
+            "`parity compare MODEL --list-scopes`"
         )
     scoped = [
         node.name

@@ -3,6 +3,7 @@ checked, written atomically and cached under a key that covers this whole packag
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -11,13 +12,14 @@ import onnx
 from parity.builders.fp16.casts import CastPlacer
 from parity.builders.fp16.constants import LowConstants, prune_unread_constants
 from parity.builders.fp16.kernels import unsupported_on_cpu
-from parity.builders.fp16.options import LOW_TYPES, Fp16Options, Fp16Report
+from parity.builders.fp16.options import KOKORO_BLOCK_SCOPES, LOW_TYPES, Fp16Options, Fp16Report
 from parity.builders.fp16.precision import PrecisionPlan
 from parity.core.cache import ArtifactCache, CacheKey, atomic_path, content_digest
 from parity.core.errors import ParityError, first_line
-from parity.core.graph import UniqueNames, load_model
+from parity.core.graph import UniqueNames, load_model, node_subgraphs
 from parity.core.jsonable import to_jsonable
 from parity.core.memo import source_digest
+from parity.core.scopes import scope_naming_nothing
 
 __all__ = ["Fp16Build", "Fp16Converter", "check", "convert_cached", "convert_file", "convert_float"]
 
@@ -73,6 +75,13 @@ class Fp16Converter:
         )
 
 
+def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    for node in graph.node:
+        yield node
+        for subgraph in node_subgraphs(node):
+            yield from _all_nodes(subgraph)
+
+
 def convert_float(
     model: onnx.ModelProto, options: Fp16Options = _DEFAULT_OPTIONS
 ) -> tuple[onnx.ModelProto, Fp16Report]:
@@ -80,6 +89,14 @@ def convert_float(
     unknown_target = options.target not in LOW_TYPES
     if unknown_target:
         raise ParityError(f"fp16: unknown target {options.target!r}; use float16 or bfloat16")
+    names = {node.name for node in _all_nodes(model.graph)}
+    empty = scope_naming_nothing(options.block_scopes, names, optional=KOKORO_BLOCK_SCOPES)
+    if empty is not None:
+        raise ParityError(
+            f"fp16: block scope {empty!r} names no node of the model, so what it should keep "
+            "float32 would be converted; list this model's scopes with "
+            "`parity compare MODEL --list-scopes`"
+        )
     converted = onnx.ModelProto()
     converted.CopyFrom(model)
     unsupported = unsupported_on_cpu(model, options.target)
