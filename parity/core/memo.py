@@ -98,23 +98,29 @@ def request_digest(request: Any) -> str:
 
 
 def state_digest(model: Any) -> str:
-    """SHA-256 of every parameter and buffer, in key order: what the weights are, not how made."""
+    """SHA-256 of what the model computes with: every parameter and buffer, non-persistent
+    ones too, and each module's class. The deterministic and stochastic sources (and the STFT
+    variants) are module swaps with equal state_dicts: the weights alone would share a key."""
     digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
+    state = model.state_dict()
+    buffers = {name: buffer for name, buffer in model.named_buffers() if name not in state}
+    for key, tensor in [*sorted(state.items()), *sorted(buffers.items())]:
         digest.update(key.encode())
         digest.update(str(tuple(tensor.shape)).encode())
         digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    for name, module in model.named_modules():
+        digest.update(f"{name}:{type(module).__module__}.{type(module).__qualname__}".encode())
     return digest.hexdigest()
 
 
 def torch_model_digest(model: Any) -> str:
-    """The weights' digest (``state_digest``), recomputed only when a parameter
-    or buffer was written since: torch bumps a tensor's version on every in-place write, so a
-    test that zeroes a bias gets another key."""
-    tensors = list(model.state_dict(keep_vars=True).values())
+    """The model's digest (``state_digest``), recomputed only when a parameter, buffer or
+    module was replaced or written since: torch bumps a tensor's version on every in-place
+    write, so a test that zeroes a bias gets another key."""
+    tensors = [*model.state_dict(keep_vars=True).values(), *model.buffers()]
     fingerprint = tuple(
         value for tensor in tensors for value in (id(tensor), tensor._version, tensor.data_ptr())
-    )
+    ) + tuple(type(module) for module in model.modules())
     known = _torch_digests.get(id(model))
     if known is None or known[0] != fingerprint:
         known = (fingerprint, state_digest(model))
