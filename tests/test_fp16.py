@@ -8,6 +8,7 @@ blocked and a converted node, int64 shape arithmetic, out-of-range weights, Resi
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import onnx
@@ -16,7 +17,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from parity.builders.fp16 import KOKORO_BLOCK_SCOPES, Fp16Options, audit, convert_float
+from parity.builders.fp16 import (
+    KOKORO_BLOCK_NODES,
+    KOKORO_BLOCK_SCOPES,
+    Fp16Options,
+    audit,
+    convert_float,
+)
 from parity.core.errors import ParityError
 from parity.core.ort_session import open_session
 
@@ -304,15 +311,31 @@ def test_converter_output_is_valid_accurate_and_free_of_redundant_casts(converte
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("options", "flag"),
     [
-        Fp16Options(block_scopes=("/nope/",)),
-        # Kokoro's block list on a model named otherwise (the trained one is /decoder/decoder/...).
-        Fp16Options(block_scopes=KOKORO_BLOCK_SCOPES),
+        (Fp16Options(block_scopes=("/nope/",)), "--block-scope '/nope/'"),
+        (Fp16Options(block_nodes=frozenset({"softmax", "nope"})), "--block-node 'nope'"),
+        (Fp16Options(block_ops=frozenset({"Stft"})), "--block-op 'Stft'"),
+        # Kokoro's lists on a model named otherwise (the trained one is /decoder/decoder/...):
+        # alone, and beside a scope of the user's that does name nodes.
+        (Fp16Options(block_scopes=KOKORO_BLOCK_SCOPES), "--block-scope '/decoder/generator/"),
+        (
+            Fp16Options(block_scopes=(*KOKORO_BLOCK_SCOPES, "soft")),
+            "--block-scope '/decoder/generator/",
+        ),
+        (Fp16Options(block_nodes=KOKORO_BLOCK_NODES), "--block-node '/"),
     ],
-    ids=["scope-naming-nothing", "kokoro-scopes-on-other-names"],
+    ids=[
+        "scope",
+        "node",
+        "op-type",
+        "kokoro-scopes-on-other-names",
+        "kokoro-scopes-beside-a-matching-one",
+        "kokoro-nodes-on-other-names",
+    ],
 )
-def test_a_block_scope_naming_no_node_is_one_error_line(options) -> None:
-    with pytest.raises(ParityError, match=r"block scope '/.*' names no node") as error:
+def test_a_block_list_entry_matching_nothing_is_one_error_line(options, flag) -> None:
+    with pytest.raises(ParityError, match=re.escape(f"fp16: {flag}")) as error:
         convert_float(GRAPHS["adjacent-blocked"](), options)
+    assert "matches nothing in the model" in str(error.value)
     assert "\n" not in str(error.value)

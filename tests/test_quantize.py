@@ -149,6 +149,10 @@ def test_the_stock_scopes_may_be_absent_one_by_one_but_not_all(small_kokoro, tmp
     elsewhere = tiny_kokoro(tmp_path / "other-names.onnx", np.ones((1, 8, 3), np.float32))
     with pytest.raises(ParityError, match="scope '/decoder/generator/m_source/' names no node"):
         quantize_model(elsewhere, tmp_path / "q2.onnx", QuantRecipe())
+    # ... nor when a scope of the recipe's own does name nodes there.
+    beside = QuantRecipe(int8_weights_except=("/dec/",))
+    with pytest.raises(ParityError, match="scope '/decoder/generator/m_source/' names no node"):
+        quantize_model(elsewhere, tmp_path / "q3.onnx", beside)
 
 
 def test_static_mode_without_calibration_inputs_is_refused(small_kokoro, tmp_path) -> None:

@@ -37,7 +37,7 @@ from parity.core.errors import ParityError, first_line
 from parity.core.graph import load_model
 from parity.core.inputs import KokoroInput
 from parity.core.memo import source_digest
-from parity.core.scopes import scope_naming_nothing
+from parity.core.scopes import first_naming_nothing
 
 __all__ = [
     "KOKORO_EXCLUDE_SCOPES",
@@ -195,7 +195,7 @@ def excluded_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[str]:
             "list them with `parity compare MODEL --list-scopes`"
         )
     scopes = (*recipe.exclude_scopes, *(recipe.int8_weights_except or ()))
-    empty = scope_naming_nothing(scopes, names, optional=KOKORO_EXCLUDE_SCOPES)
+    empty = first_naming_nothing(scopes, names, optional=KOKORO_EXCLUDE_SCOPES)
     if empty is not None:
         raise ParityError(
             f"quantize: the recipe's scope {empty!r} names no node of the model, so what it keeps "

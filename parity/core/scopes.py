@@ -14,20 +14,32 @@ def unqualified_name(qualified: str) -> str:
     return qualified
 
 
-def scope_naming_nothing(
-    scopes: Sequence[str], node_names: Collection[str], optional: Collection[str] = ()
+def first_naming_nothing(
+    wanted: Sequence[str],
+    present: Collection[str],
+    optional: Collection[str] = (),
+    *,
+    prefix: bool = True,
 ) -> str | None:
-    """The first scope (node-name prefix) that should name nodes and names none, else None.
+    """The first of ``wanted`` (name prefixes, or exact names) that should name something in
+    ``present`` and names nothing, else None.
 
-    A scope that names nothing silently changes what a build keeps: a recipe chosen on the
+    A name that matches nothing silently changes what a build keeps: a recipe chosen on the
     trained model (``/decoder/decoder/...``, kokoro-onnx's wrapper) kept nothing float on our
     own export (``/decoder/generator/...``). Entries of ``optional``, the stock Kokoro lists,
-    may be absent one by one (the STFT variants differ), but not all at once.
+    may be absent one by one (the STFT variants differ), but not all of them at once.
     """
-    empty = [scope for scope in scopes if not any(name.startswith(scope) for name in node_names)]
-    required = [scope for scope in empty if scope not in optional]
+
+    def names_nothing(name: str) -> bool:
+        if prefix:
+            return not any(candidate.startswith(name) for candidate in present)
+        return name not in present
+
+    empty = [name for name in wanted if names_nothing(name)]
+    required = [name for name in empty if name not in optional]
     if required:
         return required[0]
-    if scopes and len(empty) == len(scopes):
-        return empty[0]
+    stock = [name for name in wanted if name in optional]
+    if stock and all(name in empty for name in stock):
+        return stock[0]
     return None

@@ -12,14 +12,20 @@ import onnx
 from parity.builders.fp16.casts import CastPlacer
 from parity.builders.fp16.constants import LowConstants, prune_unread_constants
 from parity.builders.fp16.kernels import unsupported_on_cpu
-from parity.builders.fp16.options import KOKORO_BLOCK_SCOPES, LOW_TYPES, Fp16Options, Fp16Report
+from parity.builders.fp16.options import (
+    KOKORO_BLOCK_NODES,
+    KOKORO_BLOCK_SCOPES,
+    LOW_TYPES,
+    Fp16Options,
+    Fp16Report,
+)
 from parity.builders.fp16.precision import PrecisionPlan
 from parity.core.cache import ArtifactCache, CacheKey, atomic_path, content_digest
 from parity.core.errors import ParityError, first_line
 from parity.core.graph import UniqueNames, load_model, node_subgraphs
 from parity.core.jsonable import to_jsonable
 from parity.core.memo import source_digest
-from parity.core.scopes import scope_naming_nothing
+from parity.core.scopes import first_naming_nothing
 
 __all__ = ["Fp16Build", "Fp16Converter", "check", "convert_cached", "convert_file", "convert_float"]
 
@@ -82,6 +88,29 @@ def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
             yield from _all_nodes(subgraph)
 
 
+def _check_block_lists(model: onnx.ModelProto, options: Fp16Options) -> None:
+    """Stop on a block-list entry that matches nothing in ``model``: what it should keep
+    float32 would be converted without a word."""
+    nodes = list(_all_nodes(model.graph))
+    names = {node.name for node in nodes}
+    unmatched = {
+        "--block-scope": first_naming_nothing(options.block_scopes, names, KOKORO_BLOCK_SCOPES),
+        "--block-node": first_naming_nothing(
+            sorted(options.block_nodes), names, KOKORO_BLOCK_NODES, prefix=False
+        ),
+        "--block-op": first_naming_nothing(
+            sorted(options.block_ops), {node.op_type for node in nodes}, prefix=False
+        ),
+    }
+    for flag, entry in unmatched.items():
+        if entry is not None:
+            raise ParityError(
+                f"fp16: {flag} {entry!r} matches nothing in the model, so what it should keep "
+                "float32 would be converted; see its node names with "
+                "`parity compare MODEL --list-scopes`"
+            )
+
+
 def convert_float(
     model: onnx.ModelProto, options: Fp16Options = _DEFAULT_OPTIONS
 ) -> tuple[onnx.ModelProto, Fp16Report]:
@@ -89,14 +118,7 @@ def convert_float(
     unknown_target = options.target not in LOW_TYPES
     if unknown_target:
         raise ParityError(f"fp16: unknown target {options.target!r}; use float16 or bfloat16")
-    names = {node.name for node in _all_nodes(model.graph)}
-    empty = scope_naming_nothing(options.block_scopes, names, optional=KOKORO_BLOCK_SCOPES)
-    if empty is not None:
-        raise ParityError(
-            f"fp16: block scope {empty!r} names no node of the model, so what it should keep "
-            "float32 would be converted; list this model's scopes with "
-            "`parity compare MODEL --list-scopes`"
-        )
+    _check_block_lists(model, options)
     converted = onnx.ModelProto()
     converted.CopyFrom(model)
     unsupported = unsupported_on_cpu(model, options.target)
