@@ -171,7 +171,9 @@ def convert_cached(cache: ArtifactCache, source: Path, options: Fp16Options) -> 
         {
             "source": content_digest(source),
             "options": options.key(),
-            "code": source_digest(("builders/fp16",), ())[:16],
+            # core/graph.py names the Casts and walks subgraphs; ONNX Runtime's version decides
+            # which ops have a CPU kernel in the target type (kernels.py), so what stays float32.
+            "code": source_digest(("builders/fp16", "core/graph.py"), ("onnxruntime",))[:16],
             "onnx": onnx.__version__,
         },
     )
