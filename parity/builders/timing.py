@@ -19,10 +19,20 @@ from onnx import TensorProto, helper
 from parity.core.errors import ParityError
 from parity.core.graph import GraphIndex
 
-__all__ = ["FORCED_INPUT", "PREDICTED_OUTPUT", "duration_tensor", "force_timing"]
+__all__ = [
+    "FORCED_INPUT",
+    "PREDICTED_OUTPUT",
+    "NoDurationChainError",
+    "duration_tensor",
+    "force_timing",
+]
 
 FORCED_INPUT = "forced_durations"  # int64 [1, L], boundary tokens included
 PREDICTED_OUTPUT = "predicted_durations"  # what the graph would have used, same shape
+
+
+class NoDurationChainError(ParityError):
+    """The graph has no duration chain to rewire: its timing cannot be forced."""
 
 
 def duration_tensor(graph: onnx.GraphProto) -> str | None:
@@ -50,7 +60,7 @@ def force_timing(model: onnx.ModelProto) -> onnx.ModelProto:
         return forced
     name = duration_tensor(graph)
     if name is None:
-        raise ParityError(
+        raise NoDurationChainError(
             f"timing: the graph {graph.name!r} has no Round -> Clip -> Cast(int64) duration "
             "chain to force; judge it with timing aligned (DTW) instead"
         )

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from parity.core.cache import content_digest
-from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore, array_digest, onnxruntime_parts
 from parity.judge.metrics import (
@@ -224,6 +223,7 @@ def listen(
     """Run the ONNX model at ``path`` on ``requests``: on the durations of ``reference``
     where the graph can take them (``parity.builders.timing``), else free-running. Outputs come from
     ``runs`` where it holds them; the model is loaded only for the rest."""
+    from parity.builders.timing import NoDurationChainError
     from parity.judge.runners import OrtRunner
 
     store = runs or RunStore(None)
@@ -231,10 +231,12 @@ def listen(
 
     def runner() -> OrtRunner:
         if not opened:
+            # Only a graph without a duration chain falls back to DTW; a rewired graph that
+            # fails to load is an error, not a reason to judge with other timing.
             try:
                 opened.append(OrtRunner(path, force_timing=True))
-            except ParityError:
-                opened.append(OrtRunner(path))  # no duration chain to rewire: judged by DTW
+            except NoDurationChainError:
+                opened.append(OrtRunner(path))
         return opened[0]
 
     def hear(request: KokoroInput, durations: np.ndarray | None) -> KokoroOutput:
