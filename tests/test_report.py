@@ -342,3 +342,23 @@ def test_a_folder_that_is_not_a_report_is_one_line(tmp_path, capsys) -> None:
         load_report(tmp_path)
     assert main(["report", "--compare", str(tmp_path), str(tmp_path)]) == 2
     assert "\n" not in capsys.readouterr().err.strip()
+
+
+def test_compare_counts_a_check_that_no_longer_runs_as_worse() -> None:
+    """Comparing a full run with a narrower one (-k fp16) must not read "nothing moved"."""
+    old = Report(
+        (
+            Gate("t::kept", "passed", 1.0, None, ()),
+            Gate("t::skipped-now", "passed", 1.0, None, ()),
+            Gate("t::dropped", "passed", 1.0, None, ()),
+            Gate("t::was-skipped", "skipped", 0.0, "no node", ()),
+        )
+    )
+    new = Report(
+        (
+            Gate("t::kept", "passed", 1.0, None, ()),
+            Gate("t::skipped-now", "skipped", 0.0, "needs --benchmark-enable", ()),
+        )
+    )
+    changes = {(c.test, c.new): c.verdict for c in compare_reports(old, new)}
+    assert changes == {("t::skipped-now", "skipped"): "worse", ("t::dropped", "(not run)"): "worse"}

@@ -425,6 +425,8 @@ def _figures_of(gate: Gate) -> dict[str, float]:
 
 
 def _outcome_changes(before: Mapping[str, Gate], new: Report) -> list[Change]:
+    """Gates that started or stopped failing, and gates that checked something before and no
+    longer do (skipped now, or not in the new run): a lost check is worse, not silence."""
     changes = []
     for gate in new.gates:
         previous = before.get(gate.test)
@@ -436,7 +438,21 @@ def _outcome_changes(before: Mapping[str, Gate], new: Report) -> list[Change]:
             changes.append(
                 Change(gate.test, "outcome", was, gate.outcome, verdict, gate.message or "")
             )
+        elif previous is not None and _checked(previous) and gate.outcome == "skipped":
+            changes.append(
+                Change(gate.test, "outcome", was, "skipped", "worse", gate.message or "")
+            )
+    ran = {gate.test for gate in new.gates}
+    changes += [
+        Change(test, "outcome", gate.outcome, "(not run)", "worse", "no longer checked")
+        for test, gate in before.items()
+        if test not in ran and _checked(gate)
+    ]
     return changes
+
+
+def _checked(gate: Gate) -> bool:
+    return gate.outcome in ("passed", "xfailed")
 
 
 def _shown(a: float, b: float) -> tuple[str, str]:
