@@ -218,3 +218,32 @@ def test_sweep_of_the_tiny_random_export_stops_and_says_its_floor_is_the_pipelin
     assert "the threshold 0.3 is not above the loss's noise floor" in message
     assert "through the transform with no node transformed" in message
     assert "\n" not in message
+
+
+def test_every_sentence_named_is_heard() -> None:
+    inputs = load_input_set(FIXTURES)
+    two = SweepSettings("int8-dynamic", sentences=("greeting", "question"), requests=2)
+    names = [request.name for request in two.requests_from(inputs)]
+    assert names == ["greeting/style-0", "question/style-0"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (SweepSettings("int8-dynamic", sentences=("nope",)), "--sentence 'nope' is not in"),
+        (
+            SweepSettings("int8-dynamic", sentences=("greeting", "question"), requests=1),
+            "--requests 1 for 2 sentences x 4 styles",
+        ),
+        (SweepSettings("int8-dynamic", requests=9), "--requests 9 for 1 sentences x 4 styles"),
+        (
+            SweepSettings("int8-dynamic", sentences=("greeting", "question"), trained_voices=True),
+            "--trained-voices speaks one sentence",
+        ),
+    ],
+    ids=["unknown-sentence", "fewer-requests-than-sentences", "more-than-exist", "trained-two"],
+)
+def test_requests_that_would_drop_a_sentence_are_one_error_line(settings, message) -> None:
+    with pytest.raises(ParityError, match=message) as error:
+        settings.requests_from(load_input_set(FIXTURES))
+    assert "\n" not in str(error.value)

@@ -226,18 +226,52 @@ class SweepSettings:
     def requests_from(
         self, inputs: InputSet, voices: TrainedVoices | None = None
     ) -> list[KokoroInput]:
-        """The fixed requests: sentences x seeded styles, or the first one in trained voices."""
+        """The fixed requests: the sentences in the seeded styles, taking each sentence in
+        turn (every sentence named is heard), or one sentence in the first trained voices."""
         from parity.builders.model import load_config
 
+        self._check_requests(inputs)
         vocab = voices.vocab if voices is not None else load_config("full")["vocab"]
-        chosen = inputs.sentences(vocab, self.sentences)[: self.requests]
-        if self.trained_voices:
-            if voices is None:
-                from parity.builders.weights import load_voices
+        pairs = inputs.sentences(vocab, self.sentences)  # sentence-major
+        styles = len(inputs.styles)
+        by_style = [
+            pairs[sentence * styles + row]
+            for row in range(styles)
+            for sentence in range(len(self.sentences))
+        ]
+        if not self.trained_voices:
+            return by_style[: self.requests]
+        if voices is None:
+            from parity.builders.weights import load_voices
 
-                voices = load_voices()
-            chosen = voices.spoken_by(chosen[:1], list(voices.packs)[: self.requests])
-        return chosen
+            voices = load_voices()
+        if self.requests > len(voices.packs):
+            raise ParityError(
+                f"sensitivity: --requests {self.requests} with --trained-voices, but there are "
+                f"{len(voices.packs)} trained voices; ask for at most that many"
+            )
+        return voices.spoken_by(by_style[:1], list(voices.packs)[: self.requests])
+
+    def _check_requests(self, inputs: InputSet) -> None:
+        """Every sentence named must exist and be heard: none is dropped without a word."""
+        unknown = [key for key in self.sentences if key not in inputs.phonemes]
+        if unknown:
+            raise ParityError(
+                f"sensitivity: --sentence {unknown[0]!r} is not in the inputs' phonemes.json; "
+                f"use one of {', '.join(sorted(inputs.phonemes))}"
+            )
+        if self.trained_voices and len(self.sentences) != 1:
+            raise ParityError(
+                "sensitivity: --trained-voices speaks one sentence in --requests voices; "
+                f"name one --sentence, not {len(self.sentences)}"
+            )
+        available = len(self.sentences) * len(inputs.styles)
+        if not self.trained_voices and not len(self.sentences) <= self.requests <= available:
+            raise ParityError(
+                f"sensitivity: --requests {self.requests} for {len(self.sentences)} sentences x "
+                f"{len(inputs.styles)} styles; ask for {len(self.sentences)} to {available} so "
+                "every sentence is heard"
+            )
 
     def sweeper(self, source: Path, requests: Sequence[KokoroInput]) -> Sweeper:
         """A ``Sweeper`` with these settings; static transforms calibrate on the requests."""
