@@ -95,6 +95,11 @@ def test_compare_against_other_weights_fails_with_a_report(
             id="missing-checkpoint",
         ),
         pytest.param(
+            ["export", "--preset", "tiny", "--checkpoint", "k.pth", "--seed", "3", "-o", "x.onnx"],
+            "seed 3 is for random weights, but the weights come from k.pth",
+            id="seed-beside-a-checkpoint",
+        ),
+        pytest.param(
             ["quantize", "in.onnx", "x.onnx", "--recipe", "nope.json"],
             "cannot read the recipe nope.json",
             id="missing-recipe",

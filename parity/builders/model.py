@@ -145,6 +145,18 @@ class KokoroSpec:
         return f"{self.preset} ({weights}), stft={self.stft}, source={self.source}"
 
 
+def seed_for(seed: int | None, checkpoint: str | None) -> int:
+    """The random weights' seed (0 unless given); refused beside a checkpoint, whose weights
+    it would not touch, so it cannot be ignored without a word."""
+    if seed is not None and checkpoint is not None:
+        raise ParityError(
+            f"seed {seed} is for random weights, but the weights come from {checkpoint}; drop "
+            "the seed or the checkpoint (--checkpoint, --kokoro-checkpoint, "
+            "PARITY_KOKORO_CHECKPOINT or --parity-weights=recovered)"
+        )
+    return 0 if seed is None else seed
+
+
 @contextlib.contextmanager
 def _kokoro_construction_warnings() -> Iterator[None]:
     """Silence the two warnings kokoro's own constructors give on every build, and only them:

@@ -17,10 +17,11 @@ def recipe_options(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         default=None,
         metavar="PATH",
-        help="Kokoro .pth checkpoint (default: seeded random weights)",
+        help="Kokoro .pth checkpoint. Default: $PARITY_KOKORO_CHECKPOINT if set, else seeded "
+        "random weights",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="Seed of the random weights. Default: %(default)s"
+        "--seed", type=int, default=None, help="Seed of the random weights. Default: 0"
     )
     parser.add_argument("--stft", choices=STFT_KINDS, default="exact", help="Default: %(default)s")
     parser.add_argument(
@@ -29,13 +30,14 @@ def recipe_options(parser: argparse.ArgumentParser) -> None:
 
 
 def spec_from(args: argparse.Namespace) -> object:
-    from parity.builders.model import KokoroSpec
+    from parity.builders.model import KokoroSpec, seed_for
     from parity.report.session import checkpoint_from_env
 
+    checkpoint = checkpoint_from_env(args.checkpoint)
     return KokoroSpec(
         preset=args.preset,
-        seed=args.seed,
-        checkpoint=checkpoint_from_env(args.checkpoint),
+        seed=seed_for(args.seed, checkpoint),
+        checkpoint=checkpoint,
         stft=args.stft,
         source=args.source,
     )

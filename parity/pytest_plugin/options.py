@@ -29,8 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--parity-seed",
         type=int,
-        default=0,
-        help="Seed of the random weights. Default: %(default)r",
+        default=None,
+        help="Seed of the random weights (not with a checkpoint). Default: 0",
     )
     group.addoption(
         "--kokoro-checkpoint",
@@ -170,18 +170,23 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(collector, "parity-report-gates")
     rootdir = Path(str(config.rootpath))
     option = config.option
-    from parity.builders.model import KokoroSpec
+    from parity.builders.model import KokoroSpec, seed_for
     from parity.core.cache import default_cache_root
 
     cache = (
         Path(option.parity_cache_dir) if option.parity_cache_dir else default_cache_root(rootdir)
     )
     inputs = Path(option.parity_inputs) if option.parity_inputs else rootdir / "fixtures" / "inputs"
+    checkpoint = _checkpoint(option, cache)
+    try:
+        seed = seed_for(option.parity_seed, checkpoint)
+    except ParityError as error:
+        raise pytest.UsageError(f"--parity-seed: {error}") from error
     config.stash[CONFIG_KEY] = ParityConfig(
         spec=KokoroSpec(
             preset=option.parity_preset,
-            seed=option.parity_seed,
-            checkpoint=_checkpoint(option, cache),
+            seed=seed,
+            checkpoint=checkpoint,
             stft=option.parity_stft,
             source=option.parity_source,
         ),
