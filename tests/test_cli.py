@@ -249,3 +249,18 @@ def test_fp16_refuses_a_corrupt_model_and_writes_nothing(
     assert "not a readable ONNX model" in err
     assert "\n" not in err
     assert not out.exists()
+
+
+def test_bench_with_no_provider_that_can_run_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from parity.measure import wasm
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not read: no provider runs")
+    monkeypatch.setattr(wasm, "wasm_unavailable", lambda: "node not found")
+    argv = ["bench", str(model), "--providers", "wasm", "--inputs", str(FIXTURES)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "wasm: skipped (node not found)" in captured.out
+    assert "bench: no provider of wasm could run here" in captured.err

@@ -146,7 +146,12 @@ class TrainedVoices:
         """The phoneme entries ``keys`` of ``inputs`` (``key/voice``), each in all five voices,
         or in ``voices_each`` of them taken in turn, so every voice still speaks."""
         names = list(self.packs)
-        each = len(names) if voices_each is None else max(1, min(voices_each, len(names)))
+        each = len(names) if voices_each is None else voices_each
+        if not 1 <= each <= len(names):
+            raise ParityError(
+                f"voices: {voices_each} voices for each sentence, but there are {len(names)}; "
+                f"ask for 1 to {len(names)} (--voices-each, --parity-held-out-voices)"
+            )
         return [
             request
             for index, key in enumerate(keys)

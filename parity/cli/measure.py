@@ -38,6 +38,11 @@ def _bench(args: argparse.Namespace) -> int:
             print(f"{provider}: skipped ({reason})")
             continue
         records += measure(models, provider, [request], repeats=args.repeats)
+    if not records:
+        raise ParityError(
+            f"bench: no provider of {', '.join(providers)} could run here (see above); "
+            "add cpu to --providers"
+        )
     for record in records:
         print(record.line())
     if args.json:
