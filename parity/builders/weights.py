@@ -137,7 +137,7 @@ class TrainedVoices:
                 style=self.style(voice, len(request.phonemes)),
             )
             for request in requests
-            for voice in (voices or list(self.packs))
+            for voice in (list(self.packs) if voices is None else voices)
         ]
 
     def speak(

@@ -245,10 +245,10 @@ class SweepSettings:
             from parity.builders.weights import load_voices
 
             voices = load_voices()
-        if self.requests > len(voices.packs):
+        if not 1 <= self.requests <= len(voices.packs):
             raise ParityError(
                 f"sensitivity: --requests {self.requests} with --trained-voices, but there are "
-                f"{len(voices.packs)} trained voices; ask for at most that many"
+                f"{len(voices.packs)} trained voices; ask for 1 to {len(voices.packs)}"
             )
         return voices.spoken_by(by_style[:1], list(voices.packs)[: self.requests])
 
