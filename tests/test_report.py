@@ -16,7 +16,8 @@ from parity.core.errors import ParityError
 from parity.judge.quality import VariantQuality
 from parity.judge.tolerances import INT8_VARIANTS
 from parity.measure.bench import LatencyRecord
-from parity.report.run_report import Gate, Report, compare_reports, load_report, write_report
+from parity.report.compare import compare_reports
+from parity.report.run_report import Gate, Report, load_report, write_report
 
 TESTS = Path(__file__).parent
 FIXTURES = TESTS.parent / "fixtures" / "inputs"

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 def _report(args: argparse.Namespace) -> int:
     from parity.core.cache import write_text_atomic
-    from parity.report.run_report import compare_reports, load_report, render_comparison
+    from parity.report.compare import compare_reports, render_comparison
+    from parity.report.run_report import load_report
 
     if args.compare:
         old, new = (Path(folder) for folder in args.compare)
