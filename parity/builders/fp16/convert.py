@@ -3,7 +3,6 @@ checked, written atomically and cached under a key that covers this whole packag
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,9 +19,10 @@ from parity.builders.fp16.options import (
     Fp16Report,
 )
 from parity.builders.fp16.precision import PrecisionPlan
+from parity.builders.fp16.schema import all_nodes
 from parity.core.cache import ArtifactCache, CacheKey, atomic_path, content_digest
 from parity.core.errors import ParityError, first_line
-from parity.core.graph import UniqueNames, load_model, node_subgraphs
+from parity.core.graph import UniqueNames, load_model
 from parity.core.jsonable import to_jsonable
 from parity.core.memo import source_digest
 from parity.core.scopes import first_naming_nothing
@@ -81,17 +81,10 @@ class Fp16Converter:
         )
 
 
-def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    for node in graph.node:
-        yield node
-        for subgraph in node_subgraphs(node):
-            yield from _all_nodes(subgraph)
-
-
 def _check_block_lists(model: onnx.ModelProto, options: Fp16Options) -> None:
     """Stop on a block-list entry that matches nothing in ``model``: what it should keep
     float32 would be converted without a word."""
-    nodes = list(_all_nodes(model.graph))
+    nodes = list(all_nodes(model.graph))
     names = {node.name for node in nodes}
     unmatched = {
         "--block-scope": first_naming_nothing(options.block_scopes, names, KOKORO_BLOCK_SCOPES),
