@@ -188,10 +188,10 @@ SIGNED_INT8_TRAP = "dynamic-int8-per-channel"
 def excluded_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[str]:
     """Names of the candidate nodes the recipe keeps in float (by name or scope prefix)."""
     names = {node.name for node in model.graph.node}
-    missing = [name for name in recipe.exclude_nodes if name not in names]
-    if missing:
+    missing = first_naming_nothing(recipe.exclude_nodes, names, prefix=False)
+    if missing is not None:
         raise ParityError(
-            f"quantize: --exclude {missing[0]!r} names no node of the model; "
+            f"quantize: --exclude {missing!r} names no node of the model; "
             "list them with `parity compare MODEL --list-scopes`"
         )
     scopes = (*recipe.exclude_scopes, *(recipe.int8_weights_except or ()))
