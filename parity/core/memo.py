@@ -117,7 +117,7 @@ def torch_model_digest(model: Any) -> str:
     """The model's digest (``state_digest``), recomputed only when a parameter, buffer or
     module was replaced or written since: torch bumps a tensor's version on every in-place
     write, so a test that zeroes a bias gets another key."""
-    tensors = [*model.state_dict(keep_vars=True).values(), *model.buffers()]
+    tensors = [*model.parameters(), *model.buffers()]
     fingerprint = tuple(
         value for tensor in tensors for value in (id(tensor), tensor._version, tensor.data_ptr())
     ) + tuple(type(module) for module in model.modules())
