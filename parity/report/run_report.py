@@ -291,6 +291,3 @@ def load_report(folder: Path) -> Report:
         tuple(document.get("sounds", ())),
         document.get("command", ""),
     )
-
-
-# -- comparing two runs ---------------------------------------------------------------------
