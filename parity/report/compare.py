@@ -12,15 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from parity.judge.tolerances import QUALITY_NOISE, TIMING_NOISE
 from parity.report.run_report import Gate, Report
 
 __all__ = ["Change", "compare_reports", "render_comparison"]
-
-# Figures that move less than this share between two runs are noise: run-to-run timing on
-# this machine drifts up to 29% in minima and 15% in medians (README, benchmark compare);
-# quality figures are deterministic and do not move at all on the same inputs.
-TIMING_NOISE = 0.30
-QUALITY_NOISE = 0.05
 
 
 @dataclass(frozen=True)
