@@ -55,11 +55,16 @@ def test_compare_reports_the_fp32_check_of_the_export(
             str(report),
         ]
     )
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 0, out
     assert "fp32 parity of 'sentence': PASS" in out
     assert "forced generator" in out
     assert '"passed": true' in report.read_text()
+    # Without a store every run is computed, and stderr says so: PyTorch free-running and
+    # forced, ONNX Runtime once.
+    assert "runs-torch 2 in" in err
+    assert "runs-onnxruntime 1 in" in err
+    assert err.rstrip().endswith("read back 0")
 
 
 def test_compare_against_other_weights_fails_with_a_report(

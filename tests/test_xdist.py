@@ -61,6 +61,10 @@ def test_two_workers_build_the_export_once_and_measure_what_a_serial_run_does(
     assert len(list((pytester.path / "cache-n2" / "export").glob("*.onnx"))) == 1
     assert cases == _figures(serial)[1]  # the same four figures, to the last digit
     assert len(cases) == 4
+    # Each worker says what it computed and read back; the export shows as built once.
+    tallies = re.findall(r"^  gw\d: computed .*$", parallel.stdout.str(), re.MULTILINE)
+    assert len(tallies) == 2
+    assert sum(bool(re.search(r"[:,] export 1 in ", line)) for line in tallies) == 1
 
 
 def test_a_sweep_spread_over_workers_merges_to_the_serial_table(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from parity.cli import convert, fp32, measure, report, search
 from parity.core.errors import ParityError
+from parity.core.tally import TALLY
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,11 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    start = TALLY.snapshot()
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
     except ParityError as error:
         print(f"parity: error: {error}", file=sys.stderr)
         return 2
+    tally = TALLY.since(start)
+    if tally.kinds:  # what the pytest summary's "cache" line says, for this command
+        print(f"parity: {tally.line()}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import Any
 from filelock import FileLock
 
 from parity.core.errors import ParityError
+from parity.core.tally import TALLY
 
 __all__ = [
     "ArtifactCache",
@@ -140,8 +141,9 @@ class ArtifactCache:
         with FileLock(str(path) + ".lock"):
             meta = self._valid_meta(path, sidecar, key)
             if meta is not None:
+                TALLY.read(key.kind)
                 return CachedArtifact(path, meta, hit=True)
-            with atomic_path(path) as temporary:
+            with TALLY.building(key.kind), atomic_path(path) as temporary:
                 built = dict(build(temporary))
                 built["size"] = temporary.stat().st_size
                 built["sha256"] = file_digest(temporary)

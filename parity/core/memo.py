@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from parity.core.cache import ArtifactCache, CacheKey
+from parity.core.tally import TALLY
 
 __all__ = [
     "RunStore",
@@ -165,7 +166,8 @@ class RunStore:
     ) -> Arrays:
         """``compute()``'s arrays, from the store when it has them; a None value is left out."""
         if self.cache is None:
-            return _normalised(compute())
+            with TALLY.building(f"runs-{kind}"):
+                return _normalised(compute())
 
         def build(target: Path) -> dict[str, object]:
             values = _normalised(compute())
@@ -181,7 +183,8 @@ class RunStore:
     def record(self, kind: str, parts: Mapping[str, Any], compute: Callable[[], Any]) -> Any:
         """A JSON-able result (timings, names), from the store when it has it."""
         if self.cache is None:
-            return compute()
+            with TALLY.building(f"runs-{kind}"):
+                return compute()
 
         def build(target: Path) -> dict[str, object]:
             target.write_text(json.dumps(compute()), encoding="utf-8")

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from parity.core.errors import ParityError
+from parity.core.tally import TALLY
 from parity.pytest_plugin.gates import write_parity_report
-from parity.pytest_plugin.keys import RECORDER_KEY, SESSION_START_KEY
+from parity.pytest_plugin.keys import RECORDER_KEY, SESSION_START_KEY, TALLY_START_KEY
 from parity.pytest_plugin.sweep import merge_sweep
 
 
@@ -40,6 +41,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     import time
 
     session.config.stash[SESSION_START_KEY] = time.perf_counter()
+    session.config.stash[TALLY_START_KEY] = TALLY.snapshot()
     option = session.config.option
     if getattr(option, "parity_sweep_model", None) and not hasattr(session.config, "workerinput"):
         import shutil
@@ -48,12 +50,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Merge a sweep's parts (controller); hand a worker's figures to the controller; write
-    the ``--parity-report`` folder (controller)."""
+    """Merge a sweep's parts (controller); record what the session computed and read back
+    (each worker its own); hand a worker's figures to the controller; write the
+    ``--parity-report`` folder (controller)."""
     merge_sweep(session)
+    recorder = session.config.stash.get(RECORDER_KEY, None)
+    start = session.config.stash.get(TALLY_START_KEY, None)
+    tally = TALLY.since(start) if start is not None else None
+    if recorder is not None and tally is not None and tally.kinds:
+        worker = getattr(session.config, "workerinput", {}).get("workerid")
+        line = f"{worker}: {tally.line()}" if worker else tally.line()
+        recorder.add("cache", line, tally=tally.kinds)
     write_parity_report(session)
     output = getattr(session.config, "workeroutput", None)
-    recorder = session.config.stash.get(RECORDER_KEY, None)
     if output is not None and recorder is not None:
         output["parity_recorder"] = recorder.to_bytes()
 

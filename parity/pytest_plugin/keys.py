@@ -1,5 +1,5 @@
 """What the plugin's parts keep on ``config.stash``: the run's configuration and recorder,
-the sweep being run and when the session started."""
+the sweep being run, when the session started and the cache tally then."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from parity.core.tally import KindTally
 from parity.report.session import ParityConfig, Recorder
 
 if TYPE_CHECKING:
@@ -16,3 +17,4 @@ RECORDER_KEY = pytest.StashKey[Recorder]()
 CONFIG_KEY = pytest.StashKey[ParityConfig]()
 SWEEP_JOB_KEY: pytest.StashKey[SweepJob | None] = pytest.StashKey()
 SESSION_START_KEY = pytest.StashKey[float]()
+TALLY_START_KEY = pytest.StashKey[dict[str, KindTally]]()
