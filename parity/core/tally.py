@@ -1,4 +1,4 @@
-"""What a process built or computed into the cache, and what it read back, per kind.
+"""What a process computed (built or ran) and what it read back from the cache, per kind.
 
 A cold run's time is mostly model runs no cache can skip; a warm one should compute nothing.
 The tally says which it was, in the run's own summary: how many entries of each kind
