@@ -41,22 +41,20 @@ class Tally:
 
     @contextlib.contextmanager
     def building(self, kind: str) -> Iterator[None]:
-        """Time one build of ``kind``; counted only if it completes."""
+        """Time one build of ``kind``; counted only if it completes (a failed build's time
+        stays its parent's)."""
         start = time.perf_counter()
         self._open.append(0.0)
-        completed = False
         try:
             yield
-            completed = True
         finally:
             nested = self._open.pop()
-            spent = time.perf_counter() - start
-            if self._open and completed:  # a failed build's time stays its parent's
-                self._open[-1] += spent
-            if completed:
-                entry = self._kind(kind)
-                entry.built += 1
-                entry.seconds += spent - nested
+        spent = time.perf_counter() - start
+        if self._open:
+            self._open[-1] += spent
+        entry = self._kind(kind)
+        entry.built += 1
+        entry.seconds += spent - nested
 
     def snapshot(self) -> dict[str, KindTally]:
         return {kind: replace(entry) for kind, entry in self.kinds.items()}
