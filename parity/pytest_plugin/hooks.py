@@ -55,9 +55,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     ``--parity-report`` folder (controller)."""
     merge_sweep(session)
     recorder = session.config.stash.get(RECORDER_KEY, None)
-    start = session.config.stash.get(TALLY_START_KEY, None)
-    tally = TALLY.since(start) if start is not None else None
-    if recorder is not None and tally is not None and tally.kinds:
+    tally = TALLY.since(session.config.stash.get(TALLY_START_KEY, {}))
+    if recorder is not None and tally.kinds:
         worker = getattr(session.config, "workerinput", {}).get("workerid")
         line = f"{worker}: {tally.line()}" if worker else tally.line()
         recorder.add("cache", line, tally=tally.kinds)
