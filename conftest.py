@@ -2,6 +2,11 @@
 
 import os
 
+# pytester's in-process runs drop the modules first imported inside them, and a C extension
+# cannot be loaded twice (onnx aborts on a duplicate nanobind enum). The plugin imports
+# neither at load, so the suite imports them before any inner run does.
+import onnx  # noqa: F401
+import torch  # noqa: F401
 from hypothesis import settings
 
 # Torch ops have no stable duration, so no deadline; CI replays the same examples every run.

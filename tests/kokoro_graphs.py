@@ -9,14 +9,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from parity.builders.model import load_config
+from parity.core.config import default_inputs
 from parity.core.inputs import KokoroInput, load_input_set
+from parity.core.spec import load_config
 
-FIXTURE_INPUTS = Path(__file__).parent.parent / "fixtures" / "inputs"
+FIXTURE_INPUTS = default_inputs()
 
 
 def fixture_sentences(*names: str) -> list[KokoroInput]:
-    """The named sentences of ``fixtures/inputs``, tokenised with the full model's vocab."""
+    """The named sentences of the package's inputs, tokenised with the full model's vocab."""
     return load_input_set(FIXTURE_INPUTS).sentences(load_config("full")["vocab"], names)
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from trained_gates import assert_speed_within_bounds
 
-from parity.builders.model import SAMPLE_RATE
 from parity.builders.quantize import SIGNED_INT8_TRAP, TRAINED_VARIANTS
+from parity.core.spec import SAMPLE_RATE
 from parity.measure.bench import PROVIDERS
 
 MODELS = ("fp32", "published", *sorted(TRAINED_VARIANTS))

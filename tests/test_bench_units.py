@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from parity.builders.model import SAMPLE_RATE
 from parity.core.errors import ParityError
+from parity.core.spec import SAMPLE_RATE
 from parity.measure import bench, wasm
 
 from kokoro_graphs import FIXTURE_INPUTS, fixture_sentences, timed_tiny_kokoro

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from parity.cli import main
+from parity.core.config import default_inputs
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
-RECIPES = FIXTURES.parent / "recipes"
+FIXTURES = default_inputs()
+RECIPES = Path(__file__).parent.parent / "fixtures" / "recipes"
 
 
 @pytest.fixture(scope="module")
@@ -217,9 +218,9 @@ def test_quantize_builds_a_stored_recipe_as_the_library_does(
     tiny export with the seeded styles; the trained voices would not fit its style size. The
     stored recipe names the trained model's scopes (kokoro-onnx's wrapper), so it is first
     ported to our export's names, or its scopes would name nothing (an error)."""
-    from parity.builders.model import load_config
     from parity.builders.quantize import quantize_model
     from parity.core.inputs import load_input_set
+    from parity.core.spec import load_config
     from parity.search.optimize import load_recipe
 
     text = (RECIPES / "cpu.json").read_text()
@@ -259,10 +260,23 @@ def test_fp16_refuses_a_corrupt_model_and_writes_nothing(
 def test_bench_with_no_provider_that_can_run_is_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from onnx import TensorProto, helper, save
+
     from parity.measure import wasm
 
-    model = tmp_path / "m.onnx"
-    model.write_bytes(b"not read: no provider runs")
+    model = tmp_path / "m.onnx"  # a Kokoro interface that no provider gets to run
+    float_, int64 = TensorProto.FLOAT, TensorProto.INT64
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["input_ids"], ["waveform"], to=float_)],
+        "kokoro-shaped",
+        [
+            helper.make_tensor_value_info("input_ids", int64, [1, "L"]),
+            helper.make_tensor_value_info("style", float_, [1, 256]),
+            helper.make_tensor_value_info("speed", float_, [1]),
+        ],
+        [helper.make_tensor_value_info("waveform", float_, ["n"])],
+    )
+    save(helper.make_model(graph), str(model))
     monkeypatch.setattr(wasm, "wasm_unavailable", lambda: "node not found")
     argv = ["bench", str(model), "--providers", "wasm", "--inputs", str(FIXTURES)]
     assert main(argv) == 2

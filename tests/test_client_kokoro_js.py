@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from shipped import SHIPPED, SHIPPED_FILES, SHIPPED_MODULES, judge_through_client, shipped_path
 
-from parity.builders.weights import voice_of
+from parity.builders.voices import voice_of
 from parity.judge.quality import compare_variant
 from parity.judge.runners import KokoroOutput
 from parity.judge.tolerances import KOKORO_JS, KOKORO_JS_BACKEND

@@ -40,7 +40,7 @@ def speak(kokoro_trained, client_requests, parity_runs):
     when the same files were spoken by the same client versions before."""
     from importlib import metadata
 
-    from parity.builders.weights import voice_of, voices_file
+    from parity.builders.voices import voice_of, voices_file
     from parity.core.cache import content_digest
 
     _, voices = kokoro_trained

@@ -13,14 +13,17 @@ from parity.builders.dynamo import MIN_TOKENS, dynamo_ready
 from parity.builders.export import ExportResult, export_cached, trace_inputs
 from parity.builders.export_warnings import exporter_warnings
 from parity.builders.fp16 import KOKORO_FP16, convert_file
-from parity.builders.model import KokoroSpec
+from parity.builders.model import build_model
 from parity.builders.quantize import QuantRecipe, quantize_model
 from parity.core.cache import ArtifactCache
 from parity.core.graph import load_model
 from parity.core.memo import RunStore, state_digest
-from parity.judge.checks import ForcingSession, check_against_pytorch
+from parity.core.spec import KokoroSpec
+from parity.judge.boundaries import IntermediateSession
+from parity.judge.checks import check_against_pytorch
+from parity.judge.forcing import ForcingSession
 from parity.judge.intermediate import onnx_scope_prefixes
-from parity.judge.localize import IntermediateSession, compare_intermediates
+from parity.judge.localize import compare_intermediates
 from parity.judge.tolerances import FP16, FP32, INTERMEDIATE
 
 pytestmark = pytest.mark.harness(
@@ -32,7 +35,7 @@ CASES = ("one-token", "sentence", "context-limit")
 
 @pytest.fixture(scope="module")
 def tiny() -> torch.nn.Module:
-    return KokoroSpec(preset="tiny").build()
+    return build_model(KokoroSpec(preset="tiny"))
 
 
 def _export(cache: ArtifactCache, model: torch.nn.Module, exporter: str) -> ExportResult:
@@ -54,7 +57,7 @@ def torchscript(parity_cache: ArtifactCache, tiny: torch.nn.Module) -> ExportRes
 @pytest.fixture(scope="module")
 def tiny_eager() -> torch.nn.Module:
     """The same weights with transformers' eager attention, the one patch that rounds apart."""
-    model = KokoroSpec(preset="tiny").build()
+    model = build_model(KokoroSpec(preset="tiny"))
     model.bert.set_attn_implementation("eager")
     return model
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 
 from parity.builders.export import EXPORTERS, export_cached
-from parity.builders.model import STFT_KINDS, KokoroSpec
+from parity.builders.model import build_model
+from parity.core.spec import STFT_KINDS, KokoroSpec
 from parity.judge.compare import compare_durations
 from parity.judge.runners import OrtRunner, TorchRunner
 
@@ -54,7 +55,7 @@ def test_export_matrix(
     exporter, stft, parity_config, parity_cache, parity_inputs, parity_record
 ) -> None:
     spec = KokoroSpec(preset="tiny", stft=stft)  # seeded, whatever weights the run judges
-    model = spec.build()
+    model = build_model(spec)
     result = export_cached(parity_cache, spec, model, exporter=exporter, opset=parity_config.opset)
     parity_record.add("export matrix", result.summary())
     expected = EXPECTED_FAILURES.get((exporter, stft))

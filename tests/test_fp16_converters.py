@@ -19,10 +19,11 @@ def tiny_export(parity_cache):
     """The tiny preset's export: every op and subgraph of the full one (the Loop, the Ifs,
     the LSTMs), so the other converters fail on it as on the full one, in half the time."""
     from parity.builders.export import export_cached
-    from parity.builders.model import KokoroSpec
+    from parity.builders.model import build_model
+    from parity.core.spec import KokoroSpec
 
     spec = KokoroSpec(preset="tiny")
-    result = export_cached(parity_cache, spec, spec.build())
+    result = export_cached(parity_cache, spec, build_model(spec))
     assert result.ok, result.summary()
     return result
 

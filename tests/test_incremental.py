@@ -20,19 +20,22 @@ import torch
 
 import parity.builders.export
 import parity.core.memo
-import parity.judge.checks
+import parity.judge.forcing
 from parity.builders.export import export_cached
-from parity.builders.model import KokoroSpec
+from parity.builders.model import build_model
 from parity.core.cache import ArtifactCache
+from parity.core.config import default_inputs
 from parity.core.inputs import load_input_set
 from parity.core.memo import RunStore
-from parity.judge.checks import ForcingSession, check_against_pytorch
+from parity.core.spec import KokoroSpec
+from parity.judge.checks import check_against_pytorch
+from parity.judge.forcing import ForcingSession
 from parity.judge.runners import OrtRunner, TorchRunner
 from parity.judge.tolerances import FP32
 
 pytestmark = pytest.mark.harness("core/memo.py", "core/cache.py", "judge/checks.py")
 
-INPUTS = Path(__file__).parent.parent / "fixtures" / "inputs"
+INPUTS = default_inputs()
 
 
 def _count_runs(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
@@ -49,9 +52,9 @@ def _count_runs(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     monkeypatch.setattr(TorchRunner, "infer", counting("torch", TorchRunner.infer))
     monkeypatch.setattr(OrtRunner, "run", counting("onnxruntime", OrtRunner.run))
     monkeypatch.setattr(
-        parity.judge.checks,
+        parity.judge.forcing,
         "forced_generator",
-        counting("forced", parity.judge.checks.forced_generator),
+        counting("forced", parity.judge.forcing.forced_generator),
     )
     return counted
 
@@ -66,7 +69,7 @@ class Tiny:
 
     def __init__(self, root: Path, model: torch.nn.Module | None = None) -> None:
         self.spec = KokoroSpec(preset="tiny")
-        self.model = model if model is not None else self.spec.build()
+        self.model = model if model is not None else build_model(self.spec)
         self.cache = ArtifactCache(root)
         self.store = RunStore(self.cache)
         self.request = load_input_set(INPUTS).case("sentence", self.model.vocab)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity.builders.model import load_config
+from parity.core.config import default_inputs
 from parity.core.errors import ParityError
 from parity.core.inputs import (
     CONTEXT_SYMBOLS,
@@ -17,9 +17,10 @@ from parity.core.inputs import (
     make_styles,
     tokenize,
 )
+from parity.core.spec import load_config
 
 VOCAB = load_config()["vocab"]
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
+FIXTURES = default_inputs()
 
 
 def test_tokenize_adds_the_boundary_tokens() -> None:

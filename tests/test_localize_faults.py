@@ -18,7 +18,8 @@ from onnx import numpy_helper
 
 from parity.core.errors import ParityError
 from parity.core.graph import GraphIndex, load_model
-from parity.judge.localize import IntermediateSession, compare_intermediates, resolve_values
+from parity.judge.boundaries import IntermediateSession, resolve_values
+from parity.judge.localize import compare_intermediates
 from parity.judge.tolerances import INTERMEDIATE
 
 pytestmark = pytest.mark.harness(

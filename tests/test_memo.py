@@ -112,12 +112,13 @@ def test_content_digest_sees_a_rewritten_file(tmp_path: Path) -> None:
 def test_model_digest_tells_the_sources_apart_though_their_weights_are_equal() -> None:
     # The deterministic source swaps a module and holds its harmonics in a non-persistent
     # buffer: the state_dicts are equal, the outputs are not.
-    from parity.builders.model import KokoroSpec
+    from parity.builders.model import build_model
+    from parity.core.spec import KokoroSpec
 
-    deterministic = KokoroSpec(preset="tiny").build()
-    stochastic = KokoroSpec(preset="tiny", source="stochastic").build()
+    deterministic = build_model(KokoroSpec(preset="tiny"))
+    stochastic = build_model(KokoroSpec(preset="tiny", source="stochastic"))
     assert deterministic.state_dict().keys() == stochastic.state_dict().keys()
     assert torch_model_digest(deterministic) != torch_model_digest(stochastic)
     assert torch_model_digest(deterministic) == torch_model_digest(
-        KokoroSpec(preset="tiny").build()
+        build_model(KokoroSpec(preset="tiny"))
     )

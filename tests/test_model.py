@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from parity.builders.export import trace_inputs
-from parity.builders.model import DeterministicSource, KokoroSpec, build_kokoro, load_config
+from parity.builders.model import DeterministicSource, build_kokoro, build_model
 from parity.core.errors import ParityError
 from parity.core.memo import state_digest
+from parity.core.spec import KokoroSpec, load_config
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +138,7 @@ def test_checkpoint_round_trip_loads_the_same_weights(
     _save_checkpoint(source, path)
     loaded = build_kokoro("tiny", seed=0, checkpoint=path)
     assert state_digest(loaded) == state_digest(source)
-    assert KokoroSpec(preset="tiny", checkpoint=str(path)).build() is not None
+    assert build_model(KokoroSpec(preset="tiny", checkpoint=str(path))) is not None
 
 
 def _bad_checkpoint(tmp_path: Path, kind: str) -> Path:

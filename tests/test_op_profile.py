@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from parity.builders.model import SAMPLE_RATE
 from parity.cli import main
 from parity.core.errors import ParityError
+from parity.core.spec import SAMPLE_RATE
 from parity.measure import op_profile, wasm
 
 from kokoro_graphs import FIXTURE_INPUTS, fixture_sentences, timed_tiny_kokoro

@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity.builders.model import load_config
 from parity.builders.quantize import QuantBuild, QuantRecipe, quantize_model
+from parity.core.config import default_inputs
 from parity.core.errors import ParityError
 from parity.core.inputs import load_input_set
+from parity.core.spec import load_config
 from parity.search.optimize import load_recipe, search, write_recipe
 
 from kokoro_graphs import tiny_kokoro
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
+FIXTURES = default_inputs()
 KERNEL = np.random.default_rng(1).normal(0, 0.3, (1, 8, 3)).astype(np.float32)
 PEER_NOISE = np.random.default_rng(2).normal(0, 0.1, KERNEL.shape).astype(np.float32)
 

@@ -94,7 +94,7 @@ def test_k_selects_only_the_marked_tests(pytester: pytest.Pytester) -> None:
 def test_recovered_weights_refuse_a_second_source_of_weights(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--parity-weights=recovered", "--parity-preset=tiny")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--parity-weights=recovered is the full-size trained model*"])
+    result.stderr.fnmatch_lines(["*weights=recovered is the full-size trained model*"])
 
 
 def test_recovered_weights_speak_the_cases_in_trained_voices(
@@ -102,11 +102,11 @@ def test_recovered_weights_speak_the_cases_in_trained_voices(
 ) -> None:
     pytester.makepyfile(
         """
-        def test_styles(parity_inputs, parity_config):
-            from parity.builders.weights import load_voices
+        def test_styles(parity_inputs, kokoro_spec):
+            from parity.builders.voices import load_voices
             voices = load_voices()
             case = parity_inputs.case("sentence", voices.vocab)
-            assert parity_config.spec.checkpoint.endswith(".pth")
+            assert kokoro_spec.checkpoint.endswith(".pth")
             assert (case.style == voices.style("jf_gongitsune", len(case.phonemes))).all()
         """
     )
@@ -188,3 +188,46 @@ def test_harness_digest_covers_the_named_modules(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(parity.core.memo, "_HERE", copy)
     assert source_digest(("core/errors.py",), ()) != before
     assert source_digest(("builders/model.py",), ()) == untouched
+
+
+def test_loading_the_plugin_and_the_cli_imports_no_torch(tmp_path) -> None:
+    """Every pytest run in a user's repository loads the plugin, whatever it tests: loading it
+    (and printing ``parity --help``) imports neither torch nor ONNX Runtime."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_modules.py").write_text(
+        "import sys\n\n"
+        "def test_nothing_heavy_was_imported():\n"
+        "    heavy = {'torch', 'onnxruntime'} & set(sys.modules)\n"
+        "    assert not heavy, heavy\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (
+        "kokoro-parity"
+        in subprocess.run(
+            [sys.executable, "-m", "pytest", "--version", "--version"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    ), "the plugin is not registered, so this run would prove nothing"
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    cli = (
+        "import sys\n"
+        "from parity.cli import build_parser\n"
+        "parser = build_parser()\n"
+        "parser.format_help()\n"
+        "print(sorted({'torch', 'onnxruntime'} & set(sys.modules)))\n"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", cli], capture_output=True, text=True, check=True
+    ).stdout
+    assert imported.strip() == "[]", imported

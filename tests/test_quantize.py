@@ -10,17 +10,18 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from parity.builders.calibration import calibrate_ranges
-from parity.builders.model import load_config
 from parity.builders.quantize import OP_TYPES, QuantRecipe, quantize_cached, quantize_model
 from parity.core.cache import ArtifactCache
+from parity.core.config import default_inputs
 from parity.core.errors import ParityError
 from parity.core.inputs import load_input_set
 from parity.core.ort_session import open_session
+from parity.core.spec import load_config
 from parity.search.optimize import load_recipe
 
 from kokoro_graphs import tiny_kokoro
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
+FIXTURES = default_inputs()
 RECIPES = FIXTURES.parent / "recipes"
 ANALYSIS_CONV = "/decoder/generator/analysis/Conv"
 

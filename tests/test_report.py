@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from parity.cli import main
+from parity.core.config import default_inputs
 from parity.core.errors import ParityError
 from parity.judge.quality import VariantQuality
 from parity.judge.tolerances import INT8_VARIANTS
@@ -20,7 +21,7 @@ from parity.report.compare import compare_reports
 from parity.report.run_report import Gate, Report, load_report, write_report
 
 TESTS = Path(__file__).parent
-FIXTURES = TESTS.parent / "fixtures" / "inputs"
+FIXTURES = default_inputs()
 
 # A user's test module: an int8 variant of a small Kokoro-shaped graph, gated layer by layer
 # (each layer's loss when quantized alone), and the variant's audio recorded for the report.
@@ -36,7 +37,7 @@ PLANTED_MODULE = textwrap.dedent(
 
     from kokoro_graphs import tiny_kokoro
     from parity.core.inputs import load_input_set
-    from parity.builders.model import load_config
+    from parity.core.spec import load_config
     from parity.judge.runners import OrtRunner
     from parity.search.sensitivity import sweep
 

@@ -40,5 +40,5 @@ def test_missing_onnx_file_says_how_to_make_one(tmp_path: Path) -> None:
 
 
 def test_a_model_without_kokoro_interface_is_refused(small_model: Path) -> None:
-    with pytest.raises(ParityError, match="not a Kokoro interface"):
+    with pytest.raises(ParityError, match="not a Kokoro graph"):
         OrtRunner(small_model)

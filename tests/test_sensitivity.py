@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity.builders.model import load_config
+from parity.core.config import default_inputs
 from parity.core.errors import ParityError
 from parity.core.inputs import load_input_set
 from parity.core.plots import draw
+from parity.core.spec import load_config
 from parity.search.sensitivity import (
     SweepSettings,
     check_baseline,
@@ -24,7 +25,7 @@ from parity.search.sensitivity.sweeper import _bisect
 
 from kokoro_graphs import tiny_kokoro
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
+FIXTURES = default_inputs()
 
 
 def _relative_rms(reference: np.ndarray, candidate: np.ndarray) -> float:
@@ -204,11 +205,12 @@ def test_sweep_of_the_tiny_random_export_stops_and_says_its_floor_is_the_pipelin
     """On random weights, the quantizer's graph rewriting alone (no node quantized) moves the
     chaotic audio past the threshold: no ranking can mean anything, and the sweep says so."""
     from parity.builders.export import export_cached
-    from parity.builders.model import KokoroSpec
+    from parity.builders.model import build_model
     from parity.builders.quantize import preprocessed_cached
+    from parity.core.spec import KokoroSpec
 
     spec = KokoroSpec(preset="tiny")
-    exported = export_cached(parity_cache, spec, spec.build())
+    exported = export_cached(parity_cache, spec, build_model(spec))
     assert exported.path is not None
     source, _ = preprocessed_cached(parity_cache, exported.path)
     settings = SweepSettings("int8-dynamic")

@@ -208,9 +208,10 @@ def test_weights_recover_names_a_missing_package_or_a_bad_hash(
 
 @pytest.mark.parametrize("each", [0, 6])
 def test_a_voice_count_outside_the_packs_is_refused_not_clamped(each) -> None:
-    from parity.builders.weights import load_voices
+    from parity.builders.voices import load_voices
+    from parity.core.config import default_inputs
     from parity.core.inputs import load_input_set
 
-    inputs = load_input_set(Path(__file__).parent.parent / "fixtures" / "inputs")
+    inputs = load_input_set(default_inputs())
     with pytest.raises(ParityError, match=f"{each} voices for each sentence, but there are 5"):
         load_voices().speak(inputs, inputs.held_out, each)

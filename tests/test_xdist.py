@@ -9,7 +9,9 @@ import pytest
 
 pytest.importorskip("xdist")
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "inputs"
+from parity.core.config import default_inputs
+
+FIXTURES = default_inputs()
 
 # Four parity tests sharing one export: under -n 2 both workers need it at the same moment.
 SESSION = """

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import onnx
 
 from parity.builders.ort_tools import private_link, quiet
 from parity.core.cache import ArtifactCache, CacheKey, content_digest
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
+from parity.core.interface import KokoroInterface, find_interface
 from parity.core.memo import request_digest, source_digest
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "calibration_method",
     "calibration_ranges_cached",
     "calibration_reader",
-    "ids_name",
     "requests_digest",
 ]
 
@@ -45,9 +44,9 @@ class _KokoroReader:
     of every input at once costs memory in proportion to the audio.
     """
 
-    def __init__(self, requests: Sequence[KokoroInput], ids_name: str = "input_ids") -> None:
+    def __init__(self, requests: Sequence[KokoroInput], interface: KokoroInterface | None) -> None:
         self.requests = list(requests)
-        self.ids_name = ids_name
+        self.interface = interface
         self.start, self.end = 0, len(self.requests)
         self.position = 0
 
@@ -63,11 +62,8 @@ class _KokoroReader:
             return None
         request = self.requests[self.position]
         self.position += 1
-        return {
-            self.ids_name: request.input_ids,
-            "style": request.style.astype(np.float32),
-            "speed": np.asarray([request.speed], dtype=np.float32),
-        }
+        assert self.interface is not None, "set the reader's interface before it is read"
+        return self.interface.feed(request.input_ids, request.style, request.speed)
 
     def rewind(self) -> None:
         self.position = self.start
@@ -86,12 +82,9 @@ def calibration_method(kind: CalibrationKind) -> Any:
     return getattr(CalibrationMethod, names[kind])
 
 
-def calibration_reader(requests: Sequence[KokoroInput], ids_name: str = "input_ids") -> Any:
-    """An ``onnxruntime.quantization.CalibrationDataReader`` fed by ``requests``.
-
-    ``ids_name`` is the token input's name: ``input_ids`` in our exports, ``tokens`` in
-    kokoro-onnx's.
-    """
+def calibration_reader(requests: Sequence[KokoroInput], interface: KokoroInterface | None) -> Any:
+    """An ``onnxruntime.quantization.CalibrationDataReader`` fed by ``requests`` through the
+    graph's ``interface`` (``input_ids`` in our exports, ``tokens`` in kokoro-onnx's)."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class KokoroCalibrationReader(_KokoroReader, CalibrationDataReader):
@@ -99,11 +92,7 @@ def calibration_reader(requests: Sequence[KokoroInput], ids_name: str = "input_i
 
     if not requests:
         raise ParityError("quantize: static modes need calibration inputs; none were given")
-    return KokoroCalibrationReader(requests, ids_name)
-
-
-def ids_name(model: onnx.ModelProto) -> str:
-    return "tokens" if any(i.name == "tokens" for i in model.graph.input) else "input_ids"
+    return KokoroCalibrationReader(requests, interface)
 
 
 def calibration_ranges_cached(
@@ -154,7 +143,7 @@ def calibrate_ranges(
     one request at a time, written as its own range cache file."""
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
-    reader = calibration_reader(calibration)  # refuses an empty set before any work
+    reader = calibration_reader(calibration, None)  # refuses an empty set before any work
     with tempfile.TemporaryDirectory() as scratch, quiet():
         calibrator = create_calibrator(
             private_link(Path(source), Path(scratch)),
@@ -162,7 +151,8 @@ def calibrate_ranges(
             augmented_model_path=str(Path(scratch) / "augmented.onnx"),
             calibrate_method=calibration_method(method),
         )
-        reader.ids_name = ids_name(calibrator.model)  # the model it loaded, not a second load
+        # The model the calibrator loaded, not a second load; its outputs are extended.
+        reader.interface = find_interface(calibrator.model, str(source), inputs_only=True)
         for start in range(len(reader)):  # CalibStridedMinMax=1, as the builds use
             reader.set_range(start_index=start, end_index=start + 1)
             calibrator.collect_data(reader)

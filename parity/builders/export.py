@@ -13,21 +13,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import onnx
 import torch
 
 from parity.builders.dynamo import export_dynamo
 from parity.builders.export_warnings import exporter_warnings
-from parity.builders.model import KokoroSpec
 from parity.core.cache import ArtifactCache, CacheKey, atomic_path
 from parity.core.errors import first_line
 from parity.core.memo import source_digest, state_digest
+from parity.core.spec import DEFAULT_OPSET, Exporter, KokoroSpec
 
-Exporter = Literal["torchscript", "dynamo"]
-EXPORTERS: tuple[Exporter, ...] = ("torchscript", "dynamo")
-DEFAULT_OPSET = 20
 INPUT_NAMES = ("input_ids", "style", "speed")
 OUTPUT_NAMES = ("waveform", "durations")
 # The modules whose source shapes an exported graph; their text is part of the cache key.

@@ -8,69 +8,35 @@ model hub that this harness never calls, or a checkpoint the user passes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import json
 import math
 import os
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from parity.builders.stft import STFT
 from parity.core.errors import ParityError
+from parity.core.spec import (
+    CHECKPOINT_PARTS,
+    SOURCE_KINDS,
+    STFT_KINDS,
+    KokoroSpec,
+    Preset,
+    SourceKind,
+    StftKind,
+    load_config,
+)
 
 # Nothing in the harness may reach a model hub; kokoro and transformers honour this.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # kokoro ships no type hints; its modules are reached by attribute (model.decoder.generator).
 KModel = Any
-Preset = Literal["full", "tiny"]
-StftKind = Literal["exact", "kokoro", "complex"]
-SourceKind = Literal["deterministic", "stochastic"]
-PRESETS: tuple[Preset, ...] = ("full", "tiny")
-STFT_KINDS: tuple[StftKind, ...] = ("exact", "kokoro", "complex")
-SOURCE_KINDS: tuple[SourceKind, ...] = ("deterministic", "stochastic")
-CHECKPOINT_PARTS = ("bert", "bert_encoder", "predictor", "text_encoder", "decoder")
-SAMPLE_RATE = 24_000
-
-# The tiny preset keeps every module of the full one and shrinks what the config can shrink:
-# ALBERT, the number of prosody layers and the generator's resblocks. kokoro's Decoder
-# hard-codes its 1024/512/64 channel widths (asr_res is Conv1d(512, 64)), so hidden_dim and
-# upsample_initial_channel stay at 512.
-_TINY_OVERRIDES: dict[str, Any] = {
-    "n_layer": 1,
-    "plbert": {
-        "hidden_size": 64,
-        "num_attention_heads": 2,
-        "intermediate_size": 128,
-        "max_position_embeddings": 512,
-        "num_hidden_layers": 2,
-        "dropout": 0.1,
-    },
-    "istftnet": {"resblock_kernel_sizes": [3], "resblock_dilation_sizes": [[1, 3, 5]]},
-}
-
-
-def load_config(preset: Preset = "full") -> dict[str, Any]:
-    """The architecture config (with its 178-id phoneme vocab) of a preset, as KModel takes it."""
-    if preset not in PRESETS:
-        raise ParityError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
-    text = resources.files("parity").joinpath("data/kokoro-82m.json").read_text("utf-8")
-    config: dict[str, Any] = json.loads(text)
-    if preset == "tiny":
-        for key, value in _TINY_OVERRIDES.items():
-            if isinstance(value, dict):
-                config[key] = {**config[key], **value}
-            else:
-                config[key] = value
-    return config
 
 
 def _empty_checkpoint() -> io.BytesIO:
@@ -111,50 +77,15 @@ def _calibrate_random_heads(model: KModel, generator: torch.Generator) -> None:
             conv.weight[:, bins:].mul_(0.11 / 2.79)
 
 
-@dataclass(frozen=True)
-class KokoroSpec:
-    """Everything that decides which Kokoro is built: a declarative, hashable recipe."""
-
-    preset: Preset = "full"
-    seed: int = 0
-    checkpoint: str | None = None
-    stft: StftKind = "exact"
-    source: SourceKind = "deterministic"
-
-    def build(self) -> KModel:
-        return build_kokoro(
-            preset=self.preset,
-            seed=self.seed,
-            checkpoint=self.checkpoint,
-            stft=self.stft,
-            source=self.source,
-        )
-
-    def key_parts(self) -> dict[str, Any]:
-        """The parts of a cache key the weights' digest does not already cover."""
-        config = json.dumps(load_config(self.preset), sort_keys=True)
-        return {
-            "preset": self.preset,
-            "config": hashlib.sha256(config.encode()).hexdigest()[:16],
-            "stft": self.stft,
-            "source": self.source,
-        }
-
-    def label(self) -> str:
-        weights = Path(self.checkpoint).name if self.checkpoint else f"seed {self.seed}"
-        return f"{self.preset} ({weights}), stft={self.stft}, source={self.source}"
-
-
-def seed_for(seed: int | None, checkpoint: str | None) -> int:
-    """The random weights' seed (0 unless given); refused beside a checkpoint, whose weights
-    it would not touch, so it cannot be ignored without a word."""
-    if seed is not None and checkpoint is not None:
-        raise ParityError(
-            f"seed {seed} is for random weights, but the weights come from {checkpoint}; drop "
-            "the seed or the checkpoint (--checkpoint, --kokoro-checkpoint, "
-            "PARITY_KOKORO_CHECKPOINT or --parity-weights=recovered)"
-        )
-    return 0 if seed is None else seed
+def build_model(spec: KokoroSpec) -> KModel:
+    """The ``KModel`` a spec describes (``parity.core.spec``)."""
+    return build_kokoro(
+        preset=spec.preset,
+        seed=spec.seed,
+        checkpoint=spec.checkpoint,
+        stft=spec.stft,
+        source=spec.source,
+    )
 
 
 @contextlib.contextmanager
@@ -249,7 +180,13 @@ def load_checkpoint(model: KModel, path: str | os.PathLike[str]) -> None:
         raise ParityError(f"checkpoint {path}: missing part(s) {', '.join(missing_parts)}")
     for name in CHECKPOINT_PARTS:
         module = getattr(model, name)
-        state = {_strip_prefix(key): value for key, value in parts[name].items()}
+        # The STFT's buffers are constants of the STFT choice, not weights: a checkpoint saved
+        # from KModel(disable_complex=True) carries CustomSTFT's, which ours need not match.
+        state = {
+            _strip_prefix(key): value
+            for key, value in parts[name].items()
+            if not _derived_key(f"{name}.{_strip_prefix(key)}")
+        }
         _check_state(path, name, module.state_dict(), state)
         expected = module.state_dict()
         expected.update(state)

@@ -28,7 +28,6 @@ from parity.builders.calibration import (
     calibration_method,
     calibration_ranges_cached,
     calibration_reader,
-    ids_name,
     requests_digest,
 )
 from parity.builders.ort_tools import private_link, quiet
@@ -36,6 +35,7 @@ from parity.core.cache import ArtifactCache, CacheKey, atomic_path, content_dige
 from parity.core.errors import ParityError, first_line
 from parity.core.graph import load_model
 from parity.core.inputs import KokoroInput
+from parity.core.interface import find_interface
 from parity.core.memo import source_digest
 from parity.core.scopes import first_naming_nothing
 
@@ -295,7 +295,7 @@ def quantize_model(
                 quantize_static(
                     str(model_in),
                     str(temporary),
-                    calibration_reader(calibration, ids_name(original)),
+                    calibration_reader(calibration, find_interface(original, str(source))),
                     quant_format=QuantFormat.QDQ if recipe.mode == "qdq" else QuantFormat.QOperator,
                     activation_type=types[recipe.activation_type],
                     calibrate_method=calibration_method(recipe.calibration),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,18 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from parity.builders.model import CHECKPOINT_PARTS, Preset, build_kokoro
+from parity.builders.model import build_kokoro
 from parity.core.cache import ArtifactCache, CacheKey, atomic_path
+from parity.core.config import ParityConfig
 from parity.core.errors import ParityError
+from parity.core.spec import CHECKPOINT_PARTS, KokoroSpec, Preset
 
 __all__ = [
     "PUBLISHED_ISTFT_GAIN",
     "RecoveredWeights",
     "recover_state_dict",
     "recovered_checkpoint_cached",
+    "resolved_spec",
     "save_checkpoint",
 ]
 
@@ -333,3 +336,11 @@ def recovered_checkpoint_cached(cache: ArtifactCache) -> Path:
         return {"summary": recovered.summary()}
 
     return cache.get_or_build(key, ".pth", build).path
+
+
+def resolved_spec(config: ParityConfig, cache: ArtifactCache) -> KokoroSpec:
+    """The configuration's model recipe with its weights in place: the recovered trained
+    checkpoint (recovered once into the cache) when ``config.weights`` says so."""
+    if config.weights != "recovered":
+        return config.spec
+    return replace(config.spec, checkpoint=str(recovered_checkpoint_cached(cache)))

@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 
 from parity.core.errors import ParityError
 from parity.core.graph import GraphIndex
+from parity.core.interface import FORCED_INPUT, PREDICTED_OUTPUT
 
 __all__ = [
     "FORCED_INPUT",
@@ -26,9 +27,6 @@ __all__ = [
     "duration_tensor",
     "force_timing",
 ]
-
-FORCED_INPUT = "forced_durations"  # int64 [1, L], boundary tokens included
-PREDICTED_OUTPUT = "predicted_durations"  # what the graph would have used, same shape
 
 
 class NoDurationChainError(ParityError):

@@ -1,43 +1,65 @@
-"""What several commands share: the model recipe options and the ``KokoroSpec`` they make."""
+"""What several commands share: their flags from the one option table, and the
+``ParityConfig`` those flags make (the same one the pytest plugin builds)."""
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from parity.core.config import OPTIONS, ParityConfig, build_config
 
 if TYPE_CHECKING:
-    pass
+    from parity.core.spec import KokoroSpec
+    from parity.judge.detect import GraphFacts
 
 
-def recipe_options(parser: argparse.ArgumentParser) -> None:
-    from parity.builders.model import PRESETS, SOURCE_KINDS, STFT_KINDS
-
-    parser.add_argument("--preset", choices=PRESETS, default="full", help="Default: %(default)s")
-    parser.add_argument(
-        "--checkpoint",
-        default=None,
-        metavar="PATH",
-        help="Kokoro .pth checkpoint. Default: $PARITY_KOKORO_CHECKPOINT if set, else seeded "
-        "random weights",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=None, help="Seed of the random weights. Default: 0"
-    )
-    parser.add_argument("--stft", choices=STFT_KINDS, default="exact", help="Default: %(default)s")
-    parser.add_argument(
-        "--source", choices=SOURCE_KINDS, default="deterministic", help="Default: %(default)s"
-    )
+def add_table_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """The table's options that ``command`` takes, as ``--<name>`` flags."""
+    for option in OPTIONS:
+        if command not in option.commands:
+            continue
+        settings: dict[str, Any] = {"dest": option.name, "help": option.help_line()}
+        if option.flag:
+            settings["action"] = "store_true"
+        elif option.repeat:
+            settings.update(action="append", default=[], metavar=option.metavar)
+        else:
+            settings.update(type=option.type, choices=option.choices, metavar=option.metavar)
+        parser.add_argument(option.cli_flag, **settings)
 
 
-def spec_from(args: argparse.Namespace) -> object:
-    from parity.builders.model import KokoroSpec, seed_for
-    from parity.report.session import checkpoint_from_env
+def config_from(args: argparse.Namespace) -> ParityConfig:
+    """The run's configuration from a command's flags (flags it lacks take their default)."""
+    values = {option.name: getattr(args, option.name, None) for option in OPTIONS}
+    return build_config(values, Path.cwd())
 
-    checkpoint = checkpoint_from_env(args.checkpoint)
-    return KokoroSpec(
-        preset=args.preset,
-        seed=seed_for(args.seed, checkpoint),
-        checkpoint=checkpoint,
-        stft=args.stft,
-        source=args.source,
-    )
+
+def spec_from(config: ParityConfig) -> KokoroSpec:
+    """The configuration's model recipe, with recovered trained weights put in place."""
+    from parity.builders.recover import resolved_spec
+    from parity.core.cache import ArtifactCache
+
+    if config.weights != "recovered":
+        return config.spec
+    return resolved_spec(config, ArtifactCache(config.cache_root))
+
+
+INPUTS_HELP = "folder with phonemes.json and styles.npy. Default: the package's inputs"
+
+
+def inputs_dir(args: argparse.Namespace) -> Path:
+    """A command's ``--inputs`` folder, else the phoneme fixtures the package ships."""
+    from parity.core.config import default_inputs
+
+    return Path(args.inputs) if args.inputs else default_inputs()
+
+
+def kokoro_file(path: Path) -> GraphFacts:
+    """What the Kokoro ONNX file at ``path`` is; one line where it is missing, unreadable, not
+    Kokoro, or has an input too few or too many."""
+    from parity.core.ort_session import require_onnx_file
+    from parity.judge.detect import read_graph
+
+    require_onnx_file(path)
+    return read_graph(path)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from parity.cli.common import INPUTS_HELP, inputs_dir, kokoro_file
 from parity.core.errors import ParityError
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ def _fp16(args: argparse.Namespace) -> int:
     )
 
     kokoro = args.kokoro_blocks
+    if kokoro:  # the block list names Kokoro's scopes: the file must be Kokoro
+        kokoro_file(Path(args.input))
     options = Fp16Options(
         target=args.target,
         keep_io_types=args.keep_io_types,
@@ -90,12 +93,12 @@ def _calibration(args: argparse.Namespace, trained: bool) -> list[KokoroInput]:
     recipes were chosen with), or x the seeded styles (for random weights)."""
     from parity.core.inputs import load_input_set
 
-    inputs = load_input_set(Path(args.inputs))
+    inputs = load_input_set(inputs_dir(args))
     if trained:
-        from parity.builders.weights import load_voices
+        from parity.builders.voices import load_voices
 
         return load_voices().calibration(inputs)
-    from parity.builders.model import load_config
+    from parity.core.spec import load_config
 
     return inputs.sentences(load_config("full")["vocab"], inputs.calibration)
 
@@ -104,6 +107,7 @@ def _quantize(args: argparse.Namespace) -> int:
     from parity.builders.quantize import quantize_model
 
     recipe, origin = _recipe_from(args)
+    kokoro_file(Path(args.input))
     trained = args.voices == "trained" or (args.voices is None and bool(args.recipe))
     calibration = _calibration(args, trained) if recipe.static else []
     build = quantize_model(Path(args.input), Path(args.output), recipe, calibration)
@@ -150,12 +154,12 @@ def _recover_checkpoint(args: argparse.Namespace, fp32: Path, int8: Path, scratc
     checkpoint = save_checkpoint(recovered, Path(args.out) if args.out else scratch / "k.pth")
     print(f"{checkpoint if args.out else 'checkpoint'}: {recovered.summary()}")
     if args.check:
-        from parity.builders.weights import load_voices
+        from parity.builders.voices import load_voices
         from parity.core.inputs import load_input_set
         from parity.judge.recovery import HELD_SENTENCES, prove_recovery
 
         voices = load_voices()
-        inputs = load_input_set(Path(args.inputs))
+        inputs = load_input_set(inputs_dir(args))
         requests = voices.spoken_by([inputs.case_for(key, voices.vocab) for key in HELD_SENTENCES])
         folder = Path(args.check)
         proof = prove_recovery(
@@ -270,9 +274,9 @@ def add_quantize(commands: Any) -> None:
     )
     quantize.add_argument(
         "--inputs",
-        default="fixtures/inputs",
+        default=None,
         metavar="DIR",
-        help="the calibration sentences (static modes). Default: %(default)s",
+        help="the calibration sentences (static modes). Default: the package's inputs",
     )
     quantize.add_argument(
         "--voices",
@@ -305,7 +309,5 @@ def add_weights(commands: Any) -> None:
         help="prove the checkpoint on the held sentences x 5 voices against both exports; "
         "writes DIR/recovery.json and DIR/mel.png",
     )
-    recover.add_argument(
-        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
-    )
+    recover.add_argument("--inputs", default=None, metavar="DIR", help=INPUTS_HELP)
     recover.set_defaults(run=_weights)

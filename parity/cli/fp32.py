@@ -8,51 +8,79 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from parity.cli.common import add_table_options, config_from, kokoro_file, spec_from
 from parity.core.errors import ParityError
 
 if TYPE_CHECKING:
-    from parity.core.inputs import KokoroInput
-
-from parity.cli.common import recipe_options, spec_from
+    from parity.core.config import ParityConfig
+    from parity.core.inputs import InputSet, KokoroInput
+    from parity.core.memo import RunStore
 
 
 def _export(args: argparse.Namespace) -> int:
     from parity.builders.export import export_kokoro
+    from parity.builders.model import build_model
 
-    spec = spec_from(args)
-    model = spec.build()  # type: ignore[attr-defined]
+    config = config_from(args)
+    model = build_model(spec_from(config))
     result = export_kokoro(
-        model, Path(args.output), exporter=args.exporter, opset=args.opset, stft=args.stft
+        model,
+        Path(args.output),
+        exporter=config.exporter,
+        opset=config.opset,
+        stft=config.spec.stft,
     )
     print(result.summary())
     return 0 if result.ok else 1
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from parity.core.inputs import load_input_set
+    from parity.builders.model import build_model
+    from parity.builders.voices import run_inputs
     from parity.core.ort_session import require_onnx_file
+    from parity.judge.detect import spec_for_graph
+    from parity.judge.verdict import choose_verdict
 
     require_onnx_file(Path(args.model))
     if args.list_scopes:
         return _list_scopes(Path(args.model))
-    spec = spec_from(args)
-    inputs = load_input_set(Path(args.inputs))
-    cases = args.case or list(inputs.cases)
-    unknown = [case for case in cases if case not in inputs.cases]
-    if unknown:
-        raise ParityError(
-            f"compare: no case {unknown[0]!r} in {args.inputs}; known: {', '.join(inputs.cases)}"
-        )
-    model = spec.build()  # type: ignore[attr-defined]
-    requests = [inputs.case(case, model.vocab) for case in cases]
-    if args.intermediate or args.module:
-        results: list[object] = _compare_intermediate(args, model, requests)
+    config = config_from(args)
+    facts = kokoro_file(Path(args.model))
+    choice = choose_verdict(facts, config.precision)
+    spec = spec_for_graph(spec_from(config), facts, config.detect)
+    print(facts.describe())
+    print(f"  {choice.describe()}")
+    print(f"  PyTorch: {spec.label()}" + _detected(config.detect))
+    inputs = run_inputs(config)
+    model = build_model(spec)
+    if choice.precision == "quantized":
+        results: list[object] = [_compare_quantized(args, model, inputs)]
     else:
-        from parity.judge.checks import ForcingSession, check_against_pytorch
-        from parity.judge.tolerances import FP32
+        cases = args.case or list(inputs.cases)
+        unknown = [case for case in cases if case not in inputs.cases]
+        if unknown:
+            raise ParityError(
+                f"compare: no case {unknown[0]!r} in {config.inputs_dir}; known: "
+                f"{', '.join(inputs.cases)}"
+            )
+        requests = [inputs.case(case, model.vocab) for case in cases]
+        if args.intermediate or args.module:
+            results = _compare_intermediate(args, config, model, requests)
+        else:
+            from parity.judge.verdict import judge_float
 
-        session = ForcingSession(Path(args.model), threads=args.threads)
-        results = [check_against_pytorch(model, session, request, FP32) for request in requests]
+            results = list(
+                judge_float(
+                    model,
+                    Path(args.model),
+                    requests,
+                    choice,
+                    threads=config.threads,
+                    runs=_runs(args, config),
+                    scopes=config.scopes,
+                    max_gain_db=config.max_gain_db,
+                )
+            )
     for result in results:
         print(result.report())  # type: ignore[attr-defined]
     if args.json:
@@ -63,18 +91,58 @@ def _compare(args: argparse.Namespace) -> int:
     return 0 if all(results) else 1
 
 
+def _detected(detect: frozenset[str]) -> str:
+    return f" ({' and '.join(sorted(detect))} as the file was exported)" if detect else ""
+
+
+def _runs(args: argparse.Namespace, config: ParityConfig) -> RunStore:
+    """The run store where ``--cache-dir`` (or PARITY_CACHE_DIR) names one; without it every
+    run is computed and nothing but the outputs asked for is written."""
+    import os
+
+    from parity.core.cache import ArtifactCache, require_writable
+    from parity.core.memo import RunStore
+
+    if not (args.cache_dir or os.environ.get("PARITY_CACHE_DIR")):
+        return RunStore(None)
+    require_writable(config.cache_root)
+    return RunStore(ArtifactCache(config.cache_root))
+
+
+def _compare_quantized(args: argparse.Namespace, model: object, inputs: InputSet) -> object:
+    """The four-axis verdict on the held-out sentences in the trained voices."""
+    from parity.builders.voices import load_voices
+    from parity.judge.verdict import judge_quantized_file
+
+    config = config_from(args)
+    voices = load_voices()
+    requests = voices.speak(inputs, inputs.held_out, config.held_out_voices)
+    quality, gain = judge_quantized_file(
+        Path(args.model).name, model, Path(args.model), requests, runs=_runs(args, config)
+    )
+    print(f"  output {gain.describe()}; the figures below are without it")
+    return quality
+
+
 def _compare_intermediate(
-    args: argparse.Namespace, model: object, requests: Sequence[KokoroInput]
+    args: argparse.Namespace,
+    config: ParityConfig,
+    model: object,
+    requests: Sequence[KokoroInput],
 ) -> list[object]:
-    from parity.judge.localize import IntermediateSession, compare_intermediates
+    from parity.judge.boundaries import IntermediateSession
+    from parity.judge.localize import compare_intermediates
     from parity.judge.tolerances import INTERMEDIATE
 
+    runs = _runs(args, config)
     session = IntermediateSession.for_kokoro(
         Path(args.model),
         model,
         requests[0],
         modules=args.module or (),
-        threads=args.threads,
+        threads=config.threads,
+        runs=runs,
+        overrides=config.scopes,
     )
     return [compare_intermediates(model, session, request, INTERMEDIATE) for request in requests]
 
@@ -113,25 +181,18 @@ def _stft(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """``parity export`` and ``parity compare``."""
-    from parity.builders.export import DEFAULT_OPSET, EXPORTERS
-
     export = commands.add_parser("export", help="export Kokoro to ONNX")
-    recipe_options(export)
-    export.add_argument(
-        "--exporter", choices=EXPORTERS, default="torchscript", help="Default: %(default)s"
-    )
-    export.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="Default: %(default)s")
+    add_table_options(export, "export")
     export.add_argument("-o", "--output", required=True, metavar="OUT.onnx")
     export.set_defaults(run=_export)
 
-    compare = commands.add_parser("compare", help="fp32 parity of an ONNX export against PyTorch")
-    compare.add_argument("model", metavar="MODEL.onnx")
-    recipe_options(compare)
-    compare.add_argument(
-        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
+    compare = commands.add_parser(
+        "compare",
+        help="judge any Kokoro ONNX file against PyTorch by the verdict of its precision",
     )
+    compare.add_argument("model", metavar="MODEL.onnx")
+    add_table_options(compare, "compare")
     compare.add_argument("--case", action="append", help="input case (repeatable; default: all)")
-    compare.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: default)")
     compare.add_argument(
         "--json", default=None, metavar="OUT.json", help="write the results as JSON"
     )

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from parity.cli.common import INPUTS_HELP, inputs_dir, kokoro_file
 from parity.core.errors import ParityError
 
 if TYPE_CHECKING:
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from parity.builders.model import load_config
     from parity.core.inputs import load_input_set
+    from parity.core.spec import load_config
     from parity.measure.bench import PROVIDERS, measure, write_records
     from parity.measure.wasm import wasm_unavailable
 
@@ -27,7 +28,7 @@ def _bench(args: argparse.Namespace) -> int:
     unknown = sorted(set(providers) - set(PROVIDERS))
     if unknown:
         raise ParityError(f"bench: unknown provider(s) {unknown}; use {', '.join(PROVIDERS)}")
-    inputs = load_input_set(Path(args.inputs))
+    inputs = load_input_set(inputs_dir(args))
     if args.sentence not in inputs.phonemes:
         raise ParityError(f"bench: no phoneme entry {args.sentence!r} in {args.inputs}")
     request = inputs.case_for(args.sentence, load_config("full")["vocab"])
@@ -52,14 +53,14 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from parity.builders.model import load_config
     from parity.core.cache import write_text_atomic
     from parity.core.inputs import load_input_set
     from parity.core.jsonable import to_jsonable
+    from parity.core.spec import load_config
     from parity.measure.op_profile import profile
 
     _, model = _named_model(args.model)
-    inputs = load_input_set(Path(args.inputs))
+    inputs = load_input_set(inputs_dir(args))
     keys = {"held-out": inputs.held_out, "selection": inputs.selection}.get(
         args.sentences, tuple(k.strip() for k in args.sentences.split(",") if k.strip())
     )
@@ -81,12 +82,10 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _named_model(spec: str) -> tuple[str, Path]:
-    """``NAME=PATH`` or ``PATH`` (named by its stem); the file must exist."""
-    from parity.core.ort_session import require_onnx_file
-
+    """``NAME=PATH`` or ``PATH`` (named by its stem); the file must be a Kokoro graph."""
     name, _, path = spec.rpartition("=")
     model = Path(path)
-    require_onnx_file(model)
+    kokoro_file(model)
     return name or model.stem, model
 
 
@@ -102,9 +101,7 @@ def add_bench(commands: Any) -> None:
     bench.add_argument(
         "--sentence", default="sentence", help="phoneme entry to speak. Default: %(default)s"
     )
-    bench.add_argument(
-        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
-    )
+    bench.add_argument("--inputs", default=None, metavar="DIR", help=INPUTS_HELP)
     bench.add_argument("--json", metavar="OUT.json", help="write the records (and OUT.png)")
     bench.set_defaults(run=_bench)
 
@@ -125,9 +122,7 @@ def add_profile(commands: Any) -> None:
         default="held-out",
         help="held-out, selection, or comma-separated phoneme entries. Default: %(default)s",
     )
-    profile.add_argument(
-        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
-    )
+    profile.add_argument("--inputs", default=None, metavar="DIR", help=INPUTS_HELP)
     profile.add_argument("--top", type=int, default=12, help="rows per table. Default: %(default)s")
     profile.add_argument("--json", metavar="OUT.json", help="write every row")
     profile.set_defaults(run=_profile)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from parity.cli.common import INPUTS_HELP, inputs_dir, kokoro_file
 from parity.core.errors import ParityError
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
     from parity.core.inputs import load_input_set
     from parity.search.sensitivity import SweepSettings, check_baseline, write_baseline
 
+    kokoro_file(Path(args.model))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = SweepSettings(
@@ -28,7 +30,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
         budget=args.budget,
         depth=args.depth,
     )
-    requests = settings.requests_from(load_input_set(Path(args.inputs)))
+    requests = settings.requests_from(load_input_set(inputs_dir(args)))
     source = out / "preprocessed.onnx"
     print(f"pre-processing: {preprocess_model(Path(args.model), source)}")
     try:
@@ -58,13 +60,14 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
 def _optimize(args: argparse.Namespace) -> int:
     from parity.builders.quantize import QuantRecipe, quantize_cached
-    from parity.builders.weights import dequantized_cached, load_voices
+    from parity.builders.voices import load_voices
+    from parity.builders.weights import dequantized_cached
     from parity.core.cache import ArtifactCache, default_cache_root
     from parity.core.inputs import load_input_set
     from parity.search.optimize import CANDIDATES, search, write_recipe
 
     cache = ArtifactCache(Path(args.cache_dir) if args.cache_dir else default_cache_root())
-    voices, inputs = load_voices(), load_input_set(Path(args.inputs))
+    voices, inputs = load_voices(), load_input_set(inputs_dir(args))
     if args.model and args.peer:
         source, peer = Path(args.model), Path(args.peer)
     else:
@@ -121,9 +124,7 @@ def add_sensitivity(commands: Any) -> None:
     sensitivity.add_argument(
         "--depth", type=int, default=3, help="scope depth of the first groups. Default: %(default)s"
     )
-    sensitivity.add_argument(
-        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
-    )
+    sensitivity.add_argument("--inputs", default=None, metavar="DIR", help=INPUTS_HELP)
     sensitivity.add_argument(
         "--sentence",
         action="append",
@@ -180,8 +181,6 @@ def add_optimize(commands: Any) -> None:
     optimize.add_argument(
         "--save-recipe", metavar="FILE.json", help="write the chosen recipe (fixtures/recipes/)"
     )
-    optimize.add_argument(
-        "--inputs", default="fixtures/inputs", metavar="DIR", help="Default: %(default)s"
-    )
+    optimize.add_argument("--inputs", default=None, metavar="DIR", help=INPUTS_HELP)
     optimize.add_argument("--cache-dir", metavar="DIR", help="Default: .parity-cache")
     optimize.set_defaults(run=_optimize)

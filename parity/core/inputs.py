@@ -96,7 +96,8 @@ def make_styles(count: int, seed: int = STYLE_SEED) -> np.ndarray:
 
 @dataclass(frozen=True)
 class InputSet:
-    """The hand-written phoneme strings and seeded styles kept under ``fixtures/inputs``."""
+    """The hand-written phoneme strings and seeded styles the package ships
+    (``parity/data/inputs``)."""
 
     phonemes: dict[str, str]
     styles: np.ndarray

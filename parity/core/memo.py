@@ -46,11 +46,14 @@ TORCH_MODULES = (
     "judge/runners.py",
     "judge/intermediate.py",
     "judge/checks.py",
+    "judge/source.py",
 )
 TORCH_PACKAGES = ("torch", "kokoro", "transformers", "numpy")
 # What shapes an ONNX Runtime output besides the artefact: the graph edits made before the
 # session loads it (exposed values, forced timing) and the code that feeds it.
 ORT_MODULES = (
+    "core/interface.py",
+    "core/scopes.py",
     "judge/runners.py",
     "builders/timing.py",
     "judge/intermediate.py",

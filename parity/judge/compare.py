@@ -20,12 +20,15 @@ from parity.judge.metrics import (
 
 __all__ = [
     "DurationComparison",
+    "OutputGain",
     "TensorComparison",
     "TokenMove",
     "WaveformComparison",
     "compare_durations",
+    "compare_spectra",
     "compare_tensors",
     "compare_waveforms",
+    "least_squares_gain",
     "match_layout",
 ]
 
@@ -208,4 +211,58 @@ def compare_waveforms(reference: np.ndarray, candidate: np.ndarray) -> WaveformC
         hf_reference=high_frequency_ratio(reference),
         hf_candidate=high_frequency_ratio(candidate),
         finite=True,
+    )
+
+
+@dataclass(frozen=True)
+class OutputGain:
+    """How loud a graph plays against PyTorch, measured before any sound figure: the graph's
+    waveform is ``factor`` times PyTorch's (least squares on frames that line up). The
+    published kokoro-onnx graph plays 1.5x: its iSTFT skips torch.istft's window sum."""
+
+    factor: float
+    method: str
+
+    @property
+    def db(self) -> float:
+        return float(20 * np.log10(abs(self.factor))) if self.factor else float("-inf")
+
+    def describe(self) -> str:
+        return f"gain x{self.factor:.4f} ({self.db:+.2f} dB, {self.method})"
+
+
+def least_squares_gain(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """The factor g that makes ``g * reference`` closest to ``candidate`` (same length)."""
+    ref = np.asarray(reference, dtype=np.float64).reshape(-1)
+    cand = np.asarray(candidate, dtype=np.float64).reshape(-1)
+    energy = float(np.dot(ref, ref))
+    if ref.shape != cand.shape or energy == 0.0 or not np.isfinite(cand).all():
+        return float("nan")
+    return float(np.dot(ref, cand) / energy)
+
+
+def compare_spectra(reference: np.ndarray, candidate: np.ndarray) -> TensorComparison | None:
+    """Two STFTs held as ``cat(magnitude, phase)`` along axis 1, compared as complex numbers:
+    a phase of +pi and one of -pi agree, and the phase of a bin with no energy weighs
+    nothing (a phase alone is discontinuous in its signal)."""
+    matched = match_layout(reference, candidate)
+    if matched is None:
+        return None
+    ref = np.asarray(reference, dtype=np.float64)
+    cand = np.asarray(matched[1], dtype=np.float64)
+    bins = ref.shape[1] // 2
+    a = ref[:, :bins] * np.exp(1j * ref[:, bins:])
+    b = cand[:, :bins] * np.exp(1j * cand[:, bins:])
+    finite = bool(np.isfinite(b).all())
+    difference = np.abs(a - b)
+    norm_a, norm_b = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    inner = float(np.real(np.vdot(a, b)))
+    return TensorComparison(
+        shape=tuple(ref.shape),
+        max_abs=float(difference.max()) if finite else float("inf"),
+        rel=float(difference.max() / np.abs(a).max()) if finite and a.size else float("inf"),
+        rms_rel=float(np.linalg.norm(a - b) / norm_a) if finite and norm_a else float("inf"),
+        cosine=inner / (norm_a * norm_b) if norm_a and norm_b else float(norm_a == norm_b),
+        layout="complex" if matched[0].layout == "same" else f"complex, {matched[0].layout}",
+        finite=finite,
     )

@@ -21,7 +21,7 @@ from onnx import TensorProto, helper, shape_inference
 
 from parity.core.errors import ParityError
 from parity.core.graph import GraphIndex
-from parity.core.scopes import unqualified_name
+from parity.core.scopes import unqualified_name, variant_pattern
 
 __all__ = [
     "ScopeBoundary",
@@ -71,16 +71,18 @@ def scope_boundary(model: onnx.ModelProto, prefix: str | Sequence[str]) -> Scope
     """
     prefixes = (prefix,) if isinstance(prefix, str) else tuple(prefix)
     index = GraphIndex(model.graph)
-
-    def within(node: onnx.NodeProto) -> bool:
-        return node.name.startswith(prefixes)
-
-    inside = [node for node in model.graph.node if within(node)]
-    if not inside:
+    scoped = [node for node in model.graph.node if node.name.startswith(prefixes)]
+    if not scoped:
         raise ParityError(
             f"intermediate: no node of the graph is in scope {prefixes[0]!r}; "
             "list the scopes with `parity compare MODEL --list-scopes`"
         )
+    inside = _with_fused(model.graph, index, scoped)
+    members = {id(node) for node in inside}
+
+    def within(node: onnx.NodeProto) -> bool:
+        return id(node) in members
+
     produced = {output for node in inside for output in node.output}
     inputs: list[str] = []
     for node in inside:
@@ -96,6 +98,25 @@ def scope_boundary(model: onnx.ModelProto, prefix: str | Sequence[str]) -> Scope
     read_outside |= {output.name for output in model.graph.output}
     outputs = [name for node in inside for name in node.output if name in read_outside]
     return ScopeBoundary(prefixes[0], len(inside), tuple(inputs), tuple(dict.fromkeys(outputs)))
+
+
+def _with_fused(
+    graph: onnx.GraphProto, index: GraphIndex, scoped: list[onnx.NodeProto]
+) -> list[onnx.NodeProto]:
+    """``scoped`` and the nodes an optimiser fused out of it: ONNX Runtime's fusions name their
+    nodes without a scope (``SkipLayerNormalization_token_117`` ends ALBERT in the published
+    graph), so a node with no scope that reads only the scope's values (and constants) is the
+    scope's, and its output is the module's."""
+    produced = {output for node in scoped for output in node.output}
+    members = {id(node) for node in scoped}
+    for node in graph.node:  # topological order: a fused chain joins link by link
+        if id(node) in members or node.name.startswith("/"):
+            continue
+        computed = [name for name in node.input if name and not _is_constant(index, name)]
+        if computed and all(name in produced for name in computed):
+            members.add(id(node))
+            produced.update(node.output)
+    return [node for node in graph.node if id(node) in members]
 
 
 def value_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
@@ -177,20 +198,11 @@ def module_scopes(model: object, run: Callable[[], object]) -> dict[str, str]:
 
 
 def renamed_variants(model: onnx.ModelProto, prefix: str) -> list[str]:
-    """``prefix`` and the variants the exporter made by renaming colliding node names.
-
-    A collision renames the first component of the node name (``/text_encoder/Transpose``
-    becomes ``/text_encoder_1/Transpose``), so nodes of one scope may sit under either.
-    """
-    head, _, rest = prefix.strip("/").partition("/")
-    variants = [prefix]
-    for known in sorted(onnx_scope_prefixes(model)):
-        first = known.strip("/").split("/")[0]
-        if first.startswith(f"{head}_") and first[len(head) + 1 :].isdigit():
-            candidate = f"/{first}/{rest}/" if rest else f"/{first}/"
-            if candidate in onnx_scope_prefixes(model) and candidate not in variants:
-                variants.append(candidate)
-    return variants
+    """``prefix`` and the variants the exporter made by renaming colliding node names
+    (``/text_encoder/Transpose`` also as ``/text_encoder_1/Transpose``)."""
+    pattern = variant_pattern(prefix)
+    found = [known for known in sorted(onnx_scope_prefixes(model)) if pattern.match(known)]
+    return [prefix, *(known for known in found if known != prefix)]
 
 
 @dataclass

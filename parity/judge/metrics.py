@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from parity.builders.model import SAMPLE_RATE
+from parity.core.spec import SAMPLE_RATE
 
 __all__ = [
     "MEL",
@@ -17,6 +17,7 @@ __all__ = [
     "high_frequency_ratio",
     "log_mel",
     "log_mel_distance",
+    "log_mel_frames_distance",
     "loudness_db",
     "noise_floor_db",
     "waveform_error",
@@ -60,7 +61,11 @@ def log_mel_distance(
     reference: np.ndarray, candidate: np.ndarray, settings: MelSettings = MEL
 ) -> float:
     """Mean absolute log-mel difference over the frames both waveforms have."""
-    a, b = log_mel(reference, settings), log_mel(candidate, settings)
+    return log_mel_frames_distance(log_mel(reference, settings), log_mel(candidate, settings))
+
+
+def log_mel_frames_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """``log_mel_distance`` of two log-mel spectrograms already computed."""
     frames = min(a.shape[1], b.shape[1])
     if frames == 0:
         return float("nan")

@@ -26,6 +26,7 @@ import numpy as np
 from parity.core.cache import content_digest
 from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore, array_digest, onnxruntime_parts
+from parity.judge.compare import OutputGain
 from parity.judge.metrics import (
     aligned_distance,
     high_frequency_ratio,
@@ -41,10 +42,13 @@ __all__ = [
     "VariantQuality",
     "compare_variant",
     "hear_model",
+    "judge_quantized",
+    "level_gain",
     "listen",
     "measure_floor",
     "moved_share",
     "nudged",
+    "torch_outputs",
 ]
 
 
@@ -309,3 +313,77 @@ def measure_floor(
         "floor", reference, outputs, requests, size_ratio=1.0, tolerance=UNGATED
     )
     return figures.axes()
+
+
+def torch_outputs(
+    model: object, requests: Sequence[KokoroInput], runs: RunStore | None = None
+) -> list[KokoroOutput]:
+    """PyTorch's free-running outputs for ``requests``, through the run store."""
+    from parity.core.memo import torch_parts
+    from parity.judge.runners import TorchRunner
+
+    store = runs or RunStore(None)
+
+    def heard(request: KokoroInput) -> KokoroOutput:
+        def compute() -> dict[str, np.ndarray | None]:
+            output = TorchRunner(model).infer(request)
+            return {"waveform": output.waveform, "durations": output.durations}
+
+        values = store.arrays("torch", torch_parts(model, request, "speak"), compute)
+        return KokoroOutput(values["waveform"], values["durations"])
+
+    return [heard(request) for request in requests]
+
+
+def level_gain(reference: Sequence[KokoroOutput], outputs: Sequence[KokoroOutput]) -> OutputGain:
+    """The variant's level over the reference's, over every request: the rms ratio, which a
+    variant's own noise does not bias the way a least-squares fit's would."""
+    energy = sum(float(np.sum(np.square(r.waveform, dtype=np.float64))) for r in reference)
+    ours = sum(float(np.sum(np.square(o.waveform, dtype=np.float64))) for o in outputs)
+    factor = float(np.sqrt(ours / energy)) if energy > 0 else float("nan")
+    return OutputGain(factor, "rms ratio over the requests")
+
+
+def judge_quantized(
+    name: str,
+    model: object,
+    path: Path,
+    requests: Sequence[KokoroInput],
+    *,
+    tolerance: VariantTolerance,
+    float_bytes: int,
+    runs: RunStore | None = None,
+) -> tuple[VariantQuality, OutputGain]:
+    """A quantized file made elsewhere against PyTorch float32 on ``requests``: it speaks on
+    PyTorch's durations (``parity.builders.timing``), its gain is measured first and taken
+    out, and each axis sits beside PyTorch's own noise floor (its style moved by 1e-7)."""
+    reference = torch_outputs(model, requests, runs)
+    outputs = listen(path, requests, reference, runs=runs)
+    gain = level_gain(reference, outputs)
+    unity = gain.factor if np.isfinite(gain.factor) and gain.factor > 0 else 1.0
+    levelled = [replace(o, waveform=o.waveform / np.float32(unity)) for o in outputs]
+    nudged_outputs = torch_outputs(model, nudged(requests), runs)
+    # 1e-7 moves no duration here, so the floor's frames line up as a forced variant's do.
+    same = [
+        replace(o, forced=_same_durations(o, r))
+        for o, r in zip(nudged_outputs, reference, strict=True)
+    ]
+    floor = compare_variant(
+        "floor", reference, same, requests, size_ratio=1.0, tolerance=UNGATED
+    ).axes()
+    quality = compare_variant(
+        name,
+        reference,
+        levelled,
+        requests,
+        size_ratio=Path(path).stat().st_size / float_bytes,
+        tolerance=tolerance,
+        floor=floor,
+    )
+    return quality, gain
+
+
+def _same_durations(output: KokoroOutput, reference: KokoroOutput) -> bool:
+    if output.durations is None or reference.durations is None:
+        return False
+    return bool(np.array_equal(output.durations, reference.durations))

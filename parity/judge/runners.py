@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.builders.model import SAMPLE_RATE
-from parity.builders.timing import FORCED_INPUT, PREDICTED_OUTPUT
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
+from parity.core.interface import PREDICTED_OUTPUT, session_interface
 from parity.core.ort_session import open_session
+from parity.core.spec import SAMPLE_RATE
 
 __all__ = ["KokoroOutput", "OrtRunner", "TorchRunner"]
 
@@ -55,11 +55,10 @@ class TorchRunner:
 
 
 class OrtRunner:
-    """An ONNX Kokoro in ONNX Runtime's CPU provider; takes our interface and kokoro-onnx's.
-
-    Ours: ``input_ids, style, speed -> waveform, durations``; the published kokoro-onnx
-    export: ``tokens, style, speed -> audio`` (no durations). With ``force_timing`` the graph
-    is rewired (``parity.builders.timing.force_timing``) so ``infer`` can take the durations from
+    """An ONNX Kokoro in ONNX Runtime's CPU provider, whatever its inputs and outputs are named
+    (``parity.core.interface``): ours, the blog post's ``KModelForONNX`` export, kokoro-onnx's
+    (``tokens`` -> ``audio``, no durations) and kokoro-js's. With ``force_timing`` the graph is
+    rewired (``parity.builders.timing.force_timing``) so ``infer`` can take the durations from
     outside, and every graph reports the durations it predicted.
     """
 
@@ -85,20 +84,10 @@ class OrtRunner:
             model_bytes=model_bytes,
             profile_prefix=profile_prefix,
         )
-        inputs = [i.name for i in self.session.get_inputs()]  # type: ignore[attr-defined]
-        outputs = [o.name for o in self.session.get_outputs()]  # type: ignore[attr-defined]
-        self.ids_name = "tokens" if "tokens" in inputs else "input_ids"
-        self.audio_name = "audio" if "audio" in outputs else "waveform"
-        self.forcible = FORCED_INPUT in inputs
-        self.durations_name = (
-            PREDICTED_OUTPUT if self.forcible else "durations" if "durations" in outputs else None
-        )
-        expected = {self.ids_name, "style", "speed"} | ({FORCED_INPUT} if self.forcible else set())
-        if set(inputs) != expected or self.audio_name not in outputs:
-            raise ParityError(
-                f"{self.path}: inputs {inputs} / outputs {outputs} are not a Kokoro interface "
-                "(input_ids|tokens, style, speed -> waveform|audio[, durations])"
-            )
+        self.interface = session_interface(self.session, str(self.path))
+        self.forcible = self.interface.forced_durations is not None
+        self.audio_name = self.interface.waveform
+        self.durations_name = self.interface.durations
 
     def run(
         self,
@@ -108,15 +97,7 @@ class OrtRunner:
     ) -> list[np.ndarray]:
         """Raw session outputs for ``request`` (all outputs unless ``names`` is given);
         a forcible graph runs on ``durations`` (one frame per token when None)."""
-        feed = {
-            self.ids_name: request.input_ids,
-            "style": request.style.astype(np.float32),
-            "speed": np.asarray([request.speed], dtype=np.float32),
-        }
-        if self.forcible:
-            if durations is None:
-                durations = np.ones(request.input_ids.shape, dtype=np.int64)
-            feed[FORCED_INPUT] = np.asarray(durations, dtype=np.int64).reshape(1, -1)
+        feed = self.interface.feed(request.input_ids, request.style, request.speed, durations)
         return self.session.run(names, feed)  # type: ignore[attr-defined]
 
     def infer(self, request: KokoroInput, durations: np.ndarray | None = None) -> KokoroOutput:

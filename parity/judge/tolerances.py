@@ -15,6 +15,7 @@ class StagedTolerance:
 
     stage_rms_rel: float
     source_rms_rel: float
+    harmonics_rms_rel: float  # the source's STFT, compared as complex numbers
     forced_rms_rel: float
     forced_max_rel: float
     free_mel: float
@@ -22,7 +23,8 @@ class StagedTolerance:
     def describe(self) -> str:
         return (
             f"generator inputs rms_rel <= {self.stage_rms_rel:g}, source rms_rel <= "
-            f"{self.source_rms_rel:g}, forced generator rms_rel <= {self.forced_rms_rel:g} and "
+            f"{self.source_rms_rel:g}, its STFT rms_rel <= {self.harmonics_rms_rel:g}, forced "
+            f"generator rms_rel <= {self.forced_rms_rel:g} and "
             f"max_rel <= {self.forced_max_rel:g}, free-running log-mel <= {self.free_mel:g}"
         )
 
@@ -39,6 +41,7 @@ class StagedTolerance:
 FP32 = StagedTolerance(
     stage_rms_rel=1e-3,
     source_rms_rel=1e-5,
+    harmonics_rms_rel=1e-4,
     forced_rms_rel=5e-4,
     forced_max_rel=5e-4,
     free_mel=0.4,
@@ -60,12 +63,40 @@ FP32 = StagedTolerance(
 FP16 = StagedTolerance(
     stage_rms_rel=0.1,
     source_rms_rel=1e-5,
+    harmonics_rms_rel=1e-3,
     forced_rms_rel=5e-3,
     forced_max_rel=5e-3,
     free_mel=0.8,
 )
 # float16 weights must at least halve the file; Kokoro's measures 0.50x with its block list.
 FP16_MAX_SIZE_RATIO = 0.55
+
+
+@dataclass(frozen=True)
+class SourceBound:
+    """A random harmonic source against PyTorch's draws (``parity.judge.source``): the
+    log-mel distance to the draws over the distance between two draws."""
+
+    max_ratio: float
+
+
+# Measured 2026-12-05, ORT 1.32 CPU / torch 2.13, full preset seed 0, kokoro's random source
+# kept (the blog post's KModelForONNX export), 8 seeded PyTorch draws on ORT's F0, on
+# one-token / sentence / context-limit: ORT's source reads 1.045 / 0.996 / 1.128 (the long
+# request's float32 phase sums part from PyTorch's over 60 s, as two draws' phases do).
+# PyTorch's own source with a planted fault, same figure: overtone weights x1.2 2.25 / 1.81
+# / 1.84, noise doubled 3.1 / 2.8 / 2.7, F0 1% sharp 2.3 / 1.8 / 1.8; weights x1.05 1.27 /
+# 1.14 / 1.14 and a bias of +0.02 1.14 / 1.02 / 1.02 are within the draws' spread, which is
+# the resolution a single random draw allows.
+STOCHASTIC_SOURCE = SourceBound(max_ratio=1.35)
+
+# A deterministic source that does not match PyTorch's sample by sample (rms_rel over
+# ``source_rms_rel``) is judged by its spectrum instead: log-mel distance to PyTorch's source.
+# Measured 2026-12-05, the published kokoro-onnx graph (float32 phase sums, where ours sum in
+# float64) against the recovered PyTorch, trained voices, one-token / sentence /
+# context-limit: rms_rel 1.9e-4 / 2.4e-3 / 0.15 (its phase drifts with length), log-mel
+# 0.0002 / 0.0015 / 0.034.
+SOURCE_SPECTRUM_MEL = 0.05
 
 
 @dataclass(frozen=True)
@@ -121,6 +152,11 @@ INT8_VARIANTS: dict[str, VariantTolerance] = {
     "qoperator": VariantTolerance(_LENGTH, 0.02, 0.68, 16.0, _FLOOR_DB, 1.8, 0.6, 0.51),
     "published": VariantTolerance(_LENGTH, 0.045, 0.31, 8.2, _FLOOR_DB, 1.15, _LOUDNESS_DB, 0.30),
 }
+
+# A quantized file made elsewhere (``parity compare``, ``--parity-onnx``) is held to what the
+# published int8 meets, the field's reference conversion; it is judged against PyTorch
+# float32, not against a float32 ONNX of its own, with its output gain taken out first.
+QUANTIZED_FILE = INT8_VARIANTS["published"]
 
 # A shipped file through kokoro-onnx 0.6.1 against float32 through the same client, timing
 # aligned by DTW: the client trims silence, so lengths differ by what it trimmed. Measured

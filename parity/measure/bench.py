@@ -22,10 +22,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol
 
-from parity.builders.model import SAMPLE_RATE
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore
+from parity.core.spec import SAMPLE_RATE
 
 __all__ = [
     "PROVIDERS",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.builders.weights import voice_of
+from parity.builders.voices import voice_of
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore, source_digest

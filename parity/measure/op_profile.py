@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parity.builders.model import SAMPLE_RATE
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
+from parity.core.spec import SAMPLE_RATE
 from parity.measure.bench import PROVIDERS, WASM_THREADS, Provider
 
 __all__ = ["OpProfile", "OpTime", "profile", "summarize"]

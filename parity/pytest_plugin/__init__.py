@@ -15,4 +15,5 @@ pytest_plugins = [
     "parity.pytest_plugin.fixtures",
     "parity.pytest_plugin.trained",
     "parity.pytest_plugin.timing",
+    "parity.pytest_plugin.subjects",
 ]

@@ -1,5 +1,5 @@
 """Session fixtures of the run: configuration, recorder, caches, inputs, the PyTorch model,
-its export and float16 variant, and the sessions that check them."""
+its export and the session that exposes its module boundaries."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from parity.core.config import ParityConfig
 from parity.pytest_plugin.keys import CONFIG_KEY, RECORDER_KEY
-from parity.report.session import ParityConfig, Recorder
+from parity.report.session import Recorder
 
 if TYPE_CHECKING:
     from parity.builders.export import ExportResult
-    from parity.builders.fp16 import Fp16Build
     from parity.core.cache import ArtifactCache
     from parity.core.inputs import InputSet
     from parity.core.memo import RunStore
-    from parity.judge.checks import ForcingSession
-    from parity.judge.localize import IntermediateSession
+    from parity.core.spec import KokoroSpec
+    from parity.judge.boundaries import IntermediateSession
 
 
 @pytest.fixture(scope="session")
@@ -41,38 +41,45 @@ def parity_cache(parity_config: ParityConfig) -> ArtifactCache:
 
 
 @pytest.fixture(scope="session")
-def parity_runs(pytestconfig: pytest.Config, parity_cache: ArtifactCache) -> RunStore:
+def parity_runs(parity_config: ParityConfig, parity_cache: ArtifactCache) -> RunStore:
     """PyTorch and ONNX Runtime outputs cached by content (``parity.core.memo``): a check runs
     only what a change can move; ``--parity-rerun`` runs everything."""
     from parity.core.memo import RunStore
 
-    return RunStore(None if pytestconfig.option.parity_rerun else parity_cache)
+    return RunStore(None if parity_config.rerun else parity_cache)
 
 
 @pytest.fixture(scope="session")
 def parity_inputs(parity_config: ParityConfig) -> InputSet:
-    """The phoneme strings of ``fixtures/inputs`` with its seeded styles (random weights) or
-    the trained voices (``--parity-weights=recovered``)."""
-    from parity.core.inputs import load_input_set
+    """The phoneme strings of the package's inputs (or ``--parity-inputs``) with their seeded
+    styles (random weights) or the trained voices (``--parity-weights=recovered``)."""
+    from parity.builders.voices import run_inputs
 
-    inputs = load_input_set(parity_config.inputs_dir)
-    if parity_config.weights == "recovered":
-        from parity.builders.weights import load_voices
-
-        return load_voices().speaking(inputs)
-    return inputs
+    return run_inputs(parity_config)
 
 
 @pytest.fixture(scope="session")
-def kokoro_model(parity_config: ParityConfig) -> object:
+def kokoro_spec(parity_config: ParityConfig, parity_cache: ArtifactCache) -> KokoroSpec:
+    """The model recipe the run builds, its checkpoint recovered here (once, cached) when the
+    weights are the recovered trained ones."""
+    from parity.builders.recover import resolved_spec
+
+    return resolved_spec(parity_config, parity_cache)
+
+
+@pytest.fixture(scope="session")
+def kokoro_model(kokoro_spec: KokoroSpec) -> object:
     """The PyTorch Kokoro (``KModel``, eval mode) the run exports and compares against."""
-    return parity_config.spec.build()
+    from parity.builders.model import build_model
+
+    return build_model(kokoro_spec)
 
 
 @pytest.fixture(scope="session")
 def kokoro_export(
     parity_config: ParityConfig,
     parity_cache: ArtifactCache,
+    kokoro_spec: KokoroSpec,
     kokoro_model: object,
     parity_record: Recorder,
 ) -> ExportResult:
@@ -81,13 +88,13 @@ def kokoro_export(
 
     result = export_cached(
         parity_cache,
-        parity_config.spec,
+        kokoro_spec,
         kokoro_model,  # type: ignore[arg-type]
         exporter=parity_config.exporter,
         opset=parity_config.opset,
     )
     parity_record.add(
-        "export", f"{parity_config.spec.label()}: {result.summary()}", **_export_data(result)
+        "export", f"{kokoro_spec.label()}: {result.summary()}", **_export_data(result)
     )
     if not result.ok:
         pytest.fail(f"export failed: {result.error_class}: {result.error_line}", pytrace=False)
@@ -108,17 +115,6 @@ def _export_data(result: ExportResult) -> dict[str, object]:
 
 
 @pytest.fixture(scope="session")
-def kokoro_forcing(
-    parity_config: ParityConfig, kokoro_export: ExportResult, parity_runs: RunStore
-) -> ForcingSession:
-    """ONNX Runtime session of the export that also outputs the generator's inputs and source."""
-    from parity.judge.checks import ForcingSession
-
-    assert kokoro_export.path is not None
-    return ForcingSession(kokoro_export.path, threads=parity_config.threads, runs=parity_runs)
-
-
-@pytest.fixture(scope="session")
 def kokoro_intermediate(
     parity_config: ParityConfig,
     kokoro_export: ExportResult,
@@ -127,7 +123,7 @@ def kokoro_intermediate(
     parity_runs: RunStore,
 ) -> IntermediateSession:
     """ONNX Runtime session of the export with every Kokoro module boundary as an output."""
-    from parity.judge.localize import IntermediateSession
+    from parity.judge.boundaries import IntermediateSession
 
     assert kokoro_export.path is not None
     # Any input calls the same modules; the scopes come from one PyTorch pass on it.
@@ -136,33 +132,3 @@ def kokoro_intermediate(
     return IntermediateSession.for_kokoro(
         kokoro_export.path, kokoro_model, request, threads=parity_config.threads, runs=parity_runs
     )
-
-
-@pytest.fixture(scope="session")
-def kokoro_fp16(
-    parity_cache: ArtifactCache, kokoro_export: ExportResult, parity_record: Recorder
-) -> Fp16Build:
-    """The export in float16 with Kokoro's measured block list, converted once and cached."""
-    from parity.builders.fp16 import KOKORO_FP16, convert_cached
-
-    assert kokoro_export.path is not None
-    build = convert_cached(parity_cache, kokoro_export.path, KOKORO_FP16)
-    origin = "from cache" if build.cached else "converted"
-    parity_record.add("float16", f"{origin}: {build.report.summary()}", **_fp16_data(build))
-    return build
-
-
-def _fp16_data(build: Fp16Build) -> dict[str, object]:
-    from parity.core.jsonable import to_jsonable
-
-    return {"path": str(build.path), "cached": build.cached, **to_jsonable(build.report)}
-
-
-@pytest.fixture(scope="session")
-def kokoro_fp16_forcing(
-    parity_config: ParityConfig, kokoro_fp16: Fp16Build, parity_runs: RunStore
-) -> ForcingSession:
-    """ONNX Runtime session of the float16 variant, exposing its generator's inputs and source."""
-    from parity.judge.checks import ForcingSession
-
-    return ForcingSession(kokoro_fp16.path, threads=parity_config.threads, runs=parity_runs)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from parity.pytest_plugin.keys import RECORDER_KEY
+from parity.pytest_plugin.keys import CONFIG_KEY, RECORDER_KEY
 
 
 class GateCollector:
@@ -43,7 +43,8 @@ GATES_KEY = pytest.StashKey[GateCollector]()
 
 def write_parity_report(session: pytest.Session) -> None:
     config = session.config
-    folder = config.option.parity_report
+    parity_config = config.stash.get(CONFIG_KEY, None)
+    folder = parity_config.report_dir if parity_config is not None else None
     recorder = config.stash.get(RECORDER_KEY, None)
     if not folder or recorder is None or hasattr(config, "workerinput"):
         return

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from parity.core.config import ParityConfig
 from parity.core.tally import KindTally
-from parity.report.session import ParityConfig, Recorder
+from parity.report.session import Recorder
 
 if TYPE_CHECKING:
+    from parity.judge.subjects import Subject
     from parity.search.sensitivity import SweepJob
 
 RECORDER_KEY = pytest.StashKey[Recorder]()
@@ -18,3 +20,4 @@ CONFIG_KEY = pytest.StashKey[ParityConfig]()
 SWEEP_JOB_KEY: pytest.StashKey[SweepJob | None] = pytest.StashKey()
 SESSION_START_KEY = pytest.StashKey[float]()
 TALLY_START_KEY = pytest.StashKey[dict[str, KindTally]]()
+SUBJECTS_KEY: pytest.StashKey[tuple[Subject, ...]] = pytest.StashKey()

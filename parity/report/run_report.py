@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from parity.builders.model import SAMPLE_RATE
 from parity.core.cache import atomic_path, write_text_atomic
 from parity.core.errors import ParityError
 from parity.core.jsonable import to_jsonable
+from parity.core.spec import SAMPLE_RATE
 from parity.report.session import Measurement
 
 __all__ = ["Gate", "Report", "build_report", "load_report", "write_report"]

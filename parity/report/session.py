@@ -1,31 +1,11 @@
-"""The run's configuration and what it measured: shared by the pytest plugin and the CLI."""
+"""What a run measured: the recorder shared by the pytest plugin and the CLI."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from parity.builders.export import DEFAULT_OPSET, Exporter
-from parity.builders.model import KokoroSpec
 from parity.core.errors import ParityError
-
-
-@dataclass(frozen=True)
-class ParityConfig:
-    """What a parity run builds and where it keeps it."""
-
-    spec: KokoroSpec
-    exporter: Exporter = "torchscript"
-    opset: int = DEFAULT_OPSET
-    cache_root: Path = Path(".parity-cache")
-    inputs_dir: Path = Path("fixtures/inputs")
-    threads: int = 0
-    baselines_dir: Path = Path("fixtures/baselines")
-    regen: bool = False  # rewrite stored baselines instead of comparing with them
-    full_sweep: bool = False  # re-run whole sensitivity sweeps, not just their decisions
-    weights: str = "random"  # or "recovered": the trained model, spoken in its trained voices
 
 
 @dataclass(frozen=True)
@@ -111,7 +91,3 @@ class Recorder:
         for measurement in self.measurements:
             grouped.setdefault(measurement.section, []).append(measurement)
         return grouped
-
-
-def checkpoint_from_env(value: str | None) -> str | None:
-    return value or os.environ.get("PARITY_KOKORO_CHECKPOINT") or None

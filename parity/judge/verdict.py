@@ -1,0 +1,118 @@
+"""A Kokoro file made anywhere, judged by the verdict of its precision.
+
+``read_graph`` says what the file is; this module picks the verdict that fits it and runs it:
+float32 by the staged parity bounds (``FP32``), float16 by ``FP16``, and a quantized file by
+the four-axis verdict against PyTorch float32 on the held-out requests. The CLI's ``parity
+compare`` and the pytest gates on ``--parity-onnx`` files both come here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from parity.core.errors import ParityError
+from parity.core.inputs import KokoroInput
+from parity.core.memo import RunStore
+from parity.core.spec import AUTO
+from parity.judge.checks import StagedParity, check_against_pytorch
+from parity.judge.compare import OutputGain
+from parity.judge.detect import GraphFacts
+from parity.judge.forcing import ForcingSession
+from parity.judge.quality import VariantQuality, judge_quantized
+from parity.judge.tolerances import FP16, FP32, QUANTIZED_FILE, StagedTolerance
+
+__all__ = ["Choice", "FileVerdict", "choose_verdict", "judge_float", "judge_quantized_file"]
+
+STAGED: dict[str, StagedTolerance] = {"fp32": FP32, "fp16": FP16}
+VERDICTS = {
+    "fp32": "staged parity against PyTorch float32, float32 bounds (FP32)",
+    "fp16": "staged parity against PyTorch float32, float16 bounds (FP16)",
+    "quantized": "four axes (timing, sound, static, loudness) against PyTorch float32 on the "
+    "held-out requests, bounds the published int8 meets (QUANTIZED_FILE)",
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which verdict judges a file, and why."""
+
+    precision: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"verdict: {VERDICTS[self.precision]}; because {self.reason}"
+
+
+def choose_verdict(facts: GraphFacts, override: str = AUTO) -> Choice:
+    """The detected precision's verdict, or the one ``override`` (``--precision``) names."""
+    if override == AUTO:
+        return Choice(
+            facts.precision, f"the file reads as {facts.precision}: {facts.precision_reason}"
+        )
+    if override not in VERDICTS:
+        raise ParityError(f"precision {override!r}: choose one of auto, {', '.join(VERDICTS)}")
+    detected = f"{facts.precision} ({facts.precision_reason})"
+    return Choice(override, f"--precision {override} overrides the detected {detected}")
+
+
+@dataclass(frozen=True)
+class FileVerdict:
+    """Everything one file was judged on: what it is, which verdict, and the results."""
+
+    facts: GraphFacts
+    choice: Choice
+    staged: tuple[StagedParity, ...] = ()
+    quality: VariantQuality | None = None
+    gain: OutputGain | None = None
+    results: tuple[object, ...] = field(default=(), repr=False)
+
+    def __bool__(self) -> bool:
+        found = [*self.staged, *([self.quality] if self.quality is not None else []), *self.results]
+        return bool(found) and all(found)
+
+    def header(self) -> str:
+        return f"{self.facts.describe()}\n  {self.choice.describe()}"
+
+
+def judge_float(
+    model: object,
+    path: Path,
+    requests: Sequence[KokoroInput],
+    choice: Choice,
+    *,
+    threads: int = 0,
+    runs: RunStore | None = None,
+    scopes: Mapping[str, str] | None = None,
+    max_gain_db: float | None = None,
+) -> tuple[StagedParity, ...]:
+    """The staged check of a float file, by the bounds of its precision."""
+    session = ForcingSession(path, threads=threads, runs=runs, scopes=scopes)
+    tolerance = STAGED[choice.precision]
+    return tuple(
+        check_against_pytorch(model, session, request, tolerance, max_gain_db=max_gain_db)
+        for request in requests
+    )
+
+
+def judge_quantized_file(
+    name: str,
+    model: object,
+    path: Path,
+    requests: Sequence[KokoroInput],
+    *,
+    runs: RunStore | None = None,
+) -> tuple[VariantQuality, OutputGain]:
+    """The four-axis verdict of a quantized file against PyTorch float32; its size is set
+    against float32's (4 bytes for each of the model's parameters)."""
+    parameters = sum(p.numel() for p in model.parameters())  # type: ignore[attr-defined]
+    return judge_quantized(
+        name,
+        model,
+        path,
+        requests,
+        tolerance=QUANTIZED_FILE,
+        float_bytes=4 * parameters,
+        runs=runs,
+    )
