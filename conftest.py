@@ -14,8 +14,6 @@ settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-pytest_plugins = ["pytester"]
-
 
 def pytest_collection_modifyitems(items: list) -> None:
     """``pytest -k parity`` must select exactly the parity tests: name and marker agree."""

@@ -3,8 +3,9 @@ configuration (``parity_export_with``, ``parity_fp16_with``, ``parity_quantize_w
 
 The contracts, each writing one ONNX file at ``path``:
 
-- export: ``fn(model, path)``: ``model`` is a copy of the PyTorch ``KModel`` the gates compare
-  against (eval mode, the run's weights), so the routine may wrap or edit it freely;
+- export: ``fn(model, path)``: ``model`` is a fresh build of the PyTorch ``KModel`` the gates
+  compare against (eval mode, the run's weights), so the routine may wrap or edit it freely
+  (remove its weight norm, say);
 - float16 and quantize: ``fn(source, path)``: ``source`` is the float32 file the run judged.
 
 Each result is cached by content hash like the harness's own builds: the routine's module
@@ -76,12 +77,16 @@ def built_by_hook(
     hook: Hook,
     *,
     model: object = None,
+    fresh_model: Callable[[], object] | None = None,
     source: Path | None = None,
     recipe: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Run ``hook`` once for these inputs into the cache (the export gets a copy of
-    ``model``, built from ``recipe``; the others the file ``source``); the result must be a
-    Kokoro graph."""
+    """Run ``hook`` once for these inputs into the cache; the result must be a Kokoro graph.
+
+    The export gets ``fresh_model()``, a new build of ``model`` (``recipe`` names how it was
+    built; a deep copy cannot be made of a model with weight norm), the others the file
+    ``source``.
+    """
     if hook.kind == "export":
         inputs = {"weights": state_digest(model), "recipe": dict(recipe or {})}
     else:
@@ -93,7 +98,8 @@ def built_by_hook(
     def build(target: Path) -> dict[str, object]:
         try:
             if hook.kind == "export":
-                hook.function(copy.deepcopy(model), target)
+                given = fresh_model() if fresh_model is not None else copy.deepcopy(model)
+                hook.function(given, target)
             else:
                 hook.function(Path(source), target)  # type: ignore[arg-type]
         except ParityError:

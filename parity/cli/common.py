@@ -45,9 +45,6 @@ def spec_from(config: ParityConfig) -> KokoroSpec:
     return resolved_spec(config, ArtifactCache(config.cache_root))
 
 
-INPUTS_HELP = "folder with phonemes.json and styles.npy. Default: the package's inputs"
-
-
 def inputs_dir(args: argparse.Namespace) -> Path:
     """A command's ``--inputs`` folder, else the phoneme fixtures the package ships."""
     from parity.core.config import default_inputs

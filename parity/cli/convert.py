@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parity.cli.common import INPUTS_HELP, inputs_dir, kokoro_file
+from parity.cli.common import add_table_options, inputs_dir, kokoro_file
 from parity.core.errors import ParityError
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def _quantize(args: argparse.Namespace) -> int:
 
     recipe, origin = _recipe_from(args)
     kokoro_file(Path(args.input))
-    trained = args.voices == "trained" or (args.voices is None and bool(args.recipe))
+    trained = args.voices == "trained" or (args.voices in (None, "auto") and bool(args.recipe))
     calibration = _calibration(args, trained) if recipe.static else []
     build = quantize_model(Path(args.input), Path(args.output), recipe, calibration)
     print(origin)
@@ -272,20 +272,10 @@ def add_quantize(commands: Any) -> None:
         default=suppress,
         help="ONNX Runtime's shape inference and optimisation first. Default: on",
     )
-    quantize.add_argument(
-        "--inputs",
-        default=None,
-        metavar="DIR",
-        help="the calibration sentences (static modes). Default: the package's inputs",
-    )
-    quantize.add_argument(
-        "--voices",
-        choices=("trained", "seeded"),
-        default=None,
-        help="static modes: calibrate in the first two trained voices (what stored recipes were "
-        "chosen with) or in the fixture's seeded styles (random weights). Default: trained "
-        "with --recipe, seeded without",
-    )
+    # --inputs: the calibration sentences; --voices: static modes calibrate in the first two
+    # trained voices (what stored recipes were chosen with; auto with --recipe) or the seeded
+    # styles (random weights; auto without).
+    add_table_options(quantize, "quantize")
     quantize.add_argument("--json", default=None, metavar="OUT.json", help="write the build record")
     quantize.set_defaults(run=_quantize)
 
@@ -309,5 +299,5 @@ def add_weights(commands: Any) -> None:
         help="prove the checkpoint on the held sentences x 5 voices against both exports; "
         "writes DIR/recovery.json and DIR/mel.png",
     )
-    recover.add_argument("--inputs", default=None, metavar="DIR", help=INPUTS_HELP)
+    add_table_options(recover, "weights recover")
     recover.set_defaults(run=_weights)

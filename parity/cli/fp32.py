@@ -117,9 +117,18 @@ def _compare_quantized(args: argparse.Namespace, model: object, inputs: InputSet
     config = config_from(args)
     voices = load_voices()
     requests = voices.speak(inputs, inputs.held_out, config.held_out_voices)
+    if config.reference is not None:
+        kokoro_file(config.reference)
     quality, gain = judge_quantized_file(
-        Path(args.model).name, model, Path(args.model), requests, runs=_runs(args, config)
+        Path(args.model).name,
+        model,
+        Path(args.model),
+        requests,
+        reference=config.reference,
+        runs=_runs(args, config),
     )
+    against = config.reference or "PyTorch float32"
+    print(f"  reference: {against}")
     print(f"  output {gain.describe()}; the figures below are without it")
     return quality
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parity.cli.common import INPUTS_HELP, inputs_dir, kokoro_file
+from parity.cli.common import add_table_options, inputs_dir, kokoro_file
 from parity.core.errors import ParityError
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def add_bench(commands: Any) -> None:
     bench.add_argument(
         "--sentence", default="sentence", help="phoneme entry to speak. Default: %(default)s"
     )
-    bench.add_argument("--inputs", default=None, metavar="DIR", help=INPUTS_HELP)
+    add_table_options(bench, "bench")
     bench.add_argument("--json", metavar="OUT.json", help="write the records (and OUT.png)")
     bench.set_defaults(run=_bench)
 
@@ -122,7 +122,7 @@ def add_profile(commands: Any) -> None:
         default="held-out",
         help="held-out, selection, or comma-separated phoneme entries. Default: %(default)s",
     )
-    profile.add_argument("--inputs", default=None, metavar="DIR", help=INPUTS_HELP)
+    add_table_options(profile, "profile")
     profile.add_argument("--top", type=int, default=12, help="rows per table. Default: %(default)s")
     profile.add_argument("--json", metavar="OUT.json", help="write every row")
     profile.set_defaults(run=_profile)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parity.cli.common import INPUTS_HELP, inputs_dir, kokoro_file
+from parity.cli.common import add_table_options, inputs_dir, kokoro_file
 from parity.core.errors import ParityError
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def add_sensitivity(commands: Any) -> None:
     sensitivity.add_argument(
         "--depth", type=int, default=3, help="scope depth of the first groups. Default: %(default)s"
     )
-    sensitivity.add_argument("--inputs", default=None, metavar="DIR", help=INPUTS_HELP)
+    add_table_options(sensitivity, "sensitivity")
     sensitivity.add_argument(
         "--sentence",
         action="append",
@@ -143,9 +143,6 @@ def add_sensitivity(commands: Any) -> None:
         "--baseline",
         metavar="FILE.json",
         help="compare the sweep with this stored one (same settings); exit 1 if it drifted",
-    )
-    sensitivity.add_argument(
-        "--regen", action="store_true", help="with --baseline: rewrite it from this sweep"
     )
     sensitivity.add_argument("--show", type=int, default=15, help="rows to print")
     sensitivity.set_defaults(run=_sensitivity)
@@ -181,6 +178,5 @@ def add_optimize(commands: Any) -> None:
     optimize.add_argument(
         "--save-recipe", metavar="FILE.json", help="write the chosen recipe (fixtures/recipes/)"
     )
-    optimize.add_argument("--inputs", default=None, metavar="DIR", help=INPUTS_HELP)
-    optimize.add_argument("--cache-dir", metavar="DIR", help="Default: .parity-cache")
+    add_table_options(optimize, "optimize")
     optimize.set_defaults(run=_optimize)

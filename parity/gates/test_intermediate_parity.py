@@ -25,7 +25,8 @@ def fp32_report(parity_subject, parity_files, parity_inputs, parity_record):
     session = parity_files.intermediate(parity_subject, request)
     report = compare_intermediates(model, session, request, INTERMEDIATE)
     worst = max(
-        (row for row in report.rows if row.comparison), key=lambda row: row.comparison.rms_rel
+        (row for row in report.rows if row.comparison and row.statistic is None),
+        key=lambda row: row.comparison.rms_rel,
     )
     parity_record.add(
         "intermediate",

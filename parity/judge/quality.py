@@ -102,6 +102,22 @@ class VariantQuality:
     def axes(self) -> Axes:
         return _axes(self)
 
+    def report(self) -> str:
+        """The verdict, each failure, the axes beside their floor, and the worst request."""
+        lines = [f"quantized verdict of {self.variant!r}: {'PASS' if self else 'FAIL'}"]
+        lines += [f"  FAIL {failure}" for failure in self.failures]
+        lines.append(
+            f"  {self.axes().line()} over {len(self.requests)} requests, timing {self.timing}"
+        )
+        if self.floor is not None:
+            lines.append(f"  noise floor: {self.floor.line()}")
+        worst = int(np.argmax(self.aligned_mel))
+        lines.append(
+            f"  worst aligned log-mel {self.aligned_mel[worst]:.3f} on {self.requests[worst]}; "
+            f"size {self.size_ratio:.2f}x float32's"
+        )
+        return "\n".join(lines)
+
     def summary(self) -> str:
         verdict = "ok" if self else "FAILED: " + "; ".join(self.failures)
         floor = f" [floor: {self.floor.line()}]" if self.floor is not None else ""
@@ -352,25 +368,33 @@ def judge_quantized(
     *,
     tolerance: VariantTolerance,
     float_bytes: int,
+    reference_file: Path | None = None,
     runs: RunStore | None = None,
 ) -> tuple[VariantQuality, OutputGain]:
-    """A quantized file made elsewhere against PyTorch float32 on ``requests``: it speaks on
-    PyTorch's durations (``parity.builders.timing``), its gain is measured first and taken
-    out, and each axis sits beside PyTorch's own noise floor (its style moved by 1e-7)."""
-    reference = torch_outputs(model, requests, runs)
+    """A quantized file made elsewhere on ``requests``, against the float32 file it was made
+    from (``reference_file``: the pipeline the variant bounds were measured with) or, without
+    one, against PyTorch float32. It speaks on the reference's durations
+    (``parity.builders.timing``), its gain is measured first and taken out, and each axis sits
+    beside the reference's own noise floor (its style moved by 1e-7)."""
+    if reference_file is not None:
+        reference = listen(reference_file, requests, runs=runs)
+        floor = measure_floor(reference_file, requests, reference, runs=runs)
+        float_bytes = Path(reference_file).stat().st_size
+    else:
+        reference = torch_outputs(model, requests, runs)
+        nudged_outputs = torch_outputs(model, nudged(requests), runs)
+        # 1e-7 moves no duration here, so the floor's frames line up as a forced variant's do.
+        same = [
+            replace(o, forced=_same_durations(o, r))
+            for o, r in zip(nudged_outputs, reference, strict=True)
+        ]
+        floor = compare_variant(
+            "floor", reference, same, requests, size_ratio=1.0, tolerance=UNGATED
+        ).axes()
     outputs = listen(path, requests, reference, runs=runs)
     gain = level_gain(reference, outputs)
     unity = gain.factor if np.isfinite(gain.factor) and gain.factor > 0 else 1.0
     levelled = [replace(o, waveform=o.waveform / np.float32(unity)) for o in outputs]
-    nudged_outputs = torch_outputs(model, nudged(requests), runs)
-    # 1e-7 moves no duration here, so the floor's frames line up as a forced variant's do.
-    same = [
-        replace(o, forced=_same_durations(o, r))
-        for o, r in zip(nudged_outputs, reference, strict=True)
-    ]
-    floor = compare_variant(
-        "floor", reference, same, requests, size_ratio=1.0, tolerance=UNGATED
-    ).axes()
     quality = compare_variant(
         name,
         reference,

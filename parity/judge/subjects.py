@@ -48,19 +48,21 @@ class Subject:
 
 
 def plan_subjects(config: ParityConfig) -> tuple[Subject, ...]:
-    """The run's subjects. Prebuilt files replace the harness's own export, unless an export
-    routine is configured too; a prebuilt file's precision is read from the file."""
+    """The run's subjects. Without routines, the harness's own pipeline: its export and its
+    float16 conversion. With routines, the steps they make (a float32 export, then float16 and
+    int8 where given): the gates judge the user's conversion, not steps they never asked for.
+    Prebuilt files replace the harness's own export, unless an export routine is configured;
+    a prebuilt file's precision is read from the file."""
     subjects: list[Subject] = []
     if not config.prebuilt or "export" in config.hooks:
-        built: tuple[tuple[str, str, str], ...] = (
-            ("fp32", "fp32", "export"),
-            ("fp16", "fp16", "fp16"),
-        )
+        steps = [("fp32", "fp32", "export")]
+        if not config.hooks or "fp16" in config.hooks:
+            steps.append(("fp16", "fp16", "fp16"))
         if "quantize" in config.hooks:
-            built += (("int8", "quantized", "quantize"),)
+            steps.append(("int8", "quantized", "quantize"))
         subjects += [
             Subject(name, precision, origin, hook=config.hooks.get(origin), reason="built here")
-            for name, precision, origin in built
+            for name, precision, origin in steps
         ]
     taken = {subject.name for subject in subjects}
     for name, path in config.prebuilt.items():
@@ -134,7 +136,15 @@ class SubjectFiles:
         if subject.origin == "export":
             model = self.model(subject)
             if hook is not None:
-                return built_by_hook(self.cache, hook, model=model, recipe=self.spec.key_parts())
+                from parity.builders.model import build_model
+
+                return built_by_hook(
+                    self.cache,
+                    hook,
+                    model=model,
+                    fresh_model=lambda: build_model(self.spec),
+                    recipe=self.spec.key_parts(),
+                )
             return self._own_export(model)
         source = self.path(self._float32())
         if hook is not None:
@@ -165,6 +175,16 @@ class SubjectFiles:
         """The float32 file a built subject was converted from (None for a prebuilt one)."""
         if subject.origin in ("fp16", "quantize"):
             return self.path(self._float32())
+        return None
+
+    def reference_for(self, subject: Subject) -> Path | None:
+        """A quantized file's float32 reference: the configured one, the file it was built
+        from, else the run's one float32 file; None (PyTorch) where the run has none."""
+        if self.config.reference is not None:
+            return self.config.reference
+        floats = [s for s in self.subjects.values() if s.precision == "fp32"]
+        if subject.origin == "quantize" or len(floats) == 1:
+            return self.path(floats[0])
         return None
 
     def forcing(self, subject: Subject) -> ForcingSession:

@@ -29,8 +29,8 @@ STAGED: dict[str, StagedTolerance] = {"fp32": FP32, "fp16": FP16}
 VERDICTS = {
     "fp32": "staged parity against PyTorch float32, float32 bounds (FP32)",
     "fp16": "staged parity against PyTorch float32, float16 bounds (FP16)",
-    "quantized": "four axes (timing, sound, static, loudness) against PyTorch float32 on the "
-    "held-out requests, bounds the published int8 meets (QUANTIZED_FILE)",
+    "quantized": "four axes (timing, sound, static, loudness) against its float32 reference "
+    "on the held-out requests, bounds the published int8 meets (QUANTIZED_FILE)",
 }
 
 
@@ -102,10 +102,12 @@ def judge_quantized_file(
     path: Path,
     requests: Sequence[KokoroInput],
     *,
+    reference: Path | None = None,
     runs: RunStore | None = None,
 ) -> tuple[VariantQuality, OutputGain]:
-    """The four-axis verdict of a quantized file against PyTorch float32; its size is set
-    against float32's (4 bytes for each of the model's parameters)."""
+    """The four-axis verdict of a quantized file against the float32 file it came from, else
+    against PyTorch float32; its size is set against the reference file's, else against
+    float32's (4 bytes for each of the model's parameters)."""
     parameters = sum(p.numel() for p in model.parameters())  # type: ignore[attr-defined]
     return judge_quantized(
         name,
@@ -114,5 +116,6 @@ def judge_quantized_file(
         requests,
         tolerance=QUANTIZED_FILE,
         float_bytes=4 * parameters,
+        reference_file=reference,
         runs=runs,
     )

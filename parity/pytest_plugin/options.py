@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from parity.core.config import OPTIONS, Option, ParityConfig, build_config
+from parity.core.config import OPTIONS, Option, build_config
 from parity.core.errors import ParityError
 from parity.pytest_plugin.gates import GATES_KEY, GateCollector
 from parity.pytest_plugin.keys import CONFIG_KEY, RECORDER_KEY
@@ -126,11 +126,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
         run_subjects(config)  # a bad file stops the run here, as one line
     if parity_config.gates:
-        _collect_gates(config, parity_config)
+        _collect_gates(config)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def _collect_gates(config: pytest.Config, parity_config: ParityConfig) -> None:
+def _collect_gates(config: pytest.Config) -> None:
     """Add the package's gates to a run that names no paths of its own (``pytest``, ``pytest
     -k parity``): a project that installs the package gets them without copying a file."""
     if config.args_source == pytest.Config.ArgsSource.ARGS:
