@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from parity.builders.export import EXPORTERS, export_cached
+from parity.builders.export import export_cached
 from parity.builders.model import build_model
-from parity.core.spec import STFT_KINDS, KokoroSpec
+from parity.core.spec import EXPORTERS, STFT_KINDS, KokoroSpec
 from parity.judge.compare import compare_durations
 from parity.judge.runners import OrtRunner, TorchRunner
 

@@ -64,3 +64,30 @@ def test_both_front_ends_build_the_same_configuration(tmp_path) -> None:
     )
     values = {"preset": "tiny", "threads": 2, "scope": ["bert=/enc/bert/"]}
     assert config_from(args) == build_config(values, tmp_path.cwd())
+
+
+def test_an_ini_file_names_paths_from_its_own_folder(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        parity_inputs = data/inputs
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_paths(parity_config, pytestconfig):
+            root = pytestconfig.inipath.parent
+            assert parity_config.inputs_dir == root / "data" / "inputs"
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+    pytester.makeini(
+        """
+        [pytest]
+        parity_onnx =
+            mine=models/kokoro.onnx
+        """
+    )
+    # The prebuilt file does not exist, so the run stops at configure, naming its full path.
+    result = pytester.runpytest()
+    result.stderr.fnmatch_lines([f"*{pytester.path / 'models' / 'kokoro.onnx'}: no such ONNX*"])

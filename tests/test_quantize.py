@@ -22,7 +22,7 @@ from parity.search.optimize import load_recipe
 from kokoro_graphs import tiny_kokoro
 
 FIXTURES = default_inputs()
-RECIPES = FIXTURES.parent / "recipes"
+RECIPES = Path(__file__).parent.parent / "fixtures" / "recipes"
 ANALYSIS_CONV = "/decoder/generator/analysis/Conv"
 
 

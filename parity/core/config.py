@@ -60,6 +60,7 @@ class Option:
     env: str | None = None  # read when neither the command line nor the ini sets it
     commands: tuple[str, ...] = ()  # `parity` subcommands that take it
     old: tuple[str, ...] = ()  # earlier pytest spellings, still accepted
+    path: bool = False  # names a file or folder (an ini value is relative to the ini's folder)
 
     @property
     def dashed(self) -> str:
@@ -107,6 +108,7 @@ OPTIONS: tuple[Option, ...] = (
         env=CHECKPOINT_ENV,
         commands=("export", "compare"),
         old=("--kokoro-checkpoint",),
+        path=True,
     ),
     Option(
         "weights",
@@ -139,6 +141,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="DIR",
         env="PARITY_CACHE_DIR",
         commands=("compare", "optimize"),
+        path=True,
     ),
     Option(
         "inputs",
@@ -153,6 +156,7 @@ OPTIONS: tuple[Option, ...] = (
             "profile",
             "weights recover",
         ),
+        path=True,
     ),
     Option(
         "voices",
@@ -191,6 +195,7 @@ OPTIONS: tuple[Option, ...] = (
         "run's float32 file where there is one). Default: PyTorch float32",
         metavar="FILE.onnx",
         commands=("compare",),
+        path=True,
     ),
     Option(
         "max_gain_db",
@@ -205,6 +210,7 @@ OPTIONS: tuple[Option, ...] = (
         "NAME=PATH: judge a prebuilt file by the gates of its precision (repeatable)",
         repeat=True,
         metavar="NAME=PATH",
+        path=True,
     ),
     Option(
         "export_with",
@@ -239,6 +245,7 @@ OPTIONS: tuple[Option, ...] = (
         "After the run, write DIR/report.json (every gate and figure), DIR/summary.md (for a "
         "CI step summary), spectrogram/sensitivity/latency PNGs and WAV samples",
         metavar="DIR",
+        path=True,
     ),
     Option(
         "rerun",

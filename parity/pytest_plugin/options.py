@@ -59,14 +59,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _ini_value(config: pytest.Config, option: Option) -> Any:
-    """An ini key's value in the option's type; None where the ini does not set it."""
+    """An ini key's value in the option's type (a path relative to the ini file's folder);
+    None where the ini does not set it."""
     raw = config.getini(option.ini)
     if option.flag:
         return bool(raw) or None
     if option.repeat:
-        return list(raw) or None
+        return [_from_ini(config, option, value) for value in raw] or None
     if raw in ("", None):
         return None
+    raw = _from_ini(config, option, raw)
     try:
         value = option.type(raw)
     except ValueError as error:
@@ -76,6 +78,14 @@ def _ini_value(config: pytest.Config, option: Option) -> Any:
             f"ini {option.ini} = {raw!r}: choose one of {', '.join(option.choices)}"
         )
     return value
+
+
+def _from_ini(config: pytest.Config, option: Option, value: str) -> str:
+    """A path an ini file names, made absolute from the ini file's folder (``NAME=PATH`` too)."""
+    if not option.path or config.inipath is None:
+        return value
+    name, sep, rest = value.rpartition("=") if option.repeat else ("", "", value)
+    return f"{name}{sep}{config.inipath.parent / rest}"
 
 
 def option_values(config: pytest.Config) -> dict[str, Any]:
