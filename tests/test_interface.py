@@ -246,3 +246,23 @@ def test_the_generator_is_found_without_a_pytorch_pass() -> None:
     assert locate_module("decoder.generator", {"/decoder/generator/"}) == "/decoder/generator/"
     with pytest.raises(ParityError, match=re.escape("--scope decoder.generator=PREFIX")):
         locate_module("decoder.generator", {"/gen/"})
+
+
+def test_a_check_that_cannot_be_made_is_said_not_passed_in_silence() -> None:
+    """A graph with neither a durations output nor a duration chain: the staged check says
+    the durations were not compared, in the verdict's first line and in the summary."""
+    from parity.judge.checks import StagedParity
+    from parity.judge.forcing import ForcingPlan
+    from parity.judge.tolerances import FP32
+
+    inputs, outputs, _ = LAYOUTS["kokoro-js"]
+    plan = ForcingPlan(find_interface(_graph(inputs, outputs)), "/g/", ("f",), "s", None)
+    note = plan.durations_note()
+    assert note is not None
+    assert "not compared" in note
+    result = StagedParity("sentence", 1.0, None, (), None, None, None, FP32, (), notes=(note,))
+    assert result.report().splitlines()[0] == "fp32 parity of 'sentence': PASS (see NOT MADE)"
+    assert "  NOT MADE durations: the graph outputs none and has no Round" in result.report()
+    assert "NOT MADE: durations" in result.summary()
+    read_from_chain = ForcingPlan(plan.interface, "/g/", ("f",), "s", "/Cast_output_0")
+    assert "read from its duration chain (/Cast_output_0)" in read_from_chain.durations_note()

@@ -173,15 +173,10 @@ def models() -> Callable[[KokoroSpec], object]:
     return model
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_a_planted_fault_is_named_by_the_walk(
-    layout, fault, layouts, models, parity_inputs, parity_runs, parity_record
-) -> None:
+def _walk_with(chosen: Layout, plant, models, parity_inputs, parity_runs):
+    """The intermediate walk of ``chosen`` with ``plant`` applied to its graph."""
     from parity.builders.voices import load_voices
 
-    chosen = layouts[layout]
-    expected, plant = FAULTS[fault]
     spec = spec_for_graph(chosen.spec, read_graph(chosen.path), frozenset({"stft", "source"}))
     model = models(spec)
     inputs = load_voices().speaking(parity_inputs) if chosen.trained else parity_inputs
@@ -191,6 +186,16 @@ def test_a_planted_fault_is_named_by_the_walk(
     )
     report = compare_intermediates(model, session, request, INTERMEDIATE)
     assert report.first_failure is not None, report.table()
+    return report
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_planted_fault_is_named_by_the_walk(
+    layout, fault, layouts, models, parity_inputs, parity_runs, parity_record
+) -> None:
+    expected, plant = FAULTS[fault]
+    report = _walk_with(layouts[layout], plant, models, parity_inputs, parity_runs)
     parity_record.add("layouts", f"{layout} {fault}: first {report.first_failure.describe()}")
     assert report.first_failure.module == expected, report.table()
 
@@ -216,15 +221,7 @@ def test_a_fault_in_the_random_source_is_still_caught(
 ) -> None:
     """The blog post's export keeps kokoro's random source, judged as a distribution: a
     faithful one passes (above), a wrong one is named where it is."""
-    chosen = layouts["blog"]
-    spec = spec_for_graph(chosen.spec, read_graph(chosen.path), frozenset({"stft", "source"}))
-    model = models(spec)
-    request = parity_inputs.case(CASE, model.vocab)
-    session = IntermediateSession.for_kokoro(
-        chosen.path, model, request, transform=plant, runs=parity_runs
-    )
-    report = compare_intermediates(model, session, request, INTERMEDIATE)
-    assert report.first_failure is not None, report.table()
+    report = _walk_with(layouts["blog"], plant, models, parity_inputs, parity_runs)
     parity_record.add("layouts", f"blog {plant.__name__}: first {report.first_failure.describe()}")
     assert report.first_failure.module == "decoder.generator.m_source", report.table()
     assert report.first_failure.statistic is not None

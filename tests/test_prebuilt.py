@@ -91,6 +91,18 @@ def test_against_pytorch_the_published_int8_reads_its_graphs_static(
     assert f"quantized verdict of '{kokoro_trained[0].int8_path.name}': " in out
 
 
+def _gates(pytester: pytest.Pytester, parity_config, select: str, *args: str) -> pytest.RunResult:
+    """The package's gates selected by ``select``, in a pytester run sharing this run's cache."""
+    return pytester.runpytest(
+        "-k",
+        select,
+        "-rA",
+        "--parity-gates",
+        f"--parity-cache-dir={parity_config.cache_root}",
+        *args,
+    )
+
+
 def _gate_outcomes(result: pytest.RunResult) -> dict[str, str]:
     """Test id -> outcome, from a -rA run."""
     outcomes = {}
@@ -104,27 +116,20 @@ def _gate_outcomes(result: pytest.RunResult) -> dict[str, str]:
 def test_prebuilt_files_go_through_the_gates_of_their_precision(
     pytester: pytest.Pytester, tiny_files, parity_config
 ) -> None:
-    result = pytester.runpytest(
-        "-k",
+    result = _gates(
+        pytester,
+        parity_config,
         "parity and not context and not one-token",
-        "-rA",
-        "--parity-gates",
         "--parity-preset=tiny",
         f"--parity-onnx=whole={tiny_files['fp32']}",
         f"--parity-onnx=half={tiny_files['fp16']}",
-        f"--parity-cache-dir={parity_config.cache_root}",
     )
     outcomes = _gate_outcomes(result)
     ids = {test: set(test.split("[", 1)[1].rstrip("]").split("-")) for test in outcomes}
-    fp32 = [t for t in outcomes if "test_fp32_parity" in t]
-    fp16 = [t for t in outcomes if "test_fp16_parity" in t]
+    staged = {frozenset(ids[t]): t for t in outcomes if "test_staged_parity" in t}
     walk = [t for t in outcomes if "test_intermediate_parity" in t]
-    assert len(fp32) == 1, outcomes
-    assert ids[fp32[0]] == {"whole", "sentence"}
-    assert outcomes[fp32[0]] == "PASSED", result.stdout.str()[-3000:]
-    staged16 = [t for t in fp16 if "sentence" in ids[t]]
-    assert [ids[t] for t in staged16] == [{"half", "sentence"}]
-    assert outcomes[staged16[0]] == "PASSED", result.stdout.str()[-3000:]
+    assert set(staged) == {frozenset({"whole", "sentence"}), frozenset({"half", "sentence"})}
+    assert all(outcomes[t] == "PASSED" for t in staged.values()), result.stdout.str()[-3000:]
     assert walk, outcomes
     assert all("whole" in ids[t] for t in walk)
     # The size check needs the float32 file the float16 one came from; a prebuilt has none.
@@ -135,15 +140,13 @@ def test_prebuilt_files_go_through_the_gates_of_their_precision(
 def test_a_prebuilt_quantized_file_gets_the_quantized_gate(
     pytester: pytest.Pytester, kokoro_trained, parity_config
 ) -> None:
-    result = pytester.runpytest(
-        "-k",
+    result = _gates(
+        pytester,
+        parity_config,
         "quantized",
-        "-rA",
-        "--parity-gates",
         "--parity-weights=recovered",
         f"--parity-onnx=published={kokoro_trained[0].int8_path}",
         f"--parity-onnx=float={kokoro_trained[0].path}",
-        f"--parity-cache-dir={parity_config.cache_root}",
     )
     outcomes = _gate_outcomes(result)
     gate = next(t for t in outcomes if "test_quantized_parity" in t)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from parity.core.config import OPTIONS, ParityConfig, build_config
 
@@ -17,16 +17,9 @@ if TYPE_CHECKING:
 def add_table_options(parser: argparse.ArgumentParser, command: str) -> None:
     """The table's options that ``command`` takes, as ``--<name>`` flags."""
     for option in OPTIONS:
-        if command not in option.commands:
-            continue
-        settings: dict[str, Any] = {"dest": option.name, "help": option.help_line()}
-        if option.flag:
-            settings["action"] = "store_true"
-        elif option.repeat:
-            settings.update(action="append", default=[], metavar=option.metavar)
-        else:
-            settings.update(type=option.type, choices=option.choices, metavar=option.metavar)
-        parser.add_argument(option.cli_flag, **settings)
+        if command in option.commands:
+            settings = option.parser_settings(option.name, option.help_line())
+            parser.add_argument(option.cli_flag, **settings)
 
 
 def config_from(args: argparse.Namespace) -> ParityConfig:

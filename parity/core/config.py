@@ -78,6 +78,17 @@ class Option:
     def ini(self) -> str:
         return f"parity_{self.name}"
 
+    def parser_settings(self, dest: str, help_text: str) -> dict[str, Any]:
+        """What ``add_argument`` (and pytest's ``addoption``, which takes the same) is given."""
+        settings: dict[str, Any] = {"dest": dest, "help": help_text}
+        if self.flag:
+            settings["action"] = "store_true"
+        elif self.repeat:
+            settings.update(action="append", default=[], metavar=self.metavar)
+        else:
+            settings.update(type=self.type, choices=self.choices, metavar=self.metavar)
+        return settings
+
     def help_line(self) -> str:
         if self.flag or self.repeat:
             return self.help

@@ -212,12 +212,7 @@ def _source_failures(
     spectrum: float | None = None,
 ) -> list[str]:
     if distribution is not None:
-        if distribution.finite and distribution.ratio <= STOCHASTIC_SOURCE.max_ratio:
-            return []
-        return [
-            f"random harmonic source: ratio {distribution.ratio:.3g} > "
-            f"{STOCHASTIC_SOURCE.max_ratio:g} ({distribution.summary()})"
-        ]
+        return _drawn_failures("random harmonic source", distribution)
     if source is None or not source.finite:
         return ["harmonic source: no output of the graph's source matches PyTorch's in shape"]
     if source.rms_rel <= tolerance.source_rms_rel:
@@ -359,16 +354,19 @@ def _harmonics_failures(
     ]
 
 
+def _drawn_failures(what: str, drawn: SourceDistribution) -> list[str]:
+    """A figure judged against PyTorch's random draws (``parity.judge.source``)."""
+    if STOCHASTIC_SOURCE.accepts(drawn):
+        return []
+    bound = STOCHASTIC_SOURCE.max_ratio
+    return [f"{what}: ratio {drawn.ratio:.3g} > {bound:g} ({drawn.summary()})"]
+
+
 def _free_failures(
     free: WaveformComparison, drawn: SourceDistribution | None, tolerance: StagedTolerance
 ) -> list[str]:
     if drawn is not None:
-        if drawn.finite and drawn.ratio <= STOCHASTIC_SOURCE.max_ratio:
-            return []
-        return [
-            f"free-running: ratio {drawn.ratio:.3g} > {STOCHASTIC_SOURCE.max_ratio:g} "
-            f"({drawn.summary()})"
-        ]
+        return _drawn_failures("free-running", drawn)
     if free.finite and free.mel_distance <= tolerance.free_mel:
         return []
     return [f"free-running: log-mel {free.mel_distance:.4f} > {tolerance.free_mel:g}"]

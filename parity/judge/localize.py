@@ -273,7 +273,7 @@ def compare_intermediates(
             comparison = match[1] if match else None
             spectrum = None
             if statistic is not None:
-                within = statistic.finite and statistic.ratio <= STOCHASTIC_SOURCE.max_ratio
+                within = STOCHASTIC_SOURCE.accepts(statistic)
             else:
                 within = comparison is not None and tolerance.accepts(comparison, forced=is_forced)
                 if path == SOURCE and comparison is not None and match and not within:

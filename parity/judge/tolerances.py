@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from parity.judge.compare import TensorComparison
+    from parity.judge.source import SourceDistribution
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,9 @@ class SourceBound:
     log-mel distance to the draws over the distance between two draws."""
 
     max_ratio: float
+
+    def accepts(self, drawn: SourceDistribution) -> bool:
+        return drawn.finite and drawn.ratio <= self.max_ratio
 
 
 # Measured 2026-12-05, ORT 1.32 CPU / torch 2.13, full preset seed 0, kokoro's random source

@@ -22,16 +22,8 @@ GATES_DIR = Path(__file__).parent.parent / "gates"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("parity", "Kokoro export parity")
     for option in OPTIONS:
-        settings: dict[str, Any] = {
-            "dest": f"parity_{option.name}",
-            "help": option.help_line() + f" [ini: {option.ini}]",
-        }
-        if option.flag:
-            settings["action"] = "store_true"
-        elif option.repeat:
-            settings.update(action="append", default=[], metavar=option.metavar)
-        else:
-            settings.update(type=option.type, choices=option.choices, metavar=option.metavar)
+        help_text = option.help_line() + f" [ini: {option.ini}]"
+        settings = option.parser_settings(f"parity_{option.name}", help_text)
         group.addoption(option.pytest_flag, *option.old, **settings)
         kind = "bool" if option.flag else "linelist" if option.repeat else "string"
         parser.addini(option.ini, option.help_line(), type=kind)  # type: ignore[arg-type]
