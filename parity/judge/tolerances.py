@@ -91,7 +91,9 @@ class SourceBound:
 # PyTorch's own source with a planted fault, same figure: overtone weights x1.2 2.25 / 1.81
 # / 1.84, noise doubled 3.1 / 2.8 / 2.7, F0 1% sharp 2.3 / 1.8 / 1.8; weights x1.05 1.27 /
 # 1.14 / 1.14 and a bias of +0.02 1.14 / 1.02 / 1.02 are within the draws' spread, which is
-# the resolution a single random draw allows.
+# the resolution a single random draw allows. Planted in the exported graph, sentence
+# (tests/test_layouts.py): the noise drawn at twice its deviation 2.84, overtone weights x1.2
+# 1.81.
 STOCHASTIC_SOURCE = SourceBound(max_ratio=1.35)
 
 # A deterministic source that does not match PyTorch's sample by sample (rms_rel over
