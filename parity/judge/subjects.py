@@ -61,7 +61,13 @@ def plan_subjects(config: ParityConfig) -> tuple[Subject, ...]:
         if "quantize" in config.hooks:
             steps.append(("int8", "quantized", "quantize"))
         subjects += [
-            Subject(name, precision, origin, hook=config.hooks.get(origin), reason="built here")
+            Subject(
+                name,
+                precision,
+                origin,
+                hook=config.hooks.get(origin),
+                reason="the precision it is built in",
+            )
             for name, precision, origin in steps
         ]
     taken = {subject.name for subject in subjects}
@@ -98,10 +104,14 @@ class SubjectFiles:
         self.subjects = {subject.name: subject for subject in subjects}
         self.rootdir = rootdir
         self._paths: dict[str, Path] = {}
+        self._facts: dict[str, GraphFacts] = {}
         self._models: dict[KokoroSpec, object] = {}
 
     def facts(self, subject: Subject) -> GraphFacts:
-        return read_graph(self.path(subject))
+        """What the subject's file is (read once: a full-size graph takes a second to load)."""
+        if subject.name not in self._facts:
+            self._facts[subject.name] = read_graph(self.path(subject))
+        return self._facts[subject.name]
 
     def spec_for(self, subject: Subject) -> KokoroSpec:
         """The PyTorch recipe a subject is judged against: the run's, with the STFT and source

@@ -2,14 +2,14 @@
 
 ``read_graph`` says what the file is; this module picks the verdict that fits it and runs it:
 float32 by the staged parity bounds (``FP32``), float16 by ``FP16``, and a quantized file by
-the four-axis verdict against PyTorch float32 on the held-out requests. The CLI's ``parity
-compare`` and the pytest gates on ``--parity-onnx`` files both come here.
+the four-axis verdict against its float32 reference (the file it was made from, else PyTorch)
+on the held-out requests. The CLI's ``parity compare`` and the pytest gates both come here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from parity.core.errors import ParityError
@@ -23,7 +23,7 @@ from parity.judge.forcing import ForcingSession
 from parity.judge.quality import VariantQuality, judge_quantized
 from parity.judge.tolerances import FP16, FP32, QUANTIZED_FILE, StagedTolerance
 
-__all__ = ["Choice", "FileVerdict", "choose_verdict", "judge_float", "judge_quantized_file"]
+__all__ = ["STAGED", "Choice", "choose_verdict", "judge_float", "judge_quantized_file"]
 
 STAGED: dict[str, StagedTolerance] = {"fp32": FP32, "fp16": FP16}
 VERDICTS = {
@@ -55,25 +55,6 @@ def choose_verdict(facts: GraphFacts, override: str = AUTO) -> Choice:
         raise ParityError(f"precision {override!r}: choose one of auto, {', '.join(VERDICTS)}")
     detected = f"{facts.precision} ({facts.precision_reason})"
     return Choice(override, f"--precision {override} overrides the detected {detected}")
-
-
-@dataclass(frozen=True)
-class FileVerdict:
-    """Everything one file was judged on: what it is, which verdict, and the results."""
-
-    facts: GraphFacts
-    choice: Choice
-    staged: tuple[StagedParity, ...] = ()
-    quality: VariantQuality | None = None
-    gain: OutputGain | None = None
-    results: tuple[object, ...] = field(default=(), repr=False)
-
-    def __bool__(self) -> bool:
-        found = [*self.staged, *([self.quality] if self.quality is not None else []), *self.results]
-        return bool(found) and all(found)
-
-    def header(self) -> str:
-        return f"{self.facts.describe()}\n  {self.choice.describe()}"
 
 
 def judge_float(

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from parity.core.memo import RunStore
     from parity.core.spec import KokoroSpec
     from parity.judge.subjects import Subject, SubjectFiles
+    from parity.report.session import Recorder
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -64,6 +65,7 @@ def parity_files(  # noqa: PLR0917 (pytest passes fixtures as parameters)
     kokoro_spec: KokoroSpec,
     parity_cache: ArtifactCache,
     parity_runs: RunStore,
+    parity_record: Recorder,
 ) -> SubjectFiles:
     """Each judged file, its PyTorch reference and its sessions, built once per run."""
     from pathlib import Path
@@ -74,6 +76,8 @@ def parity_files(  # noqa: PLR0917 (pytest passes fixtures as parameters)
     own = next((s for s in subjects if s.origin == "export" and s.hook is None), None)
     # The harness's own export is the kokoro_export fixture's: built and recorded once.
     own_export = request.getfixturevalue("kokoro_export").path if own is not None else None
+    for subject in subjects:
+        parity_record.add("judged files", subject.describe())
     return SubjectFiles(
         parity_config,
         kokoro_spec,
