@@ -33,8 +33,6 @@ def spec_from(config: ParityConfig) -> KokoroSpec:
     from parity.builders.recover import resolved_spec
     from parity.core.cache import ArtifactCache
 
-    if config.weights != "recovered":
-        return config.spec
     return resolved_spec(config, ArtifactCache(config.cache_root))
 
 

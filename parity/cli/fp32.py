@@ -54,7 +54,7 @@ def _compare(args: argparse.Namespace) -> int:
     inputs = run_inputs(config)
     model = build_model(spec)
     if choice.precision == "quantized":
-        results: list[object] = [_compare_quantized(args, model, inputs)]
+        results: list[object] = [_compare_quantized(args, config, model, inputs)]
     else:
         cases = args.case or list(inputs.cases)
         unknown = [case for case in cases if case not in inputs.cases]
@@ -109,12 +109,13 @@ def _runs(args: argparse.Namespace, config: ParityConfig) -> RunStore:
     return RunStore(ArtifactCache(config.cache_root))
 
 
-def _compare_quantized(args: argparse.Namespace, model: object, inputs: InputSet) -> object:
+def _compare_quantized(
+    args: argparse.Namespace, config: ParityConfig, model: object, inputs: InputSet
+) -> object:
     """The four-axis verdict on the held-out sentences in the trained voices."""
     from parity.builders.voices import load_voices
     from parity.judge.verdict import judge_quantized_file
 
-    config = config_from(args)
     voices = load_voices()
     requests = voices.speak(inputs, inputs.held_out, config.held_out_voices)
     if config.reference is not None:

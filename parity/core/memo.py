@@ -46,6 +46,7 @@ TORCH_MODULES = (
     "judge/runners.py",
     "judge/intermediate.py",
     "judge/checks.py",
+    "judge/forcing.py",
     "judge/source.py",
 )
 TORCH_PACKAGES = ("torch", "kokoro", "transformers", "numpy")
@@ -58,6 +59,8 @@ ORT_MODULES = (
     "builders/timing.py",
     "judge/intermediate.py",
     "judge/checks.py",
+    "judge/forcing.py",
+    "judge/boundaries.py",
     "judge/localize.py",
 )
 ORT_PACKAGES = ("onnxruntime", "onnx", "numpy")

@@ -146,7 +146,8 @@ class IntermediateSession:
                 "overrides": overrides,
                 "code": source_digest(
                     (
-                        "judge/localize.py",
+                        "judge/boundaries.py",
+                        "judge/forcing.py",
                         "judge/intermediate.py",
                         "core/graph.py",
                         "core/scopes.py",

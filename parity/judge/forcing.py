@@ -98,15 +98,21 @@ class ForcingPlan:
         return None
 
 
-def plan_forcing(model: onnx.ModelProto, where: str, scopes: Mapping[str, str]) -> ForcingPlan:
+def plan_forcing(
+    model: onnx.ModelProto,
+    where: str,
+    scopes: Mapping[str, str],
+    types: dict[str, onnx.TypeProto] | None = None,
+) -> ForcingPlan:
     """Find the generator, its source and the durations in ``model`` (``scopes``: module path
-    -> graph prefix overrides, for what the names do not say)."""
+    -> graph prefix overrides, for what the names do not say; ``types``: ``value_types(model)``
+    where the caller has it)."""
     interface = find_interface(model, where)
     present = onnx_scope_prefixes(model)
     generator_prefix = locate_module(GENERATOR, present, scopes)
     source_prefix = locate_module(SOURCE, present, scopes)
     generator = scope_boundary(model, generator_prefix)
-    source = harmonic_source(model, source_prefix)
+    source = harmonic_source(model, source_prefix, types)
     return ForcingPlan(
         interface,
         generator_prefix,
@@ -165,14 +171,16 @@ class ForcingSession:
     def _open(self) -> tuple[OrtRunner, ForcingPlan]:
         if self._session is None:
             model = load_model(self.path)
-            plan = plan_forcing(model, str(self.path), self.scopes)
+            types = value_types(model)  # shape inference takes seconds: once, for both uses
+            plan = plan_forcing(model, str(self.path), self.scopes, types)
             extra = (
                 [plan.durations]
                 if plan.durations and plan.durations != plan.interface.durations
                 else []
             )
             harmonics = [plan.harmonics] if plan.harmonics else []
-            exposed = expose(model, [*extra, *plan.generator_inputs, plan.source, *harmonics])
+            names = [*extra, *plan.generator_inputs, plan.source, *harmonics]
+            exposed = expose(model, names, types)
             runner = OrtRunner(
                 self.path, threads=self.threads, model_bytes=exposed.SerializeToString()
             )
