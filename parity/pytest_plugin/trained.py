@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from parity.core.cache import ArtifactCache
     from parity.core.inputs import InputSet, KokoroInput
     from parity.core.memo import RunStore
-    from parity.judge.quality import Axes, VariantQuality
+    from parity.judge.quality import NoiseFloor, VariantQuality
     from parity.judge.runners import KokoroOutput
     from parity.judge.tolerances import VariantTolerance
 
@@ -57,10 +57,11 @@ def trained_held_out(
     parity_inputs: InputSet,
 ) -> list[KokoroInput]:
     """The held-out sentences (``held_out`` in phonemes.json; no decision was tuned on them)
-    in the trained voices: ``--parity-held-out-voices`` each, taken in turn."""
+    in the trained voices: ``--parity-held-out-voices`` each, taken in turn, and each other
+    language's sentence in its own voices (``TrainedVoices.held_out``)."""
     _, voices = kokoro_trained
-    each = parity_config.held_out_voices
-    return voices.speak(parity_inputs, parity_inputs.held_out, each)
+    each, without = parity_config.held_out_voices, "node" in parity_config.without
+    return voices.held_out(parity_inputs, each, installed_only=without)
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +103,7 @@ def trained_verdict(
     trained_held_out: list[KokoroInput],
     trained_reference: list[KokoroOutput],
     trained_listen: Callable[[Path], list[KokoroOutput]],
-    trained_floor: Axes,
+    trained_floor: NoiseFloor,
     kokoro_trained: tuple[DequantizedModel, TrainedVoices],
 ) -> Callable[..., VariantQuality]:
     """``verdict(name, path, tolerance)``: the model at ``path`` judged against the trained
@@ -132,7 +133,7 @@ def trained_floor(
     trained_reference: list[KokoroOutput],
     parity_record: Recorder,
     parity_runs: RunStore,
-) -> Axes:
+) -> NoiseFloor:
     """Each verdict axis's noise floor on the held-out requests: float32 against itself
     with its style moved by 1e-7, through the same pipeline."""
     from parity.judge.quality import measure_floor
