@@ -23,7 +23,7 @@ SHIPPED_MODULES = (
     "builders/weights.py",
     "judge/quality.py",
     "judge/runners.py",
-    "judge/tolerances.py",
+    "judge/tolerances",
     "search/optimize.py",
 )
 SHIPPED_FILES = ("fixtures/recipes", "tests/shipped.py")

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.landscape(
     "builders/ort_tools.py",
     "judge/quality.py",
     "judge/runners.py",
-    "judge/tolerances.py",
+    "judge/tolerances",
     "measure/bench.py",
     files=("tests/trained_gates.py",),
 )
@@ -40,9 +40,9 @@ def test_signed_int8_trap_sounds_within_its_gates(
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_signed_int8_trap_bench_stays_clearly_slower_than_fp32(
-    provider, require_timing, bench_models, trained_requests, parity_record, parity_runs
+    provider, require_timing, bench_models, speed_plan, parity_record, parity_runs
 ) -> None:
     """Kept visible rather than passed: its bound is a floor on the ratio, not a ceiling."""
     require_timing(provider)
     models = {name: bench_models(name) for name in ("fp32", SIGNED_INT8_TRAP)}
-    assert_speed_within_bounds(models, provider, trained_requests, parity_record, parity_runs)
+    assert_speed_within_bounds(models, provider, speed_plan(provider), parity_record, parity_runs)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from parity.builders.quantize import QuantRecipe
-from parity.judge.tolerances import INT8_VARIANTS
+from parity.judge.tolerances import FLOOR_MAX_ALIGNED_MEL, INT8_VARIANTS
 
 pytestmark = pytest.mark.harness(
     "judge/quality.py",
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.harness(
     "builders/timing.py",
     "judge/runners.py",
     "builders/quantize.py",
-    "judge/tolerances.py",
+    "judge/tolerances",
 )
 
 
@@ -46,7 +46,6 @@ def test_verdict_floor_is_small_and_float32_against_itself_reads_zero(
     again = listen(kokoro_trained[0].path, trained_held_out[:1], trained_reference[:1])[0]
     assert again.forced
     np.testing.assert_array_equal(again.waveform, trained_reference[0].waveform)
-    assert trained_floor.moved_tokens == 0
-    assert trained_floor.length_change == 0
-    # Measured 0.025 to 0.027 on the held-out set; the closest variant reads 0.240.
-    assert trained_floor.aligned_mel < 0.1
+    assert trained_floor.worst.moved_tokens == 0
+    assert trained_floor.worst.length_change == 0
+    assert trained_floor.mean.aligned_mel < FLOOR_MAX_ALIGNED_MEL

@@ -214,7 +214,7 @@ def search(
         raise ParityError("optimize: no requests to judge the candidates on")
     chosen_candidates = CANDIDATES if candidates is None else candidates
     reference = listen(Path(source), requests)
-    floor = measure_floor(Path(source), requests, reference)
+    floor = measure_floor(Path(source), requests, reference).mean
     log(f"noise floor: {floor.line()}")
     size_fp32 = Path(source).stat().st_size
     heard: dict[str, CandidateResult] = {}
