@@ -12,12 +12,12 @@ $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	# torch==2.13.0 is the CPU build this machine ships; the constraints keep pip off CUDA builds.
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
-	# onnxruntime-web from its lockfile, for the WebAssembly latency cases (they skip without it),
-	# and kokoro-js, the browser client (its tests skip without it). --ignore-scripts: kokoro-js
+	# onnxruntime-web from its lockfile, for the WebAssembly speed gates, and kokoro-js, the
+	# browser client, whose package ships the official voice packs. --ignore-scripts: kokoro-js
 	# pulls onnxruntime-node, whose install script downloads; the WebAssembly path never uses it.
 	if command -v npm >/dev/null; then npm ci --prefix $(WEB) --no-audit --no-fund --loglevel=error && \
 	npm ci --prefix $(JS) --ignore-scripts --no-audit --no-fund --loglevel=error; \
-	else echo "npm not found: the WebAssembly latency cases and kokoro-js tests will skip"; fi
+	else echo "npm not found: make test will stop on the gates that need Node.js; PARITY_WITHOUT=node make test runs without them"; fi
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

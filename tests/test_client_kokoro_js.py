@@ -18,28 +18,29 @@ from parity.judge.quality import compare_variant
 from parity.judge.runners import KokoroOutput
 from parity.judge.tolerances import KOKORO_JS, KOKORO_JS_BACKEND
 from parity.measure.kokoro_js import (
-    kokoro_js_unavailable,
     kokoro_js_voice,
     speak_model_file,
     spoken_by_kokoro_js,
 )
 
-# A fact about another tool reading our files: make test runs it on every commit, and -k parity
-# when the files it covers (what builds and judges the shipped files, the recipes) changed
-# since it last passed here.
-pytestmark = pytest.mark.landscape(
-    *SHIPPED_MODULES,
-    "builders/kokoro_js.py",
-    "measure/kokoro_js.py",
-    files=(
-        *SHIPPED_FILES,
-        "parity/measure/kokoro-js/speak.mjs",
-        "parity/measure/kokoro-js/package-lock.json",
+pytestmark = [
+    # A fact about another tool reading our files: make test runs it on every commit, and
+    # -k parity when the files it covers (what builds and judges the shipped files, the
+    # recipes) changed since it last passed here.
+    pytest.mark.landscape(
+        *SHIPPED_MODULES,
+        "builders/kokoro_js.py",
+        "measure/kokoro_js.py",
+        files=(
+            *SHIPPED_FILES,
+            "parity/measure/kokoro-js/speak.mjs",
+            "parity/measure/kokoro-js/package-lock.json",
+        ),
     ),
-)
-
-if reason := kokoro_js_unavailable():
-    pytest.skip(reason, allow_module_level=True)
+    # Without Node.js and kokoro-js the run stops at collection with one line, unless it
+    # goes without them (--parity-without=node): then these skip, listed in the summary.
+    pytest.mark.needs("node"),
+]
 
 # The first held-out sentences, one voice each: WebAssembly runs float32 several times slower
 # than the CPU build, and this checks the client, not the headline figures (tests of the gates).
@@ -50,7 +51,7 @@ DTYPE = "q8"  # the shipped int8 goes where onnx-community's does: onnx/model_qu
 @pytest.fixture(scope="module")
 def js_requests(kokoro_trained, parity_inputs):
     _, voices = kokoro_trained
-    return voices.speak(parity_inputs, parity_inputs.held_out[:JS_SENTENCES], 1)
+    return voices.held_out(parity_inputs, 1)[:JS_SENTENCES]
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +117,12 @@ def test_kokoro_js_speaks_each_shipped_file(
 
 
 def test_kokoro_js_bench_times_each_shipped_file_beside_float32(
-    require_timing, kokoro_trained, trained_variant, js_requests, parity_record
+    parity_benchmarking, kokoro_trained, trained_variant, js_requests, parity_record
 ) -> None:
     """Seconds of ``generate_from_ids`` per second of audio (1 thread), every file in this
     run; a benchmark, so it runs when benchmarking (``make bench``) and asserts no time."""
-    require_timing("kokoro-js")
+    if parity_benchmarking is not None:
+        pytest.skip(parity_benchmarking)
     files = {"fp32": (kokoro_trained[0].path, "fp32")}
     files |= {n: (shipped_path(n, kokoro_trained, trained_variant), DTYPE) for n in SHIPPED}
     rtf = {}

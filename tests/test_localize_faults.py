@@ -28,7 +28,7 @@ pytestmark = pytest.mark.harness(
     "judge/checks.py",
     "judge/compare.py",
     "core/graph.py",
-    "judge/tolerances.py",
+    "judge/tolerances",
 )
 
 CASE = "sentence"
@@ -187,3 +187,48 @@ def test_resolve_values_by_value_node_scope_and_module(kokoro_export, kokoro_int
     assert resolve_values(model, "predictor.lstm", scopes) == resolve_values(model, "/lstm/")
     with pytest.raises(ParityError, match="names no value, node or module scope"):
         resolve_values(model, "decoder.nothing_here")
+
+
+def rename_scope(old: str, new: str) -> Callable[[onnx.ModelProto], onnx.ModelProto]:
+    """An exporter or a rewrite that names a module's nodes differently."""
+
+    def plant(model: onnx.ModelProto) -> onnx.ModelProto:
+        renamed = 0
+        for node in model.graph.node:
+            if old in node.name:
+                node.name = node.name.replace(old, new)
+                renamed += 1
+        assert renamed, f"no node under {old}"
+        return model
+
+    return plant
+
+
+def test_a_renamed_stft_fails_its_boundary_gate_rather_than_skipping(
+    kokoro_model, kokoro_export, request_input, parity_config
+) -> None:
+    """The gate's judgement (``IntermediateReport.boundary_problem``) on a graph whose STFT
+    nodes no longer carry the module's name: the STFT rows are missing, which fails."""
+    if parity_config.spec.stft != "exact":
+        pytest.skip("only parity's exact STFT is a module pair to rename")
+    session = IntermediateSession.for_kokoro(
+        kokoro_export.path,
+        kokoro_model,
+        request_input,
+        threads=parity_config.threads,
+        transform=rename_scope("/stft/", "/spectral_transform/"),
+    )
+    report = compare_intermediates(kokoro_model, session, request_input, INTERMEDIATE)
+    for pattern in ("decoder.generator.stft.analysis", "decoder.generator.stft.synthesis"):
+        problem = report.boundary_problem(pattern, "exact")
+        assert problem is not None, report.table()
+        assert "no place for" in problem or "no output of" in problem
+    clean = compare_intermediates(
+        kokoro_model,
+        IntermediateSession.for_kokoro(
+            kokoro_export.path, kokoro_model, request_input, threads=parity_config.threads
+        ),
+        request_input,
+        INTERMEDIATE,
+    )
+    assert clean.boundary_problem("decoder.generator.stft.analysis", "exact") is None

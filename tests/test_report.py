@@ -109,7 +109,7 @@ def test_report_names_the_planted_variant_and_layer_first(two_runs, capsys) -> N
     assert "int8-dynamic: layer /dec/b/ loses" in first
     rows = [line for line in summary.splitlines() if line.startswith("| `")]
     assert "[int8-dynamic]` | FAILED" in rows[0]
-    assert "Every gate passed" in (clean / "summary.md").read_text()
+    assert "2 passed, 0 failed, 0 skipped: every gate passed" in (clean / "summary.md").read_text()
 
     report = json.loads((planted / "report.json").read_text())
     gate = next(g for g in report["gates"] if g["outcome"] == "failed")
@@ -210,6 +210,25 @@ def test_summary_rows_show_each_judgement_and_fold_quiet_cases() -> None:
         "| `t.py::test_variant` | pass | 2.0 | qdq: log-mel 0.51: ok |",
         "| `t.py::test_other_converter` | xfail (known) | 3.0 | checker: nodes not sorted |",
     ]
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "verdict"),
+    [
+        (("passed", "passed"), "2 passed, 0 failed, 0 skipped: every gate passed"),
+        (("passed", "skipped"), "1 passed, 0 failed, 1 skipped: no gate failed, but 1 did not"),
+        (("passed", "skipped", "error"), "1 passed, 1 failed, 1 skipped.**"),
+    ],
+    ids=["all-passed", "one-skipped", "skipped-and-error"],
+)
+def test_summary_says_every_gate_passed_only_when_none_was_skipped(outcomes, verdict) -> None:
+    gates = tuple(Gate(f"t.py::test_{i}", o, 0.1, f"why {i}") for i, o in enumerate(outcomes))
+    summary = Report(gates).summary_markdown()
+    assert verdict in summary
+    if "skipped" in outcomes:
+        assert "every gate passed" not in summary
+        listed = summary.split("## Skipped", 1)[1]
+        assert "`t.py::test_1`: why 1" in listed
 
 
 def test_a_worker_hands_over_objects_and_plain_data_for_what_cannot_be_pickled() -> None:

@@ -32,18 +32,24 @@ def assert_variant_within_its_gates(
 
 
 def assert_speed_within_bounds(
-    models: Mapping[str, Path], provider, requests: list, parity_record, parity_runs
+    models: Mapping[str, Path], provider, plan, parity_record, parity_runs
 ) -> None:
     """Each model's time over float32's (``models`` holds ``fp32``), interleaved in one run,
-    within its bound in ``SPEED_VS_FP32``."""
-    records = measure_cached(models, provider, requests[:1], repeats=3, runs=parity_runs)
+    within its bound in ``SPEED_VS_FP32``; and each integer variant's speed was its integer
+    kernels' (``integer_kernels_cached``: one request profiled, kept in the run store), not
+    float ops that happen to be fast enough."""
+    from parity.measure.op_profile import integer_kernels_cached
+
+    requests = plan.requests
+    records = measure_cached(models, provider, requests[:1], repeats=plan.repeats, runs=parity_runs)
     ratios = speed_ratios(records, "fp32")
     for record in records:
         parity_record.add(f"latency ({provider})", record.line(), record=record)
     parity_record.add(
         f"latency ({provider})",
         "time over fp32's, fastest repeats of one run: "
-        + ", ".join(f"{n} x{r:.2f}" for n, r in ratios.items()),
+        + ", ".join(f"{n} x{r:.2f}" for n, r in ratios.items())
+        + (f" ({plan.reduced})" if plan.reduced else ""),
         ratios=ratios,
     )
     spread = statistics.median(record.spread for record in records)
@@ -52,4 +58,16 @@ def assert_speed_within_bounds(
         for name, ratio in ratios.items()
         if name != "fp32" and not SPEED_VS_FP32[name].accepts(ratio)
     }
-    assert not outside, f"speed ratio to fp32 out of bounds: {outside} (median spread {spread:.0%})"
+    kernels = [
+        integer_kernels_cached(path, provider, requests[0], runs=parity_runs, name=name)
+        for name, path in models.items()
+        if name != "fp32"
+    ]
+    for check in kernels:
+        parity_record.add(f"integer kernels ({provider})", check.summary(), kernels=check)
+    problems = [check.summary() for check in kernels if not check]
+    if outside:
+        problems.insert(
+            0, f"speed ratio to fp32 out of bounds: {outside} (median spread {spread:.0%})"
+        )
+    assert not problems, "; ".join(problems)

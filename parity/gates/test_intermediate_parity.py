@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from parity.judge.boundaries import BOUNDARY_PATTERNS, boundary_regex
-from parity.judge.localize import IntermediateReport, compare_intermediates
+from parity.judge.boundaries import BOUNDARY_PATTERNS
+from parity.judge.localize import compare_intermediates
 from parity.judge.tolerances import INTERMEDIATE
 
 pytestmark = [pytest.mark.parity, pytest.mark.judges("fp32")]
@@ -38,29 +38,15 @@ def fp32_report(parity_subject, parity_files, parity_inputs, parity_record):
     return report
 
 
-def _rows_of(report: IntermediateReport, pattern: str):
-    regex = boundary_regex(pattern)
-    return [row for row in report.rows if regex.match(row.module)]
-
-
 @pytest.mark.parametrize(
     "pattern", list(BOUNDARY_PATTERNS), ids=[p.replace(".{i}", "") for p in BOUNDARY_PATTERNS]
 )
 def test_parity_module_boundary_matches_pytorch(
     pattern, fp32_report, parity_subject, parity_files
 ) -> None:
-    rows = _rows_of(fp32_report, pattern)
-    if not rows and pattern.startswith("decoder.generator.stft."):
-        # Only parity's exact STFT is a module pair (analysis, synthesis); kokoro's and
-        # torch.stft are methods, whose figures the generator's rows carry.
-        stft = parity_files.spec_for(parity_subject).stft
-        assert stft != "exact", f"no output of {pattern} was matched:\n{fp32_report.table()}"
-        pytest.skip(f"stft={stft} has no STFT submodules to compare")
-    unplaced = [m for m in fp32_report.unplaced if boundary_regex(pattern).match(m)]
-    assert not unplaced, f"the graph has no place for {unplaced} (--parity-scope MODULE=PREFIX)"
-    assert rows, f"no output of {pattern} was matched:\n{fp32_report.table()}"
-    failing = [row for row in rows if not row.within]
-    assert not failing, fp32_report.table(failing_context=3)
+    stft = parity_files.spec_for(parity_subject).stft
+    problem = fp32_report.boundary_problem(pattern, stft)
+    assert problem is None, problem
 
 
 def test_parity_walk_follows_execution_order(fp32_report) -> None:

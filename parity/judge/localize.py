@@ -19,7 +19,7 @@ import numpy as np
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 from parity.core.memo import array_digest, torch_parts
-from parity.judge.boundaries import IntermediateSession
+from parity.judge.boundaries import IntermediateSession, boundary_regex
 from parity.judge.checks import judge_random_source
 from parity.judge.compare import OutputGain, TensorComparison, least_squares_gain, match_layout
 from parity.judge.forcing import (
@@ -115,6 +115,24 @@ class IntermediateReport:
 
     def report(self) -> str:
         return self.table()
+
+    def boundary_problem(self, pattern: str, stft: str) -> str | None:
+        """Why the outputs of module ``pattern`` (``BOUNDARY_PATTERNS``) fail, in one
+        paragraph, or None: a module the graph has no place for, or none matched, fails
+        rather than skips. Only parity's exact STFT is a module pair (analysis, synthesis);
+        kokoro's and torch.stft are methods, so the generator's row judges them."""
+        regex = boundary_regex(pattern)
+        unplaced = [module for module in self.unplaced if regex.match(module)]
+        if unplaced:
+            return f"the graph has no place for {unplaced} (--parity-scope MODULE=PREFIX)"
+        rows = [row for row in self.rows if regex.match(row.module)]
+        if not rows and pattern.startswith("decoder.generator.stft.") and stft != "exact":
+            rows = [row for row in self.rows if row.module == "decoder.generator"]
+        if not rows:
+            return f"no output of {pattern} was matched (stft={stft}):\n{self.table()}"
+        if not all(row.within for row in rows):
+            return self.table(failing_context=3)
+        return None
 
     def table(self, *, failing_context: int | None = None) -> str:
         """The rows as text; ``failing_context`` keeps the first failure and N rows around it."""

@@ -14,6 +14,7 @@ pytest_plugins = [
     "parity.pytest_plugin.harness",
     "parity.pytest_plugin.fixtures",
     "parity.pytest_plugin.trained",
+    "parity.pytest_plugin.requirements",
     "parity.pytest_plugin.timing",
     "parity.pytest_plugin.subjects",
 ]

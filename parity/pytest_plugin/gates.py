@@ -28,7 +28,8 @@ class GateCollector:
             message = _failure_line(report)
         elif report.skipped and outcome == "passed":
             outcome = "skipped"
-            message = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else None
+            reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else None
+            message = reason.removeprefix("Skipped: ") if reason else None
         self.outcomes[report.nodeid] = [test, outcome, seconds + report.duration, message]
 
 

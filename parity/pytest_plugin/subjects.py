@@ -25,6 +25,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "judges(*precisions): a gate run once per file of these precisions (fp32, fp16, "
         "quantized) that the run judges, as parity_subject",
     )
+    config.addinivalue_line(
+        "markers",
+        "parity_no_subject(reason): a gate with no file of its precisions in this run; it "
+        "leaves the run, and the figures say why",
+    )
 
 
 def run_subjects(config: pytest.Config) -> tuple[Subject, ...]:
@@ -51,10 +56,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             "parity_subject", chosen, ids=[s.name for s in chosen], scope="session"
         )
         return
+    # Not a skip: with no such file the gate has nothing to judge, so it leaves the run
+    # (``parity.pytest_plugin.requirements``) and the figures say why.
     reason = f"no {' or '.join(precisions)} file in this run (--parity-onnx NAME=PATH adds one)"
     metafunc.parametrize(
-        "parity_subject", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=["none"]
+        "parity_subject", [pytest.param(None, marks=NO_SUBJECT(reason))], ids=["none"]
     )
+
+
+NO_SUBJECT = pytest.mark.parity_no_subject
 
 
 @pytest.fixture(scope="session")

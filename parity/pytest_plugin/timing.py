@@ -4,28 +4,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from parity.pytest_plugin.requirements import benchmarking
+
 if TYPE_CHECKING:
     from parity.builders.quantize import QuantBuild
     from parity.builders.voices import TrainedVoices
     from parity.builders.weights import DequantizedModel
+    from parity.core.inputs import InputSet, KokoroInput
     from parity.measure.bench import Provider, TimedSession
-
-
-# Any of these asks pytest-benchmark for a timed run; without one, our latency benchmarks
-# skip, so the everyday test command stays inside CI's time.
-BENCHMARK_REQUESTS = (
-    "benchmark_enable",
-    "benchmark_only",
-    "benchmark_save",
-    "benchmark_autosave",
-    "benchmark_json",
-    "benchmark_compare",
-)
 
 
 XDIST_TIMING = "no timing under pytest-xdist: its workers share the CPU"
@@ -59,32 +51,69 @@ def parity_benchmarking(pytestconfig: pytest.Config, parity_timing: str | None) 
     if getattr(benchmark_session, "disabled", False):
         # pytest-benchmark turns timing off under xdist, where workers share the CPU
         return "pytest-benchmark is disabled in this run (--benchmark-disable or xdist)"
-    if not any(pytestconfig.getoption(name, None) for name in BENCHMARK_REQUESTS):
+    if not benchmarking(pytestconfig):  # deselected then (parity.pytest_plugin.requirements)
         return "latency benchmarks run with --benchmark-enable, --benchmark-autosave or similar"
     return None
 
 
 @pytest.fixture(scope="session")
-def require_timing(
-    parity_timing: str | None, parity_benchmarking: str | None
-) -> Callable[[str], None]:
-    """``require_timing(provider)`` skips, with the reason, unless this run may time it: the
-    CPU on every run, the others when benchmarking, nothing on xdist workers, and WebAssembly
-    only where Node.js and onnxruntime-web are installed."""
+def require_timing(parity_timing: str | None) -> Callable[[str], None]:
+    """``require_timing(provider)`` skips, with the reason, on pytest-xdist workers (they
+    share the CPU); every provider runs on every other run. A WebAssembly case without
+    Node.js stopped the run at collection, or skips by ``--parity-without=node``
+    (``parity.pytest_plugin.requirements``)."""
 
     def require(provider: str) -> None:
         if parity_timing is not None:
             pytest.skip(parity_timing)
-        if provider != "cpu" and parity_benchmarking is not None:
-            pytest.skip(f"{provider}: {parity_benchmarking}")
-        if provider.startswith("wasm"):
-            from parity.measure.wasm import wasm_unavailable
-
-            reason = wasm_unavailable()
-            if reason is not None:
-                pytest.skip(reason)
 
     return require
+
+
+# Outside a benchmarking run the speed gates of the slow providers (one thread, WebAssembly)
+# run in a reduced form, so every gate runs on every ``make test``: a shorter selection
+# sentence, timed once after a warm-up, not three times. Measured 2026-12-05 on this machine
+# (tolerances.SPEED_VS_FP32 has the ratios): the full form of the cpu-1t, wasm and wasm-2t
+# gates took 16 min here, the reduced one 7 min; ``make bench`` (--benchmark-*) runs the full
+# form.
+REDUCED_SENTENCE = "greeting"
+REDUCED_REPEATS = 1
+FULL_REPEATS = 3
+
+
+@dataclass(frozen=True)
+class SpeedPlan:
+    """What a speed gate times on one provider: the requests, the repeats, and why the form
+    is reduced (None: the full form)."""
+
+    requests: list[KokoroInput]
+    repeats: int
+    reduced: str | None = None
+
+
+@pytest.fixture(scope="session")
+def speed_plan(
+    pytestconfig: pytest.Config,
+    kokoro_trained: tuple[DequantizedModel, TrainedVoices],
+    parity_inputs: InputSet,
+    trained_requests: list[KokoroInput],
+) -> Callable[[str], SpeedPlan]:
+    """``plan(provider)``: the full form (the sentence fixture, 3 repeats) on the CPU and in
+    a benchmarking run, the reduced form on the other providers otherwise."""
+    _, voices = kokoro_trained
+
+    def plan(provider: str) -> SpeedPlan:
+        if provider == "cpu" or benchmarking(pytestconfig):
+            return SpeedPlan(trained_requests[:1], FULL_REPEATS)
+        sentence = parity_inputs.case_for(REDUCED_SENTENCE, voices.vocab)
+        requests = voices.spoken_by([sentence], list(voices.packs)[:1])
+        why = (
+            f"reduced form: {REDUCED_SENTENCE!r} ({len(sentence.phonemes)} phonemes), "
+            f"{REDUCED_REPEATS} repeat after a warm-up; make bench times the full form"
+        )
+        return SpeedPlan(requests, REDUCED_REPEATS, why)
+
+    return plan
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,22 @@ class Report:
     def failures(self) -> list[Gate]:
         return [gate for gate in self.gates if gate.failing]
 
+    def skipped(self) -> list[Gate]:
+        return [gate for gate in self.gates if gate.outcome == "skipped"]
+
+    def verdict_line(self) -> str:
+        """Passed, failed and skipped gates counted; "every gate passed" only when none was
+        skipped, since a skipped gate judged nothing."""
+        counts = self.counts()
+        failed = sum(counts.get(outcome, 0) for outcome in FAILING)
+        passed, skipped = counts.get("passed", 0), counts.get("skipped", 0)
+        tally = f"{passed} passed, {failed} failed, {skipped} skipped"
+        if failed:
+            return f"**{tally}.**"
+        if skipped:
+            return f"**{tally}: no gate failed, but {skipped} did not run (listed below).**"
+        return f"**{tally}: every gate passed.**"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "command": self.command,
@@ -83,13 +99,15 @@ class Report:
         counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.counts().items()))
         failures = self.failures()
         lines = ["# Kokoro parity report", "", f"`{self.command}`: {counts}.", ""]
+        lines += [self.verdict_line(), ""]
         if failures:
             first = failures[0]
             lines += [f"**First failure:** `{first.test}`: {first.message or first.outcome}", ""]
-        else:
-            lines += ["**Every gate passed.**", ""]
         lines += ["| gate | outcome | s | figure or failure |", "|---|---|---|---|"]
         lines += [_row(*row) for row in _table(failures, self.gates)]
+        if self.skipped():
+            lines += ["", "## Skipped: these gates judged nothing", ""]
+            lines += [f"- `{g.test}`: {g.message or 'no reason given'}" for g in self.skipped()]
         if self.pictures:
             lines += ["", "## Pictures", ""]
             lines += [f"![{Path(name).stem}]({name})" for name in self.pictures]
