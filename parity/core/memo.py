@@ -2,7 +2,8 @@
 
 A PyTorch output is keyed by the model's weights, the source of the code that computes it
 (our model, STFT and capture code; kokoro's, torch's and transformers' versions) and the
-input. An ONNX Runtime output is keyed by the artefact's SHA-256, ONNX Runtime's version,
+input. An ONNX Runtime output is keyed by the artefact's content digest (``content_digest``:
+its bytes, and those of every external data file it references), ONNX Runtime's version,
 the session options, the graph edits made before loading, and the input. No tolerance is in
 any key: changing one re-judges stored outputs and runs nothing. Entries live in the
 ``ArtifactCache`` (``runs-*`` folders), so a truncated or altered entry is rebuilt.
@@ -149,8 +150,9 @@ def torch_parts(model: Any, request: Any, what: str, **extra: Any) -> dict[str, 
 def onnxruntime_parts(
     artefact: str, request: Any, what: str, *, threads: int, **extra: Any
 ) -> dict[str, Any]:
-    """The key of an ONNX Runtime output: the artefact's SHA-256 (or the loaded bytes'),
-    code and versions, session options, input, and what was run."""
+    """The key of an ONNX Runtime output: the artefact's ``content_digest`` (which covers its
+    external data files; or the loaded bytes' SHA-256), code and versions, session options,
+    input, and what was run."""
     return {
         "artefact": artefact,
         "code": source_digest(ORT_MODULES, ORT_PACKAGES),
