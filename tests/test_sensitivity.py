@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -14,8 +15,13 @@ from parity.core.inputs import load_input_set
 from parity.core.plots import draw
 from parity.core.spec import load_config
 from parity.search.sensitivity import (
+    SweepDrift,
+    SweepResult,
+    SweepRow,
     SweepSettings,
     check_baseline,
+    check_group,
+    judge_sweep,
     load_baseline,
     scope_of,
     sweep,
@@ -65,7 +71,7 @@ def test_sweep_names_the_planted_layer_first_and_keeps_it(
     )
     # /dec/ hurt, so it was split: its Conv b is named first and kept out, a is transformed.
     assert result.rows[0].scope == "/dec/b/"
-    assert not result.rows[0].loss <= 0.05
+    assert not result.rows[0].loss <= result.threshold
     assert result.excluded == ("/dec/b/",)
     assert {row.scope for row in result.rows} == {"/dec/a/", "/dec/b/", "/enc/"}
     assert result, result.summary()
@@ -182,7 +188,7 @@ def test_baselines_refuse_to_be_compared_blind(tmp_path) -> None:
 
 
 def test_a_plot_that_fails_to_draw_does_not_fail_the_run(tmp_path, caplog) -> None:
-    def broken() -> None:
+    def broken() -> NoReturn:
         raise RuntimeError("no fonts")
 
     assert draw(broken, tmp_path / "x.png") is None
@@ -249,3 +255,75 @@ def test_requests_that_would_drop_a_sentence_are_one_error_line(settings, messag
     with pytest.raises(ParityError, match=message) as error:
         settings.requests_from(load_input_set(FIXTURES))
     assert "\n" not in str(error.value)
+
+
+# Loaded with -p into the sweep's session: the combined model measures over the budget, as
+# when layers harmless alone add up past it and no exclusion brings it back.
+_OVER_BUDGET_PLUGIN = """
+import parity.search.sensitivity.sweeper as sweeper
+
+
+def pytest_configure(config):
+    sweeper._bisect = lambda combined, count, budget: (count, budget + 1.0)
+"""
+
+
+@pytest.mark.parametrize("over_budget", [False, True], ids=["within-budget", "over-budget"])
+def test_the_sweep_session_fails_when_the_cli_would(
+    pytester: pytest.Pytester, tmp_path: Path, over_budget: bool
+) -> None:
+    """``parity.search.sweep_items``: each group's item passes once its rows account for its
+    nodes; the session's exit status follows ``judge_sweep``, as ``parity sensitivity``'s
+    exit code does."""
+    import json
+
+    model = tiny_kokoro(tmp_path / "m.onnx", _outlier_kernel())
+    pytester.makepyfile(over_budget=_OVER_BUDGET_PLUGIN)
+    result = pytester.runpytest_subprocess(
+        "--pyargs",
+        "parity.search.sweep_items",
+        f"--parity-sweep-model={model}",
+        "--parity-sweep-threshold=0.05",
+        "--parity-sweep-budget=0.05",
+        "--parity-sweep-depth=1",
+        f"--parity-sweep-out={tmp_path / 'sweep'}",
+        f"--parity-inputs={FIXTURES}",
+        f"--parity-cache-dir={tmp_path / 'cache'}",
+        "-p",
+        "no:cacheprovider",
+        *(["-p", "over_budget"] if over_budget else []),
+    )
+    result.assert_outcomes(passed=2)  # the groups /dec/ and /enc/ were each measured whole
+    written = SweepResult.from_json(
+        json.loads((tmp_path / "sweep" / "sensitivity.json").read_text())
+    )
+    assert bool(judge_sweep(written)) is not over_budget
+    if over_budget:
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.stdout.fnmatch_lines(
+            ["*FAILED: the combined model's loss 1.050 is over the budget 0.05*"]
+        )
+    else:
+        assert result.ret == pytest.ExitCode.OK
+        assert "FAILED:" not in result.stdout.str()
+
+
+def test_a_sweep_verdict_names_each_failed_check() -> None:
+    rows = (SweepRow("/dec/b/", ("/dec/b/Conv",), "Conv", 0.9),)
+    over = SweepResult("int8-dynamic", rows, 0.3, 0.45, ("/dec/b/",), (), float("nan"), 3, 1.0)
+    drift = SweepDrift(1, (), ("/dec/b/",), (), (), float("nan"), 0.45, 0.01)
+    verdict = judge_sweep(over, drift)
+    assert not verdict
+    assert verdict.reasons[0] == (
+        "the combined model's loss nan is over the budget 0.45 (1 of 1 groups kept out)"
+    )
+    assert "/dec/b/ crossed the threshold" in verdict.reasons[1]
+    within = replace(over, combined_loss=0.2)
+    assert judge_sweep(within)
+    assert judge_sweep(within).line() == "the sweep holds"
+    check = check_group("/dec/", ["/dec/a/Conv", "/dec/b/Conv"], [*rows, *rows])
+    assert not check
+    assert check.message() == (
+        "sensitivity: the rows of group /dec/: 1 node(s) not measured (first: /dec/a/Conv); "
+        "1 node(s) measured twice (first: /dec/b/Conv)"
+    )

@@ -16,7 +16,12 @@ if TYPE_CHECKING:
 def _sensitivity(args: argparse.Namespace) -> int:
     from parity.builders.quantize import preprocess_model
     from parity.core.inputs import load_input_set
-    from parity.search.sensitivity import SweepSettings, check_baseline, write_baseline
+    from parity.search.sensitivity import (
+        SweepSettings,
+        check_baseline,
+        judge_sweep,
+        write_baseline,
+    )
 
     kokoro_file(Path(args.model))
     out = Path(args.out)
@@ -54,8 +59,11 @@ def _sensitivity(args: argparse.Namespace) -> int:
         print(f"baseline written: {args.baseline}")
     if drift is not None:
         print(f"against {args.baseline}: {drift.summary()}")
-        return 0 if result and drift else 1
-    return 0 if result else 1
+    # The same verdict fails the sweep's pytest session (parity.pytest_plugin.sweep).
+    verdict = judge_sweep(result, drift)
+    if not verdict:
+        print(f"sensitivity: failed: {verdict.line()}")
+    return 0 if verdict else 1
 
 
 def _optimize(args: argparse.Namespace) -> int:

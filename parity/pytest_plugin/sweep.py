@@ -81,7 +81,8 @@ def parity_sweeper(pytestconfig: pytest.Config, parity_sweep_job: SweepJob) -> I
 
 
 def merge_sweep(session: pytest.Session) -> None:
-    """On the controller (or a serial run): merge the parts into one decided sweep."""
+    """On the controller (or a serial run): merge the parts into one decided sweep, and fail
+    the session when it does not hold, as ``parity sensitivity`` exits 1 (``judge_sweep``)."""
     config = session.config
     if hasattr(config, "workerinput") or not getattr(config.option, "parity_sweep_model", None):
         return
@@ -93,6 +94,8 @@ def merge_sweep(session: pytest.Session) -> None:
     import dataclasses
     import time
 
+    from parity.search.sensitivity import judge_sweep
+
     with job.settings.sweeper(job.model, _sweep_requests(config, job)) as sweeper:
         result = job.merge(sweeper)
     # The sweep took the whole session (every worker's items), not just the merge.
@@ -101,3 +104,7 @@ def merge_sweep(session: pytest.Session) -> None:
     result.write(job.out)
     recorder = config.stash[RECORDER_KEY]
     recorder.add("sensitivity sweep", f"{result.summary()}; written to {job.out}")
+    verdict = judge_sweep(result)
+    if not verdict:
+        recorder.add("sensitivity sweep", f"FAILED: {verdict.line()}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -14,30 +14,43 @@ from parity.search.sensitivity.baseline import (
     BASELINES,
     LossMove,
     SweepDrift,
+    SweepVerdict,
     check_baseline,
     compare_with_baseline,
+    judge_sweep,
     load_baseline,
     recheck,
     write_baseline,
 )
 from parity.search.sensitivity.candidates import mean_log_mel, scope_of, weight_nodes
 from parity.search.sensitivity.job import SweepJob
-from parity.search.sensitivity.result import TRANSFORMS, SweepResult, SweepRow, Transform
+from parity.search.sensitivity.result import (
+    TRANSFORMS,
+    GroupCheck,
+    SweepResult,
+    SweepRow,
+    Transform,
+    check_group,
+)
 from parity.search.sensitivity.sweeper import Sweeper, SweepSettings, sweep
 
 __all__ = [
     "BASELINES",
     "TRANSFORMS",
+    "GroupCheck",
     "LossMove",
     "SweepDrift",
     "SweepJob",
     "SweepResult",
     "SweepRow",
     "SweepSettings",
+    "SweepVerdict",
     "Sweeper",
     "Transform",
     "check_baseline",
+    "check_group",
     "compare_with_baseline",
+    "judge_sweep",
     "load_baseline",
     "mean_log_mel",
     "recheck",

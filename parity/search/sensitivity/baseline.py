@@ -218,3 +218,32 @@ def check_baseline(
         measured = recheck(source, settings, baseline, requests, runs=runs)
     drift = compare_with_baseline(measured, baseline, complete=full, tolerance=SWEEP_LOSS_DRIFT)
     return measured, drift
+
+
+@dataclass(frozen=True)
+class SweepVerdict:
+    """Whether a sweep holds, as ``parity sensitivity`` (its exit code) and the sweep's pytest
+    session (its exit status) both judge it: one reason per failed check."""
+
+    reasons: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return not self.reasons
+
+    def line(self) -> str:
+        return "; ".join(self.reasons) if self.reasons else "the sweep holds"
+
+
+def judge_sweep(result: SweepResult, drift: SweepDrift | None = None) -> SweepVerdict:
+    """The combined model within the budget (a loss that overflowed is not); against a stored
+    baseline, also nothing moved, crossed, appeared or vanished."""
+    reasons = []
+    if not result:
+        reasons.append(
+            f"the combined model's loss {result.combined_loss:.3f} is over the budget "
+            f"{result.budget:g} ({len(result.excluded) + len(result.extra_excluded)} of "
+            f"{len(result.rows)} groups kept out)"
+        )
+    if drift is not None and not drift:
+        reasons.append(f"the sweep drifted from its baseline: {drift.summary()}")
+    return SweepVerdict(tuple(reasons))

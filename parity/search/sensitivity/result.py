@@ -5,19 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from parity.core.cache import write_text_atomic
 from parity.core.jsonable import to_jsonable
-
-if TYPE_CHECKING:
-    pass
-
 
 Transform = Literal["int8-dynamic", "int8-qdq", "fp16"]
 TRANSFORMS: tuple[Transform, ...] = ("int8-dynamic", "int8-qdq", "fp16")
@@ -132,6 +129,56 @@ class SweepResult:
             _number(data.get("floor")),
             _number(data.get("max_moved_tokens", float("inf"))),
         )
+
+
+@dataclass(frozen=True)
+class GroupCheck:
+    """One group's rows against the group: each of its weight nodes measured exactly once, so
+    the decision can keep or transform every node (what a row does not name, the combined
+    model transforms unmeasured)."""
+
+    scope: str
+    missing: tuple[str, ...]  # nodes of the group no row measured
+    repeated: tuple[str, ...]  # nodes more than one row measured
+    strays: tuple[str, ...]  # nodes a row measured that are not the group's
+    # Names several nodes of the group share: the transform keeps nodes by name, so these
+    # cannot be told apart (an unnamed node is "").
+    ambiguous: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return not (self.missing or self.repeated or self.strays or self.ambiguous)
+
+    def message(self) -> str:
+        problems = [
+            f"{len(names)} node(s) {what} (first: {names[0]})"
+            for names, what in (
+                (self.missing, "not measured"),
+                (self.repeated, "measured twice"),
+                (self.strays, "measured from outside it"),
+                (self.ambiguous, "sharing a name with another node"),
+            )
+            if names
+        ]
+        return f"sensitivity: the rows of group {self.scope}: " + (
+            "; ".join(problems) or "every node measured once"
+        )
+
+
+def check_group(scope: str, nodes: Iterable[str], rows: Sequence[SweepRow]) -> GroupCheck:
+    """Judge the rows ranked for ``scope`` by the group's ``nodes``."""
+    names = Counter(nodes)
+    counts = Counter(node for row in rows for node in row.nodes)
+    return GroupCheck(
+        scope,
+        tuple(sorted(set(names) - set(counts))),
+        _shared(counts),
+        tuple(sorted(set(counts) - set(names))),
+        _shared(names),
+    )
+
+
+def _shared(counts: Counter[str]) -> tuple[str, ...]:
+    return tuple(sorted(name for name, count in counts.items() if count > 1))
 
 
 def _number(value: float | None) -> float:

@@ -32,6 +32,7 @@ from parity.search.sensitivity.result import (
     SweepResult,
     SweepRow,
     Transform,
+    check_group,
 )
 
 
@@ -78,10 +79,16 @@ class Sweeper:
         self.bench.pipeline_floor = self.bench.measure(set(), self.every)[0]
 
     def rank(self, scope: str, threshold: float) -> list[SweepRow]:
-        """The rows of one first-level group: itself, or its sub-scopes where it hurts."""
+        """The rows of one first-level group: itself, or its sub-scopes where it hurts. Both
+        front ends (``sweep`` and each ``sweep_items`` item) stop here, in one line, when the
+        rows do not account for every node of the group exactly once."""
         self.bench.require_above_floor(threshold, "threshold")
         group = {scope: self.groups[scope]}
-        return _rank(self.bench, self.every, group, self.depth, self.max_depth, threshold)
+        rows = _rank(self.bench, self.every, group, self.depth, self.max_depth, threshold)
+        check = check_group(scope, (node.name for node in self.groups[scope]), rows)
+        if not check:
+            raise ParityError(check.message())
+        return rows
 
     def decide(
         self, rows: Sequence[SweepRow], *, threshold: float, budget: float, builds: int = 0
