@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from parity.cli import main
 from parity.core.errors import ParityError
@@ -115,3 +118,132 @@ def test_cli_profile_of_an_unknown_sentence_is_one_clear_line(tiny, capsys) -> N
     args = ["profile", str(tiny), "--sentences", "nope", "--inputs", str(FIXTURE_INPUTS)]
     assert main(args) == 2
     assert capsys.readouterr().err.strip().startswith("parity: error: profile: no phoneme entry")
+
+
+def _matmul_graph(integer: bool) -> onnx.ModelProto:
+    """x quantized on the fly (DynamicQuantizeLinear), times a stored uint8 weight: by
+    MatMulInteger, or (``integer=False``) by the same op rewritten to a float MatMul."""
+    weight = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    quantize = helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "x_scale", "x_zero"])
+    if integer:
+        stored = [
+            numpy_helper.from_array(weight, "W"),
+            numpy_helper.from_array(np.array(0, np.uint8), "W_zero"),
+        ]
+        product = [
+            helper.make_node("MatMulInteger", ["xq", "W", "x_zero", "W_zero"], ["product"]),
+            helper.make_node("Cast", ["product"], ["product_float"], to=TensorProto.FLOAT),
+        ]
+    else:
+        stored = [numpy_helper.from_array(weight.astype(np.float32), "W_float")]
+        product = [
+            helper.make_node("Cast", ["xq"], ["xq_float"], to=TensorProto.FLOAT),
+            helper.make_node("MatMul", ["xq_float", "W_float"], ["product_float"]),
+        ]
+    graph = helper.make_graph(
+        [quantize, *product, helper.make_node("Mul", ["product_float", "x_scale"], ["y"])],
+        "matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        stored,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _profiled(model: onnx.ModelProto, folder: Path) -> op_profile.OpProfile:
+    """One run of ``model`` on ONNX Runtime's CPU provider, with its profiler on."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(folder / "ort")
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    session.run(None, {"x": np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)})
+    events = json.loads(Path(session.end_profiling()).read_text())
+    return op_profile.summarize(events, [SAMPLE_RATE], model="m.onnx", provider="cpu", warmup=0)
+
+
+def test_an_integer_op_that_ran_as_an_integer_kernel_passes(tmp_path) -> None:
+    model = _matmul_graph(integer=True)
+    check = op_profile.integer_kernels(model, _profiled(model, tmp_path))
+    assert check, check.summary()
+    assert check.graph == {"DynamicQuantizeLinear": 1, "MatMulInteger": 1}
+    assert check.kernels == 1
+    assert check.summary().startswith("m.onnx on cpu: 1 integer kernel(s) ran for the graph's 1")
+
+
+def test_an_integer_op_rewritten_to_float_fails_in_one_readable_line(tmp_path) -> None:
+    """The rewritten graph still quantizes its input, but no integer kernel reads it; judged
+    by the integer graph it came from, its MatMulInteger is the kernel that was lost."""
+    rewritten = _matmul_graph(integer=False)
+    ran = _profiled(rewritten, tmp_path)
+    alone = op_profile.integer_kernels(rewritten, ran)
+    assert not alone
+    assert alone.summary() == (
+        "m.onnx on cpu: integer kernels lost: 0 integer kernel(s) ran where the graph asks for "
+        "at least 1; ran 1 DynamicQuantizeLinear; graph 1 DynamicQuantizeLinear"
+    )
+    replaced = op_profile.integer_kernels(_matmul_graph(integer=True), ran)
+    assert not replaced
+    assert "graph 1 DynamicQuantizeLinear, 1 MatMulInteger" in replaced.summary()
+    assert "\n" not in replaced.summary()
+
+
+def test_a_qdq_group_counts_as_the_integer_kernel_it_fuses_into(tmp_path) -> None:
+    """QDQ graphs hold no integer op, only DequantizeLinear around float ones: a Conv or
+    MatMul whose data and weight are both dequantized is what ONNX Runtime runs in integers."""
+    from onnxruntime.quantization import QuantFormat, quantize_static
+    from onnxruntime.quantization.calibrate import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter([{"x": np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)}])
+
+        def get_next(self) -> dict | None:
+            return next(self.feeds, None)
+
+    source, target = tmp_path / "float.onnx", tmp_path / "qdq.onnx"
+    weight = numpy_helper.from_array(np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        "float",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        [weight],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), source)
+    quantize_static(source, target, Reader(), quant_format=QuantFormat.QDQ)
+    model = onnx.load(target)
+    check = op_profile.integer_kernels(model, _profiled(model, tmp_path))
+    assert check.graph["QDQ MatMul"] == 1
+    assert check, check.summary()
+
+
+def test_the_gate_profiles_an_integer_variant_once_and_skips_a_float_one(
+    tiny, requests, tmp_path
+) -> None:
+    from onnxruntime.quantization import quantize_dynamic
+
+    from parity.core.cache import ArtifactCache
+    from parity.core.memo import RunStore
+    from parity.core.tally import TALLY
+
+    runs = RunStore(ArtifactCache(tmp_path / "cache"))
+    floating = op_profile.integer_kernels_cached(tiny, "cpu", requests[0], runs=runs)
+    assert floating
+    assert (
+        floating.summary()
+        == "tiny.onnx on cpu: no integer nodes in the graph, no integer kernel to check"
+    )
+    quantized = tmp_path / "tiny-int8.onnx"
+    quantize_dynamic(tiny, quantized)
+    before = TALLY.snapshot()
+    first = op_profile.integer_kernels_cached(quantized, "cpu", requests[0], runs=runs)
+    again = op_profile.integer_kernels_cached(quantized, "cpu", requests[0], runs=runs)
+    assert first, first.summary()
+    assert first.kernels == first.expected > 0
+    assert again == first
+    tally = TALLY.since(before).kinds["runs-op-profile"]
+    assert (tally.built, tally.read) == (1, 1)  # profiled once, read back once

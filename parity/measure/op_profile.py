@@ -4,26 +4,44 @@ Both backends run ONNX Runtime's own profiler, so one parser reads both: on the 
 profile is the JSON file ``end_profiling`` writes; in onnxruntime-web (Node.js,
 ``web/profile.mjs``) the same events arrive on stdout. Each op's time is given per second of
 audio, so the rows add up to the kernels' share of the real-time factor.
+
+The same profile says which kernels ran: ``integer_kernels`` judges whether an integer
+variant's integer nodes ran as integer kernels, which a speed ratio alone cannot tell.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 from parity.core.spec import SAMPLE_RATE
 from parity.measure.bench import PROVIDERS, WASM_THREADS, Provider
 
-__all__ = ["OpProfile", "OpTime", "profile", "summarize"]
+if TYPE_CHECKING:
+    import onnx
+
+    from parity.core.memo import RunStore
+
+__all__ = [
+    "IntegerKernels",
+    "OpProfile",
+    "OpTime",
+    "integer_kernels",
+    "integer_kernels_cached",
+    "profile",
+    "profile_cached",
+    "summarize",
+]
 
 KERNEL_SUFFIX = "_kernel_time"
 # Op types that compute in integers or convert to and from them; every other op computes in float.
@@ -50,6 +68,13 @@ INTEGER_OPS = frozenset(
         "MatMulNBits",
     }
 )
+# Conversions into and out of integers: they run around integer kernels, but alone they leave
+# the arithmetic in float. Every other op of INTEGER_OPS is an integer kernel.
+CONVERSION_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
+INTEGER_KERNELS = INTEGER_OPS - CONVERSION_OPS
+# Float ops that ONNX Runtime runs as one integer kernel (QLinearConv, QLinearMatMul, QGemm)
+# when both their data and their weight come from DequantizeLinear nodes: a QDQ group.
+QDQ_FUSED_OPS = ("Conv", "MatMul", "Gemm")
 
 
 @dataclass(frozen=True)
@@ -243,3 +268,158 @@ def _wasm_events(
     # The events are printed one per line, each followed by a comma except the last.
     events = [json.loads(line.rstrip(",")) for line in lines[1:] if line.startswith('{"cat"')]
     return events, [int(run["samples"]) for run in head["runs"]]
+
+
+def profile_cached(
+    path: Path,
+    provider: Provider,
+    requests: Sequence[KokoroInput],
+    *,
+    warmup: int = 1,
+    runs: RunStore,
+) -> OpProfile:
+    """``profile`` through the run store: the same file on the same machine, runtimes and
+    requests is read back, not profiled again (``--parity-rerun`` profiles again)."""
+    from dataclasses import replace
+
+    from parity.core.cache import content_digest
+    from parity.core.jsonable import to_jsonable
+    from parity.core.memo import request_digest, source_digest
+    from parity.measure.bench import machine_identity
+
+    parts = {
+        "model": content_digest(Path(path)),
+        "provider": provider,
+        "requests": [request_digest(request) for request in requests],
+        "warmup": warmup,
+        "machine": machine_identity(),
+        "code": source_digest(
+            ("measure/op_profile.py", "measure/wasm.py", "measure/web", "judge/runners.py"), ()
+        ),
+    }
+
+    def compute() -> Any:
+        return to_jsonable(profile(path, provider, requests, warmup=warmup))
+
+    stored = runs.record("op-profile", parts, compute)
+    return replace(_profile_from_json(stored), model=Path(path).name)
+
+
+def _profile_from_json(data: Mapping[str, Any]) -> OpProfile:
+    rows = {key: tuple(OpTime(**row) for row in data[key]) for key in ("by_op", "by_module")}
+    return OpProfile(**{**data, **rows})
+
+
+@dataclass(frozen=True)
+class IntegerKernels:
+    """An integer variant's integer nodes against the integer kernels ONNX Runtime's profile
+    counts. A variant whose kernels fell back to float ops can still be fast enough for its
+    speed bound; this tells it apart. A graph that quantizes nothing (float32, float16, int8
+    weights dequantized before float ops) has nothing to check."""
+
+    model: str
+    provider: str
+    graph: Mapping[str, int]  # the graph's integer nodes by op type; QDQ groups as "QDQ <op>"
+    ran: Mapping[str, int]  # the profile's integer kernels and conversions, by op type
+    min_share: float  # tolerances.INTEGER_KERNELS_RAN
+
+    @property
+    def expected(self) -> int:
+        """Integer kernels the graph asks for: its integer nodes and QDQ groups."""
+        return sum(count for op, count in self.graph.items() if op not in CONVERSION_OPS)
+
+    @property
+    def kernels(self) -> int:
+        return sum(count for op, count in self.ran.items() if op in INTEGER_KERNELS)
+
+    @property
+    def integer(self) -> bool:
+        """The graph asks for integer arithmetic: integer nodes, QDQ groups, or activations
+        quantized (which only an integer kernel would read)."""
+        quantizes = {"QuantizeLinear", "DynamicQuantizeLinear"} & set(self.graph)
+        return self.expected > 0 or bool(quantizes)
+
+    @property
+    def needed(self) -> int:
+        return max(1, math.ceil(self.min_share * self.expected))
+
+    def __bool__(self) -> bool:
+        return not self.integer or self.kernels >= self.needed
+
+    def summary(self) -> str:
+        head = f"{self.model} on {self.provider}: "
+        if not self.integer:
+            return head + "no integer nodes in the graph, no integer kernel to check"
+        counts = f"ran {_counts(self.ran) or 'no integer op'}; graph {_counts(self.graph)}"
+        if self:
+            return (
+                f"{head}{self.kernels} integer kernel(s) ran for the graph's {self.expected} "
+                f"integer node(s); {counts}"
+            )
+        return (
+            f"{head}integer kernels lost: {self.kernels} integer kernel(s) ran where the graph "
+            f"asks for at least {self.needed}; {counts}"
+        )
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{count} {op}" for op, count in sorted(counts.items()))
+
+
+def integer_kernels(
+    model: onnx.ModelProto, measured: OpProfile, *, min_share: float | None = None
+) -> IntegerKernels:
+    """Judge a profile of ``model`` by the graph: did its integer nodes run as integer
+    kernels? ``min_share`` defaults to ``tolerances.INTEGER_KERNELS_RAN``."""
+    from parity.judge.tolerances import INTEGER_KERNELS_RAN
+
+    ran = {row.name: row.nodes for row in measured.by_op if row.name in INTEGER_OPS}
+    share = INTEGER_KERNELS_RAN if min_share is None else min_share
+    return IntegerKernels(measured.model, measured.provider, integer_nodes(model), ran, share)
+
+
+def integer_nodes(model: onnx.ModelProto) -> dict[str, int]:
+    """The main graph's integer nodes by op type, and its QDQ groups (a Conv, MatMul or Gemm
+    whose data and weight come from DequantizeLinear) as "QDQ <op>". A branch's nodes are
+    left out: a request may not run them."""
+    producers = {output: node.op_type for node in model.graph.node for output in node.output}
+    counts: Counter[str] = Counter()
+    for node in model.graph.node:
+        if node.op_type in INTEGER_OPS:
+            counts[node.op_type] += 1
+        elif _qdq_group(node, producers):
+            counts[f"QDQ {node.op_type}"] += 1
+    return dict(counts)
+
+
+def _qdq_group(node: onnx.NodeProto, producers: Mapping[str, str]) -> bool:
+    data_and_weight = node.input[:2]
+    return (
+        node.op_type in QDQ_FUSED_OPS
+        and len(data_and_weight) == 2
+        and all(producers.get(name) == "DequantizeLinear" for name in data_and_weight)
+    )
+
+
+def integer_kernels_cached(
+    path: Path,
+    provider: Provider,
+    request: KokoroInput,
+    *,
+    runs: RunStore,
+    name: str | None = None,
+) -> IntegerKernels:
+    """``integer_kernels`` of one request's profile on ``provider``, through the run store,
+    named ``name`` (default: the file's name); a graph with no integer nodes is not profiled."""
+    from dataclasses import replace
+
+    from parity.core.graph import load_model
+    from parity.judge.tolerances import INTEGER_KERNELS_RAN
+
+    model = load_model(Path(path), external_data=False)
+    label = name or Path(path).name
+    unprofiled = IntegerKernels(label, provider, integer_nodes(model), {}, INTEGER_KERNELS_RAN)
+    if not unprofiled.integer:
+        return unprofiled
+    measured = profile_cached(path, provider, [request], warmup=0, runs=runs)
+    return integer_kernels(model, replace(measured, model=label))
