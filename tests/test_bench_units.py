@@ -39,7 +39,12 @@ def test_measure_reports_the_audio_it_timed(tiny, requests, provider) -> None:
         assert record.size_bytes == tiny.stat().st_size
         assert record.repeats == 3
         assert 0 < record.fastest <= record.seconds
-    assert bench.speed_ratios(records, "a")["a"] == 1.0
+    # same audio for both, so b's ratio is its fastest repeat over a's, not the 1.0 of a to a
+    a, b = records
+    assert bench.speed_ratios(records, "b") == {
+        "a": pytest.approx(a.fastest / b.fastest),
+        "b": 1.0,
+    }
 
 
 def test_the_same_model_in_wasm_makes_the_same_audio_length(tiny, requests) -> None:
@@ -75,12 +80,15 @@ def test_a_missing_node_or_package_says_what_to_install(monkeypatch, tmp_path) -
 
 
 def test_speed_ratios_compare_fastest_repeats_so_a_burst_of_load_does_not_move_them() -> None:
-    def record(model: str, median: float, fastest: float) -> bench.LatencyRecord:
-        return bench.LatencyRecord(model, "cpu", median, 2.0, 1000, 3, 0.5, fastest)
+    def record(model: str, median: float, fastest: float, audio: float = 2.0):
+        return bench.LatencyRecord(model, "cpu", median, audio, 1000, 3, 0.5, fastest)
 
-    # the variant's median is inflated by one loaded repeat; its fastest repeat is not
-    ratios = bench.speed_ratios([record("fp32", 1.0, 0.9), record("q", 0.8, 0.54)], "fp32")
-    assert ratios == {"fp32": 1.0, "q": pytest.approx(0.6)}
+    # the variant's median is inflated by one loaded repeat; its fastest repeat is not:
+    # 0.54 / 0.9 = 0.6 (medians would give 0.8). "long" made twice the audio, so it is
+    # compared per second of it: (1.35 / 4.0) / (0.9 / 2.0) = 0.75 (per request: 1.5).
+    records = [record("fp32", 1.0, 0.9), record("q", 0.8, 0.54), record("long", 1.5, 1.35, 4.0)]
+    ratios = bench.speed_ratios(records, "fp32")
+    assert ratios == {"fp32": 1.0, "q": pytest.approx(0.6), "long": pytest.approx(0.75)}
 
 
 def test_measure_refuses_nothing_to_time(tiny) -> None:

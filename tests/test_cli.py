@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,16 +14,26 @@ import pytest
 
 from parity.cli import main
 from parity.core.config import default_inputs
+from parity.judge.tolerances import FP16_LSTM_KEPT_MAX_SIZE_RATIO
 
 FIXTURES = default_inputs()
 RECIPES = Path(__file__).parent.parent / "fixtures" / "recipes"
 
 
 @pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The tiny preset exported by ``parity export``, and what the command printed (a
+    module-scoped fixture cannot use capsys, so stdout is redirected here)."""
     out = tmp_path_factory.mktemp("cli") / "tiny.onnx"
-    assert main(["export", "--preset", "tiny", "-o", str(out)]) == 0
-    return out
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["export", "--preset", "tiny", "-o", str(out)]) == 0
+    return out, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tiny_export(exported: tuple[Path, str]) -> Path:
+    return exported[0]
 
 
 # Scope prefixes of the trained model (the published graph) and of our TorchScript export.
@@ -31,11 +44,25 @@ TRAINED_TO_OUR_SCOPES = {
 }
 
 
-def test_export_writes_a_model_and_prints_the_attempt(
-    tiny_export: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert tiny_export.stat().st_size > 1_000_000
-    assert not list(tiny_export.parent.glob(".*.tmp"))
+def test_export_writes_a_model_and_prints_the_attempt(exported: tuple[Path, str]) -> None:
+    import onnx
+
+    path, printed = exported
+    assert path.stat().st_size > 1_000_000
+    assert not list(path.parent.glob(".*.tmp"))
+    # One line for the attempt: exporter/STFT, where the file came from, and its figures,
+    # which must be the written file's.
+    (line,) = printed.splitlines()
+    attempt = re.fullmatch(
+        r"torchscript/exact: exported in \d+\.\ds, opset (\d+), (\d+) nodes, "
+        r"([\d.]+) MB, \d+ exporter warnings",
+        line,
+    )
+    assert attempt, line
+    graph = onnx.load(str(path), load_external_data=False)
+    assert int(attempt[1]) == next(o.version for o in graph.opset_import if o.domain == "")
+    assert int(attempt[2]) == len(graph.graph.node)
+    assert attempt[3] == f"{path.stat().st_size / 1e6:.1f}"
 
 
 def test_compare_reports_the_fp32_check_of_the_export(
@@ -206,7 +233,7 @@ def test_fp16_converts_and_writes_the_report(
     assert "--block-op LSTM" in printed
     data = json.loads(report.read_text())
     assert data["size_after"] == out.stat().st_size
-    assert data["size_after"] < 0.6 * data["size_before"]  # LSTMs kept float32 here
+    assert data["size_after"] < FP16_LSTM_KEPT_MAX_SIZE_RATIO * data["size_before"]
     assert data["blocked_by"]["--block-scope"] > 0  # Kokoro's list, on by default
     assert not list(tmp_path.glob(".*.tmp"))
 

@@ -24,7 +24,13 @@ from parity.judge.checks import check_against_pytorch
 from parity.judge.forcing import ForcingSession
 from parity.judge.intermediate import onnx_scope_prefixes
 from parity.judge.localize import compare_intermediates
-from parity.judge.tolerances import FP16, FP32, INTERMEDIATE
+from parity.judge.tolerances import (
+    EAGER_ATTENTION_RMS_REL,
+    FP16,
+    FP32,
+    INTERMEDIATE,
+    ONNX_STFT_OP_RMS_REL,
+)
 
 pytestmark = pytest.mark.harness(
     "builders/dynamo.py", "builders/export.py", "core/scopes.py", "judge/checks.py"
@@ -81,8 +87,7 @@ def test_eager_attention_rounds_apart_from_sdpa_only(tiny, tiny_eager, tokens) -
     mask = torch.ones_like(ids)
     with torch.no_grad():
         sdpa, eager = tiny.bert(ids, attention_mask=mask), tiny_eager.bert(ids, attention_mask=mask)
-    # Measured 2e-8 to 7e-8 (dynamo.py); float32 rounding of a 64-wide layer stays below 1e-6.
-    assert 0 < float((sdpa - eager).norm() / sdpa.norm()) < 1e-6
+    assert 0 < float((sdpa - eager).norm() / sdpa.norm()) < EAGER_ATTENTION_RMS_REL
 
 
 def test_dynamo_export_names_nodes_as_torchscript_does(dynamo, torchscript) -> None:
@@ -174,6 +179,6 @@ def test_complex_stft_exports_to_the_onnx_stft_op_and_matches_torch_on_cpu() -> 
         onnx_magnitude, onnx_phase = session.run(None, {"signal": signal.numpy()})
         expected = magnitude * np.exp(1j * phase)
         found = onnx_magnitude * np.exp(1j * onnx_phase)
-        # Measured 1.7e-6 (float32 DFT against torch's FFT); phase alone is compared through
-        # the complex value, since it is arbitrary where the magnitude is near zero.
-        assert np.linalg.norm(found - expected) / np.linalg.norm(expected) < 1e-5
+        # Phase alone is compared through the complex value, since it is arbitrary where the
+        # magnitude is near zero.
+        assert np.linalg.norm(found - expected) / np.linalg.norm(expected) < ONNX_STFT_OP_RMS_REL

@@ -11,6 +11,7 @@ from parity.core.config import default_inputs
 from parity.core.errors import ParityError
 from parity.core.inputs import (
     CONTEXT_SYMBOLS,
+    STYLE_STD,
     check_ids,
     check_style,
     load_input_set,
@@ -18,6 +19,7 @@ from parity.core.inputs import (
     tokenize,
 )
 from parity.core.spec import load_config
+from parity.judge.tolerances import STYLE_STD_SAMPLING
 
 VOCAB = load_config()["vocab"]
 FIXTURES = default_inputs()
@@ -87,7 +89,7 @@ def test_fixture_styles_are_the_seeded_ones() -> None:
     """styles.npy is regenerated only on purpose: it must equal what its seed gives."""
     stored = np.load(FIXTURES / "styles.npy")
     assert np.array_equal(stored, make_styles(len(stored)))
-    assert abs(float(stored.std()) - 0.15) < 0.01
+    assert abs(float(stored.std()) - STYLE_STD) < STYLE_STD_SAMPLING
 
 
 def test_missing_fixture_folder_names_what_to_do(tmp_path: Path) -> None:

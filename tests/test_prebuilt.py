@@ -11,6 +11,7 @@ import pytest
 from parity.cli import main
 from parity.core.spec import KokoroSpec
 from parity.judge.detect import read_graph
+from parity.judge.tolerances import FP16
 from parity.judge.verdict import choose_verdict
 
 pytestmark = pytest.mark.harness(
@@ -55,7 +56,7 @@ def test_compare_judges_a_float16_file_by_the_float16_bounds(tiny_files, capsys)
     assert code == 0, out
     assert "precision fp16 (" in out
     assert "verdict: staged parity against PyTorch float32, float16 bounds (FP16)" in out
-    assert "generator inputs rms_rel <= 0.1," in out  # FP16's bound printed with the result
+    assert f"generator inputs rms_rel <= {FP16.stage_rms_rel:g}," in out  # printed with the result
 
 
 def test_compare_judges_a_quantized_file_by_the_four_axes(

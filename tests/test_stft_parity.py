@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from parity.builders.stft import STFT, export_stft
 from parity.core.ort_session import open_session
+from parity.judge.tolerances import STFT_ONNX_ROUND_TRIP_REL, STFT_SPECTRUM_REL
 
 pytestmark = pytest.mark.parity
 
@@ -53,9 +54,10 @@ def test_parity_stft_in_onnxruntime_matches_torch_at_any_length(
         ).numpy()
         ours = magnitude * np.exp(1j * phase)
         assert ours.shape == reference.shape
-        assert np.abs(ours - reference).max() <= 1e-5 * n_fft * float(signal.abs().max())
+        peak = float(signal.abs().max())
+        assert np.abs(ours - reference).max() <= STFT_SPECTRUM_REL * n_fft * peak
         expected = torch.istft(
             torch.from_numpy(reference), n_fft, hop, win, window=window, center=True
         ).numpy()
         assert restored.shape == (2, 1, expected.shape[-1])
-        assert np.abs(restored[:, 0] - expected).max() <= 1e-4 * float(signal.abs().max())
+        assert np.abs(restored[:, 0] - expected).max() <= STFT_ONNX_ROUND_TRIP_REL * peak

@@ -105,7 +105,7 @@ def test_a_sweep_spread_over_workers_merges_to_the_serial_table(
     serial, parallel = tables["serial"], tables["two-workers"]
     assert [r["scope"] for r in serial["rows"]] == [r["scope"] for r in parallel["rows"]]
     assert serial["rows"][0]["scope"] == "/dec/b/"
-    for a, b in zip(serial["rows"], parallel["rows"], strict=True):
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+    # To the last digit, as a sweep re-measured on one machine is (SWEEP_LOSS_DRIFT).
+    assert [r["loss"] for r in serial["rows"]] == [r["loss"] for r in parallel["rows"]]
     assert serial["excluded"] == parallel["excluded"] == ["/dec/b/"]
     assert serial["builds"] == parallel["builds"]
