@@ -77,3 +77,20 @@ def tiny_kokoro(path: Path, fragile: np.ndarray) -> Path:
     model.ir_version = 9
     onnx.save(model, str(path))
     return path
+
+
+def sweep_session_args(model: Path, work: Path) -> list[str]:
+    """The arguments of a pytest session that sweeps ``model`` (``parity.search.sweep_items``)
+    at depth 1 with the package's inputs, its cache under ``work``; add ``--parity-sweep-out``."""
+    return [
+        "--pyargs",
+        "parity.search.sweep_items",
+        f"--parity-sweep-model={model}",
+        "--parity-sweep-threshold=0.05",
+        "--parity-sweep-budget=0.05",
+        "--parity-sweep-depth=1",
+        f"--parity-inputs={default_inputs()}",
+        f"--parity-cache-dir={work / 'cache'}",
+        "-p",
+        "no:cacheprovider",
+    ]

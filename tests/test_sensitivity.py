@@ -29,7 +29,7 @@ from parity.search.sensitivity import (
 )
 from parity.search.sensitivity.sweeper import _bisect
 
-from kokoro_graphs import tiny_kokoro
+from kokoro_graphs import sweep_session_args, tiny_kokoro
 
 FIXTURES = default_inputs()
 
@@ -280,17 +280,8 @@ def test_the_sweep_session_fails_when_the_cli_would(
     model = tiny_kokoro(tmp_path / "m.onnx", _outlier_kernel())
     pytester.makepyfile(over_budget=_OVER_BUDGET_PLUGIN)
     result = pytester.runpytest_subprocess(
-        "--pyargs",
-        "parity.search.sweep_items",
-        f"--parity-sweep-model={model}",
-        "--parity-sweep-threshold=0.05",
-        "--parity-sweep-budget=0.05",
-        "--parity-sweep-depth=1",
+        *sweep_session_args(model, tmp_path),
         f"--parity-sweep-out={tmp_path / 'sweep'}",
-        f"--parity-inputs={FIXTURES}",
-        f"--parity-cache-dir={tmp_path / 'cache'}",
-        "-p",
-        "no:cacheprovider",
         *(["-p", "over_budget"] if over_budget else []),
     )
     result.assert_outcomes(passed=2)  # the groups /dec/ and /enc/ were each measured whole

@@ -77,23 +77,12 @@ def test_a_sweep_spread_over_workers_merges_to_the_serial_table(
 
     import numpy as np
 
-    from kokoro_graphs import tiny_kokoro
+    from kokoro_graphs import sweep_session_args, tiny_kokoro
 
     kernel = np.random.default_rng(1).normal(0, 0.3, (1, 8, 3)).astype(np.float32)
     kernel[0, 0, 0] = 200.0  # the outlier that per-tensor int8 cannot hold: /dec/b/ hurts
     model = tiny_kokoro(tmp_path / "m.onnx", kernel)
-    common = [
-        "--pyargs",
-        "parity.search.sweep_items",
-        f"--parity-sweep-model={model}",
-        "--parity-sweep-threshold=0.05",
-        "--parity-sweep-budget=0.05",
-        "--parity-sweep-depth=1",
-        f"--parity-inputs={FIXTURES}",
-        f"--parity-cache-dir={tmp_path / 'cache'}",
-        "-p",
-        "no:cacheprovider",
-    ]
+    common = sweep_session_args(model, tmp_path)
     tables = {}
     for name, extra in {"serial": [], "two-workers": ["-n", "2"]}.items():
         result = pytester.runpytest_subprocess(
