@@ -43,10 +43,14 @@ OFFICIAL_VOICES = Path(__file__).parents[1] / "measure/kokoro-js/node_modules/ko
 OFFICIAL_INSTALL = "npm ci --prefix parity/measure/kokoro-js --ignore-scripts (make setup)"
 
 
+def _official_path(voice: str) -> Path:
+    return OFFICIAL_VOICES / f"{voice}.bin"
+
+
 @cache
 def official_pack(voice: str) -> np.ndarray:
     """Official voice pack ``voice`` from kokoro-js's npm package, as [510, 1, 256]."""
-    path = OFFICIAL_VOICES / f"{voice}.bin"
+    path = _official_path(voice)
     if not path.is_file():
         where = "kokoro-js is not installed" if not OFFICIAL_VOICES.is_dir() else "no such pack"
         raise ParityError(
@@ -146,7 +150,7 @@ class TrainedVoices:
         return self.packs[voice] if voice in self.packs else official_pack(voice)
 
     def installed(self, voice: str) -> bool:
-        return voice in self.packs or (OFFICIAL_VOICES / f"{voice}.bin").is_file()
+        return voice in self.packs or _official_path(voice).is_file()
 
     def calibration(self, inputs: InputSet, voices: int = 2) -> list[KokoroInput]:
         """The fixture's calibration sentences in the first ``voices`` voices: what static

@@ -92,6 +92,11 @@ class NoiseFloor:
     mean: Axes
     worst: Axes
 
+    @classmethod
+    def of(cls, figures: VariantQuality) -> NoiseFloor:
+        """The floor from float32's figures against itself."""
+        return cls(figures.axes(), figures.worst())
+
     def line(self) -> str:
         return f"mean {self.mean.line()}; worst {self.worst.line()}"
 
@@ -373,7 +378,7 @@ def measure_floor(
     figures = compare_variant(
         "floor", reference, outputs, requests, size_ratio=1.0, tolerance=UNGATED
     )
-    return NoiseFloor(figures.axes(), figures.worst())
+    return NoiseFloor.of(figures)
 
 
 def torch_outputs(
@@ -436,7 +441,7 @@ def judge_quantized(
         figures = compare_variant(
             "floor", reference, same, requests, size_ratio=1.0, tolerance=UNGATED
         )
-        floor = NoiseFloor(figures.axes(), figures.worst())
+        floor = NoiseFloor.of(figures)
     outputs = listen(path, requests, reference, runs=runs)
     gain = level_gain(reference, outputs)
     unity = gain.factor if np.isfinite(gain.factor) and gain.factor > 0 else 1.0

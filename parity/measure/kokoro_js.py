@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.builders.voices import voice_of
+from parity.builders.voices import official_pack, voice_of
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore, source_digest
@@ -39,11 +39,9 @@ INSTALL = f"npm ci --prefix {JS_DIR} --ignore-scripts"
 
 
 def kokoro_js_voice(voice: str) -> np.ndarray:
-    """kokoro-js's own voice pack ``voice``: [510, 256], one style row per phoneme count."""
-    path = JS_DIR / "node_modules" / "kokoro-js" / "voices" / f"{voice}.bin"
-    if not path.is_file():
-        raise ParityError(f"kokoro-js has no voice {voice} ({path}); {INSTALL}")
-    return np.fromfile(path, dtype="<f4").reshape(-1, 256)
+    """kokoro-js's own voice pack ``voice``: [510, 256], one style row per phoneme count (read
+    by ``parity.builders.voices.official_pack``, the held-out set's reader)."""
+    return official_pack(voice)[:, 0, :]
 
 
 def kokoro_js_unavailable() -> str | None:
