@@ -26,6 +26,7 @@ __all__ = [
     "calibration_method",
     "calibration_ranges_cached",
     "calibration_reader",
+    "read_ranges",
     "requests_digest",
 ]
 
@@ -157,3 +158,14 @@ def calibrate_ranges(
             reader.set_range(start_index=start, end_index=start + 1)
             calibrator.collect_data(reader)
         save_tensors_data(calibrator.compute_data(), target)
+
+
+def read_ranges(path: Path) -> dict[str, tuple[float, float]]:
+    """A range cache file (``calibrate_ranges``) as tensor name -> (lowest, highest)."""
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    data = load_tensors_data(path)
+    return {
+        name: (float(np.min(value.range_value[0])), float(np.max(value.range_value[1])))
+        for name, value in data.data.items()
+    }

@@ -28,8 +28,11 @@ from parity.builders.calibration import (
     calibration_method,
     calibration_ranges_cached,
     calibration_reader,
+    read_ranges,
     requests_digest,
 )
+from parity.builders.conv_gemm import GemmForm, rewrite_convs_as_gemm
+from parity.builders.instance_norm import fuse_instance_norms
 from parity.builders.ort_tools import private_link, quiet
 from parity.core.cache import ArtifactCache, CacheKey, atomic_path, content_digest
 from parity.core.errors import ParityError, first_line
@@ -57,6 +60,8 @@ OP_TYPES = ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM")
 _INTEGER_OPS = {
     "MatMulInteger",
     "ConvInteger",
+    "DynamicQuantizeLinear",
+    "MatMulIntegerToFloat",
     "DynamicQuantizeLSTM",
     "QLinearConv",
     "QLinearMatMul",
@@ -102,6 +107,14 @@ class QuantRecipe:
     # Store the weights of the layers left in float as int8 (parity.builders.int8_weights),
     # except under these scopes; None leaves them float32.
     int8_weights_except: tuple[str, ...] | None = None
+    # Convs under these scopes are kept from ORT's quantizer and rewritten as an int8 im2col
+    # GEMM with float outputs (parity.builders.conv_gemm), with activation scales as
+    # ``gemm_scales`` says: "dynamic" per tensor, or "static" (calibrated per tensor).
+    gemm_scopes: tuple[str, ...] = ()
+    gemm_scales: GemmForm = "dynamic"
+    # Fold the exporter's seven-node instance norms back into InstanceNormalization
+    # (parity.builders.instance_norm): one pass instead of seven, float arithmetic.
+    fuse_instance_norms: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in QUANT_MODES:
@@ -109,6 +122,10 @@ class QuantRecipe:
         if self.calibration not in CALIBRATIONS:
             raise ParityError(
                 f"quantize: unknown calibration {self.calibration!r}; use {', '.join(CALIBRATIONS)}"
+            )
+        if self.gemm_scales not in ("dynamic", "static"):
+            raise ParityError(
+                f"quantize: unknown gemm_scales {self.gemm_scales!r}; use dynamic or static"
             )
         unknown = sorted(set(self.op_types) - set(OP_TYPES))
         if unknown:
@@ -127,6 +144,10 @@ class QuantRecipe:
         parts.append("per-channel" if self.per_channel else "per-tensor")
         if self.int8_weights_except is not None:
             parts.append("int8-stored float weights")
+        if self.gemm_scopes:
+            parts.append(f"{self.gemm_scales} int8 conv gemm")
+        if self.fuse_instance_norms:
+            parts.append("fused instance norms")
         return " ".join(parts)
 
 
@@ -164,6 +185,8 @@ _BUILD_MODULES = (
     "builders/calibration.py",
     "builders/ort_tools.py",
     "builders/int8_weights.py",
+    "builders/conv_gemm.py",
+    "builders/instance_norm.py",
 )
 
 # The variants gated on every commit, one per mode, each with the measured exclusion list
@@ -194,7 +217,11 @@ def excluded_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[str]:
             f"quantize: --exclude {missing!r} names no node of the model; "
             "list them with `parity compare MODEL --list-scopes`"
         )
-    scopes = (*recipe.exclude_scopes, *(recipe.int8_weights_except or ()))
+    scopes = (
+        *recipe.exclude_scopes,
+        *(recipe.int8_weights_except or ()),
+        *recipe.gemm_scopes,
+    )
     empty = first_naming_nothing(scopes, names, optional=KOKORO_EXCLUDE_SCOPES)
     if empty is not None:
         raise ParityError(
@@ -206,7 +233,11 @@ def excluded_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[str]:
     scoped = [
         node.name
         for node in model.graph.node
-        if node.op_type in recipe.op_types and node.name.startswith(recipe.exclude_scopes)
+        if node.op_type in recipe.op_types
+        and (
+            node.name.startswith(recipe.exclude_scopes)
+            or (node.op_type == "Conv" and node.name.startswith(recipe.gemm_scopes))
+        )
     ]
     return sorted({*recipe.exclude_nodes, *scoped})
 
@@ -305,6 +336,8 @@ def quantize_model(
                 )
             else:
                 quantize_dynamic(str(model_in), str(temporary), **common)
+        if recipe.gemm_scopes or recipe.fuse_instance_norms:
+            _rewrite_graph(temporary, recipe, ranges)
         if recipe.int8_weights_except is not None:
             _store_int8_weights(temporary, recipe.int8_weights_except)
         quantized = onnx.load(str(temporary), load_external_data=False)
@@ -320,6 +353,24 @@ def quantize_model(
         len(exclude),
         preprocess,
     )
+
+
+def _rewrite_graph(path: Path, recipe: QuantRecipe, ranges: Path | None) -> None:
+    """The recipe's graph rewrites on ``path`` (in place): the ``gemm_scopes`` convs as int8
+    GEMMs, and the instance norms folded."""
+    model = onnx.load(str(path))
+    if recipe.gemm_scopes:
+        bounds = None
+        if recipe.gemm_scales == "static":
+            if ranges is None:
+                raise ParityError("quantize: static gemm scales need calibration requests")
+            bounds = read_ranges(ranges)
+        rewrite_convs_as_gemm(
+            model, recipe.gemm_scopes, recipe.gemm_scales, bounds, keep=recipe.exclude_scopes
+        )
+    if recipe.fuse_instance_norms:
+        fuse_instance_norms(model)
+    onnx.save(model, str(path))
 
 
 def _store_int8_weights(path: Path, keep_scopes: Sequence[str]) -> None:
@@ -341,7 +392,8 @@ def quantize_cached(
     from onnxruntime import __version__ as ort_version
 
     source = Path(source)
-    inputs = requests_digest(calibration if recipe.static else ())
+    calibrates = recipe.static or (bool(recipe.gemm_scopes) and recipe.gemm_scales == "static")
+    inputs = requests_digest(calibration if calibrates else ())
     key = CacheKey(
         "quantized",
         {
@@ -357,7 +409,7 @@ def quantize_cached(
         # Pre-processing and calibration happen once per source, shared by every recipe.
         ready, note = preprocessed_cached(cache, source) if recipe.preprocess else (source, "")
         ranges = None
-        if recipe.static and calibration:
+        if (recipe.static or recipe.gemm_scales == "static") and calibration:
             ranges = calibration_ranges_cached(
                 cache, ready, recipe.calibration, calibration, OP_TYPES
             )

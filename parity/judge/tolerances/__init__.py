@@ -4,6 +4,8 @@ speed) and ``harness`` (kernel checks and the unit tests' bounds). Import from h
 
 from parity.judge.tolerances.harness import (
     ATAN2_ABS,
+    CONV_GEMM_FLOAT_RMS_REL,
+    CONV_GEMM_INT8_RMS_REL,
     DEQUANTIZE_ROUNDING,
     DEQUANTIZED_OUTPUT_ATOL,
     EAGER_ATTENTION_RMS_REL,
@@ -14,6 +16,7 @@ from parity.judge.tolerances.harness import (
     HISS_MAX_HF_RATIO,
     HISS_MIN_FLOOR_RISE_DB,
     HISS_MIN_MCD_DB,
+    INSTANCE_NORM_ATOL,
     INT8_MAX_FLOOR_MOVE_DB,
     INT8_STORAGE_MAX_SIZE_RATIO,
     INT8_STORAGE_RMS_REL,
@@ -49,6 +52,7 @@ from parity.judge.tolerances.staged import (
     StagedTolerance,
 )
 from parity.judge.tolerances.variants import (
+    CHOSEN_RECIPE_MAX_SPEED_RATIO,
     CLIENT,
     FLOOR_RESOLUTION_DB,
     INT8_VARIANTS,
@@ -68,7 +72,10 @@ from parity.judge.tolerances.variants import (
 
 __all__ = [
     "ATAN2_ABS",
+    "CHOSEN_RECIPE_MAX_SPEED_RATIO",
     "CLIENT",
+    "CONV_GEMM_FLOAT_RMS_REL",
+    "CONV_GEMM_INT8_RMS_REL",
     "DEQUANTIZED_OUTPUT_ATOL",
     "DEQUANTIZE_ROUNDING",
     "EAGER_ATTENTION_RMS_REL",
@@ -83,6 +90,7 @@ __all__ = [
     "HISS_MAX_HF_RATIO",
     "HISS_MIN_FLOOR_RISE_DB",
     "HISS_MIN_MCD_DB",
+    "INSTANCE_NORM_ATOL",
     "INT8_MAX_FLOOR_MOVE_DB",
     "INT8_STORAGE_MAX_SIZE_RATIO",
     "INT8_STORAGE_RMS_REL",
