@@ -36,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     sweep.addoption(
         "--parity-sweep-transform",
-        choices=("int8-dynamic", "int8-qdq", "fp16"),
+        choices=("int8-dynamic", "int8-qdq", "int8-gemm", "fp16"),
         default="int8-dynamic",
         help="Default: %(default)r",
     )

@@ -40,6 +40,7 @@ _TRANSFORM_MODULES = {
     "fp16": ("builders/fp16",),
     "int8-dynamic": ("builders/quantize.py",),
     "int8-qdq": ("builders/quantize.py", "builders/calibration.py"),
+    "int8-gemm": ("builders/conv_gemm.py",),
 }
 
 
@@ -55,7 +56,7 @@ def weight_nodes(model: onnx.ModelProto, transform: Transform) -> list[onnx.Node
     """Nodes whose second input is a stored weight and that ``transform`` can change."""
     from parity.builders.quantize import QuantRecipe
 
-    ops = WEIGHT_OPS if transform == "fp16" else QuantRecipe().op_types
+    ops = {"fp16": WEIGHT_OPS, "int8-gemm": ("Conv",)}.get(transform, QuantRecipe().op_types)
     stored = {tensor.name for tensor in model.graph.initializer}
     return [
         node
@@ -172,6 +173,8 @@ class CandidateBench:
             from parity.builders.fp16 import Fp16Options, convert_file
 
             convert_file(self.source, target, Fp16Options(block_nodes=frozenset(keep)))
+        elif self.transform == "int8-gemm":
+            self._rewrite_as_gemm(target, set(keep))
         else:
             from parity.builders.quantize import QuantRecipe, quantize_model
 
@@ -186,6 +189,15 @@ class CandidateBench:
         target.unlink()
         static = float(np.mean([_floor(out.waveform) for out in outputs])) - self.floor
         return self._loss(outputs), static, _moved_share(self.reference, outputs)
+
+    def _rewrite_as_gemm(self, target: Path, keep: set[str]) -> None:
+        """Every conv but ``keep`` as an int8 GEMM with dynamic scales (conv_gemm)."""
+        from parity.builders.conv_gemm import rewrite_convs_as_gemm
+
+        model = onnx.load(str(self.source))
+        chosen = {n.name for n in weight_nodes(model, "int8-gemm") if n.name not in keep}
+        rewrite_convs_as_gemm(model, (), "dynamic", names=chosen)
+        onnx.save(model, str(target))
 
 
 def _moved_share(reference: Sequence[KokoroOutput], outputs: Sequence[KokoroOutput]) -> float:

@@ -16,8 +16,8 @@ import numpy as np
 from parity.core.cache import write_text_atomic
 from parity.core.jsonable import to_jsonable
 
-Transform = Literal["int8-dynamic", "int8-qdq", "fp16"]
-TRANSFORMS: tuple[Transform, ...] = ("int8-dynamic", "int8-qdq", "fp16")
+Transform = Literal["int8-dynamic", "int8-qdq", "int8-gemm", "fp16"]
+TRANSFORMS: tuple[Transform, ...] = ("int8-dynamic", "int8-qdq", "int8-gemm", "fp16")
 WEIGHT_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
 # A waveform-level loss: (reference, candidate) -> number, larger is worse.
 Loss = Callable[[np.ndarray, np.ndarray], float]
