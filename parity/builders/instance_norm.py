@@ -1,7 +1,7 @@
 """Instance normalisation written out by the exporter, folded back into one
 ``InstanceNormalization`` node.
 
-torch.onnx writes ``nn.InstanceNorm1d`` (Kokoro's AdaIN, 65 of them in the generator) as
+torch.onnx writes ``nn.InstanceNorm1d`` (Kokoro's AdaIN; 64 of the trained model's fold) as
 seven nodes: ReduceMean, Sub, Mul, ReduceMean, Add(eps), Sqrt, Div. ONNX Runtime runs them as
 seven passes over a [1, C, T] tensor; its ``InstanceNormalization`` kernel makes one. Measured
 on [1, 128, 80000] (ORT 1.32, median of 7, 2026-12-05): 20.9 ms against 7.9 ms on one thread,
@@ -62,30 +62,35 @@ def _match(
 ) -> tuple[str, float] | None:
     """(x, epsilon) when ``div`` ends a written-out instance norm, else None."""
 
-    def made_by(name: str, op_type: str) -> onnx.NodeProto | None:
-        node = producer.get(name)
+    def made_by(name: str | None, op_type: str) -> onnx.NodeProto | None:
+        node = producer.get(name or "")
         return node if node is not None and node.op_type == op_type else None
 
     centred, root = div.input
     sqrt = made_by(root, "Sqrt")
-    add = sqrt and made_by(sqrt.input[0], "Add")
-    if add is None:
-        return None
-    eps_names = [n for n in add.input if n in constants and constants[n].size == 1]
-    variance = next((n for n in add.input if n not in eps_names), None)
-    mean_sq = made_by(variance, "ReduceMean") if eps_names and variance else None
-    square = mean_sq and made_by(mean_sq.input[0], "Mul")
+    add = made_by(sqrt.input[0], "Add") if sqrt else None
+    summed = list(add.input) if add else []
+    eps_names = [n for n in summed if n in constants and constants[n].size == 1]
+    variance = next((n for n in summed if n not in eps_names), None) if eps_names else None
+    mean_sq = made_by(variance, "ReduceMean")
+    square = made_by(mean_sq.input[0], "Mul") if mean_sq else None
     sub = made_by(centred, "Sub")
-    if square is None or sub is None or list(square.input) != [centred, centred]:
+    mean = made_by(sub.input[1], "ReduceMean") if sub else None
+    found = (
+        mean_sq is not None
+        and square is not None
+        and sub is not None
+        and mean is not None
+        and list(square.input) == [centred, centred]
+        and mean.input[0] == sub.input[0]
+        and _over_last_axis(mean, constants)
+        and _over_last_axis(mean_sq, constants)
+        # d is read by the square (twice) and the division only, so nothing else needs it.
+        and readers.get(centred, 0) == 3
+    )
+    if not found:
         return None
-    mean = made_by(sub.input[1], "ReduceMean")
-    if mean is None or mean.input[0] != sub.input[0]:
-        return None
-    if not (_over_last_axis(mean, constants) and _over_last_axis(mean_sq, constants)):
-        return None
-    # d is read by the square (twice) and the division only, so nothing else needs it.
-    if readers.get(centred, 0) != 3:
-        return None
+    assert sub is not None
     return sub.input[0], float(constants[eps_names[0]].reshape(()))
 
 
