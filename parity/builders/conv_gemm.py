@@ -25,7 +25,9 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from parity.builders.int8_weights import quantize_per_channel
 from parity.core.errors import ParityError
+from parity.core.graph import prune_dead
 
 __all__ = ["ConvShape", "GemmForm", "conv_shape", "rewrite_convs_as_gemm"]
 
@@ -109,10 +111,11 @@ def rewrite_convs_as_gemm(
         if missing:
             raise ParityError(f"conv gemm: no calibrated range for {missing[0]}; calibrate first")
     _ensure_opsets(model)
+    chosen_ids = {id(n) for n in chosen}  # `in` on a list of protos compares them deeply
     rewritten: list[str] = []
     nodes: list[onnx.NodeProto] = []
     for node in graph.node:
-        if node not in chosen:
+        if id(node) not in chosen_ids:
             nodes.append(node)
             continue
         shape = conv_shape(node, initializers)
@@ -123,7 +126,7 @@ def rewrite_convs_as_gemm(
         rewritten.append(node.name)
     del graph.node[:]
     graph.node.extend(nodes)
-    _drop_unused_initializers(graph)
+    prune_dead(graph)  # the replaced convs' float weights
     return rewritten
 
 
@@ -238,10 +241,11 @@ def _gemm_nodes(
             ),
         ]
     else:
-        weights, scales = _int8_columns(columns)
+        # Symmetric int8 per output column (zero point 0), as the int8-stored weights are.
+        weights, scales = quantize_per_channel(columns, axis=1)
         constants += [
             numpy_helper.from_array(weights, tensor("w")),
-            numpy_helper.from_array(scales, tensor("ws")),
+            numpy_helper.from_array(scales.reshape(-1), tensor("ws")),
         ]
         nodes.append(
             helper.make_node(
@@ -268,14 +272,6 @@ def _gemm_nodes(
     return nodes, constants
 
 
-def _int8_columns(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 per output column (zero point 0): weights [K*C, O] and scales [O]."""
-    peak = np.abs(columns).max(axis=0)
-    scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    weights = np.clip(np.rint(columns / scales), -127, 127).astype(np.int8)
-    return weights, scales
-
-
 def _uint8_scale(low: float, high: float) -> tuple[float, int]:
     """Asymmetric uint8 over [min(low, 0), max(high, 0)], as DynamicQuantizeLinear does."""
     low, high = min(low, 0.0), max(high, 0.0)
@@ -291,21 +287,3 @@ def _ensure_opsets(model: onnx.ModelProto) -> None:
         raise ParityError(
             f"conv gemm: the model's opset is {onnx_opset}; the rewrite needs 13 or later"
         )
-
-
-def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
-    """Drop the replaced convs' float weights (subgraphs may read outer initializers too)."""
-    used = {name for node in _all_nodes(graph) for name in node.input}
-    used |= {o.name for o in graph.output}
-    kept = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-
-
-def _all_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    nodes = list(graph.node)
-    for node in graph.node:
-        for attr in node.attribute:
-            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
-                nodes += _all_nodes(sub)
-    return nodes

@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from parity.core.graph import prune_dead
+
 __all__ = ["fuse_instance_norms"]
 
 
@@ -50,7 +52,8 @@ def fuse_instance_norms(model: onnx.ModelProto, scopes: Sequence[str] = ("",)) -
     for node in graph.node:
         nodes.extend(replacements.get(id(node), [node]))
     del graph.node[:]
-    graph.node.extend(_live(nodes, [o.name for o in graph.output]))
+    graph.node.extend(nodes)
+    prune_dead(graph)  # the replaced patterns' other six nodes
     return len(replacements)
 
 
@@ -125,26 +128,3 @@ def _instance_norm(div: onnx.NodeProto, source: str, epsilon: float) -> list[onn
             epsilon=epsilon,
         ),
     ]
-
-
-def _live(nodes: list[onnx.NodeProto], outputs: Sequence[str]) -> list[onnx.NodeProto]:
-    """``nodes`` without those whose outputs nothing reads (the replaced patterns' rest)."""
-    needed = set(outputs)
-    kept: list[onnx.NodeProto] = []
-    for node in reversed(nodes):
-        subgraph_reads = _subgraph_inputs(node)
-        if any(o in needed for o in node.output) or not node.output:
-            kept.append(node)
-            needed.update(node.input)
-            needed.update(subgraph_reads)
-    return kept[::-1]
-
-
-def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
-    names: set[str] = set()
-    for attr in node.attribute:
-        for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
-            for inner in sub.node:
-                names.update(inner.input)
-                names.update(_subgraph_inputs(inner))
-    return names

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["Int8Weights", "store_float_weights_as_int8"]
+__all__ = ["Int8Weights", "quantize_per_channel", "store_float_weights_as_int8"]
 
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "LSTM")
 # Smaller weights (biases, norms, the harmonic source's 9x1 linear) save nothing worth a node.
@@ -54,7 +54,7 @@ def _channel_axis(node: onnx.NodeProto, position: int) -> int | None:
     return None
 
 
-def _quantize(weight: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+def quantize_per_channel(weight: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 per channel along ``axis``: (values, scales shaped to broadcast)."""
     others = tuple(i for i in range(weight.ndim) if i != axis)
     peak = np.abs(weight).max(axis=others, keepdims=True)
@@ -93,7 +93,7 @@ def store_float_weights_as_int8(
         axis = int(axes.pop())  # type: ignore[arg-type]
         if axis >= weight.ndim:
             continue
-        values, scale = _quantize(weight, axis)
+        values, scale = quantize_per_channel(weight, axis)
         graph.initializer.remove(tensor)
         graph.initializer.extend(
             [

@@ -137,6 +137,11 @@ class QuantRecipe:
     def static(self) -> bool:
         return self.mode != "dynamic"
 
+    @property
+    def calibrates(self) -> bool:
+        """Whether the build reads activation ranges: a static mode, or static GEMM scales."""
+        return self.static or (bool(self.gemm_scopes) and self.gemm_scales == "static")
+
     def label(self) -> str:
         parts = [self.mode, f"w{self.weight_type}"]
         if self.static:
@@ -392,8 +397,7 @@ def quantize_cached(
     from onnxruntime import __version__ as ort_version
 
     source = Path(source)
-    calibrates = recipe.static or (bool(recipe.gemm_scopes) and recipe.gemm_scales == "static")
-    inputs = requests_digest(calibration if calibrates else ())
+    inputs = requests_digest(calibration if recipe.calibrates else ())
     key = CacheKey(
         "quantized",
         {
@@ -409,7 +413,7 @@ def quantize_cached(
         # Pre-processing and calibration happen once per source, shared by every recipe.
         ready, note = preprocessed_cached(cache, source) if recipe.preprocess else (source, "")
         ranges = None
-        if (recipe.static or recipe.gemm_scales == "static") and calibration:
+        if recipe.calibrates and calibration:
             ranges = calibration_ranges_cached(
                 cache, ready, recipe.calibration, calibration, OP_TYPES
             )
