@@ -67,6 +67,18 @@ _DYNAMIC_GEMM = QuantRecipe(
     fuse_instance_norms=True,
 )
 
+# Static QDQ elsewhere, the generator's resblock convs as GEMMs.
+_RESBLOCKS_GEMM = replace(
+    _STATIC, gemm_scopes=(f"{_GEN}resblocks",), int8_weights_except=_FLOAT32_STORED
+)
+# The generator's convs as GEMMs but the late resblocks' (3-5) second ones: their output joins
+# the residual stream unnormalised, at the highest rate.
+_GENERATOR_BUT_LATE_CONVS2 = (
+    f"{_GEN}noise",
+    *(f"{_GEN}resblocks.{i}/" for i in range(3)),
+    *(f"{_GEN}resblocks.{i}/convs1" for i in range(3, 6)),
+)
+
 # Each names one idea: the sign of the weights (ConvInteger's fast path wants uint8), the
 # format (QDQ or QOperator), per-channel scales, the calibration method, and which layers
 # stay float (the generator's activations span the widest range).
@@ -101,19 +113,10 @@ CANDIDATES: dict[str, QuantRecipe] = {
     ),
     # The resblocks' convolutions as uint8 x int8 GEMMs that write float
     # (parity.builders.conv_gemm): integer speed without QLinearConv's uint8 output rounding.
-    "qdq-resblocks-gemm": replace(
-        _STATIC,
-        gemm_scopes=(f"{_GEN}resblocks",),
-        int8_weights_except=_FLOAT32_STORED,
-    ),
+    "qdq-resblocks-gemm": _RESBLOCKS_GEMM,
     # The same, with the exporter's seven-node instance norms (AdaIN) folded back into one
     # InstanceNormalization each: with the convs integer, they were a third of the time.
-    "qdq-resblocks-gemm-fused-norms": replace(
-        _STATIC,
-        gemm_scopes=(f"{_GEN}resblocks",),
-        int8_weights_except=_FLOAT32_STORED,
-        fuse_instance_norms=True,
-    ),
+    "qdq-resblocks-gemm-fused-norms": replace(_RESBLOCKS_GEMM, fuse_instance_norms=True),
     "dynamic-gemm": _DYNAMIC_GEMM,
     # The same with the late resblocks' second convolutions float: their output joins the
     # residual stream at the highest rate, and per-tensor uint8 there moved loudness past the
@@ -122,22 +125,18 @@ CANDIDATES: dict[str, QuantRecipe] = {
         _DYNAMIC_GEMM,
         gemm_scopes=(
             "/encoder/",
-            *(f"/decoder/decoder/{scope}" for scope in ("F0_conv", "N_conv", "asr_res")),
-            *(f"/decoder/decoder/{scope}" for scope in ("decode", "encode")),
-            f"{_GEN}noise",
-            *(f"{_GEN}resblocks.{i}/" for i in range(3)),
-            *(f"{_GEN}resblocks.{i}/convs1" for i in range(3, 6)),
+            *(
+                f"/decoder/decoder/{scope}"
+                for scope in ("F0_conv", "N_conv", "asr_res", "decode", "encode")
+            ),
+            *_GENERATOR_BUT_LATE_CONVS2,
         ),
     ),
     # Static QDQ outside the generator (as the recipe before), the generator's convs as GEMMs
     # but the late resblocks' second convs.
     "qdq-generator-gemm-late-convs2-float": replace(
         _STATIC,
-        gemm_scopes=(
-            f"{_GEN}noise",
-            *(f"{_GEN}resblocks.{i}/" for i in range(3)),
-            *(f"{_GEN}resblocks.{i}/convs1" for i in range(3, 6)),
-        ),
+        gemm_scopes=_GENERATOR_BUT_LATE_CONVS2,
         exclude_scopes=(*_KEEP, *(f"{_GEN}resblocks.{i}/convs2" for i in range(3, 6))),
         int8_weights_except=_FLOAT32_STORED,
         fuse_instance_norms=True,
@@ -148,18 +147,9 @@ CANDIDATES: dict[str, QuantRecipe] = {
         int8_weights_except=_FLOAT32_STORED,
         fuse_instance_norms=True,
     ),
-    "qdq-resblocks-gemm-static": replace(
-        _STATIC,
-        gemm_scopes=(f"{_GEN}resblocks",),
-        gemm_scales="static",
-        int8_weights_except=_FLOAT32_STORED,
-    ),
+    "qdq-resblocks-gemm-static": replace(_RESBLOCKS_GEMM, gemm_scales="static"),
     "qdq-resblocks-gemm-static-fused-norms": replace(
-        _STATIC,
-        gemm_scopes=(f"{_GEN}resblocks",),
-        gemm_scales="static",
-        int8_weights_except=_FLOAT32_STORED,
-        fuse_instance_norms=True,
+        _RESBLOCKS_GEMM, gemm_scales="static", fuse_instance_norms=True
     ),
     "qdq-conv-only": replace(_STATIC, op_types=("Conv",)),
     "qoperator-per-channel": replace(_STATIC, mode="qoperator", per_channel=True),
