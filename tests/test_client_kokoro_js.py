@@ -1,7 +1,7 @@
 """The browser client: kokoro-js 1.2.1 (npm) loads each shipped file from a local model folder,
 with no network, and speaks it on onnxruntime-web's WebAssembly build under Node.js.
 
-The folder is what onnx-community ships (``parity.builders.kokoro_js``); the voices are
+The folder is what onnx-community ships (``parity.builders.kokoro_js_folder``); the voices are
 kokoro-js's own. kokoro-js returns the graph's audio untrimmed, so float32 through it is first
 held to float32 on ONNX Runtime's CPU, then each shipped file is judged against float32 through
 the same client, timing aligned by DTW, by the gates' verdict (``parity.judge.quality``).
@@ -29,7 +29,7 @@ pytestmark = [
     # recipes) changed since it last passed here.
     pytest.mark.landscape(
         *SHIPPED_MODULES,
-        "builders/kokoro_js.py",
+        "builders/kokoro_js_folder.py",
         "measure/kokoro_js.py",
         files=(
             *SHIPPED_FILES,

@@ -14,7 +14,7 @@ import pytest
 from parity.builders.export import export_cached
 from parity.builders.model import build_model
 from parity.core.spec import EXPORTERS, STFT_KINDS, KokoroSpec
-from parity.judge.compare import compare_durations
+from parity.judge.comparators import compare_durations
 from parity.judge.runners import OrtRunner, TorchRunner
 
 pytestmark = pytest.mark.landscape

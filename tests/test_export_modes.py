@@ -12,7 +12,7 @@ import pytest
 
 from parity.builders.export import export_cached
 from parity.builders.model import build_model
-from parity.judge.compare import compare_durations
+from parity.judge.comparators import compare_durations
 from parity.judge.metrics import log_mel_distance
 from parity.judge.runners import OrtRunner, TorchRunner
 from parity.judge.tolerances import (

@@ -45,6 +45,6 @@ def test_signed_int8_trap_bench_stays_clearly_slower_than_fp32(
     """Kept visible rather than passed: its bound is a floor on the ratio, not a ceiling."""
     require_timing(provider)
     models = {name: bench_models(name) for name in ("fp32", SIGNED_INT8_TRAP)}
-    # Its slow path costs the same share on any length (parity.pytest_plugin.timing).
+    # Its slow path costs the same share on any length (parity.pytest_plugin.latency).
     plan = speed_plan(provider, length_free=True)
     assert_speed_within_bounds(models, provider, plan, parity_record, parity_runs)

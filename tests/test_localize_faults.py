@@ -26,7 +26,7 @@ pytestmark = pytest.mark.harness(
     "judge/localize.py",
     "judge/intermediate.py",
     "judge/checks.py",
-    "judge/compare.py",
+    "judge/comparators.py",
     "core/graph.py",
     "judge/tolerances",
 )

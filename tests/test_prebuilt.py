@@ -19,7 +19,7 @@ pytestmark = pytest.mark.harness(
     "judge/detect.py",
     "judge/subjects.py",
     "judge/quality.py",
-    "pytest_plugin/subjects.py",
+    "pytest_plugin/subject_fixtures.py",
     "cli/fp32.py",
     "gates",
 )

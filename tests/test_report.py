@@ -17,7 +17,7 @@ from parity.core.errors import ParityError
 from parity.judge.quality import VariantQuality
 from parity.judge.tolerances import INT8_VARIANTS
 from parity.measure.bench import LatencyRecord
-from parity.report.compare import compare_reports
+from parity.report.run_diff import compare_reports
 from parity.report.run_report import Gate, Report, load_report, write_report
 
 TESTS = Path(__file__).parent

@@ -14,7 +14,7 @@ from parity.judge.tolerances import FLOOR_MAX_ALIGNED_MEL, INT8_VARIANTS
 pytestmark = pytest.mark.harness(
     "judge/quality.py",
     "judge/metrics.py",
-    "builders/timing.py",
+    "builders/forced_timing.py",
     "judge/runners.py",
     "builders/quantize.py",
     "judge/tolerances",

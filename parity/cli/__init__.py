@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from parity.cli import convert, fp32, measure, report, search
+from parity.cli import convert_commands, fp32, measure, report, search
 from parity.core.errors import ParityError
 from parity.core.tally import TALLY
 
@@ -18,10 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parity", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     fp32.add_commands(commands)
-    convert.add_fp16(commands)
-    convert.add_quantize(commands)
+    convert_commands.add_fp16(commands)
+    convert_commands.add_quantize(commands)
     search.add_sensitivity(commands)
-    convert.add_weights(commands)
+    convert_commands.add_weights(commands)
     report.add_report(commands)
     measure.add_bench(commands)
     measure.add_profile(commands)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def _report(args: argparse.Namespace) -> int:
     from parity.core.cache import write_text_atomic
-    from parity.report.compare import compare_reports, render_comparison
+    from parity.report.run_diff import compare_reports, render_comparison
     from parity.report.run_report import load_report
 
     if args.compare:

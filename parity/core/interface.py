@@ -89,7 +89,7 @@ class KokoroInterface:
     speed: str
     waveform: str
     durations: str | None  # a graph output, or None: the duration chain may still be exposed
-    forced_durations: str | None = None  # set on a graph rewired by parity.builders.timing
+    forced_durations: str | None = None  # set on a graph rewired by parity.builders.forced_timing
     dtypes: tuple[str, str, str] = ("int64", "float32", "float32")  # of ids, style, speed
     speed_rank: int = 1
     found_by_shape: tuple[str, ...] = ()  # roles whose names were not the usual ones

@@ -57,7 +57,7 @@ ORT_MODULES = (
     "core/interface.py",
     "core/scopes.py",
     "judge/runners.py",
-    "builders/timing.py",
+    "builders/forced_timing.py",
     "judge/intermediate.py",
     "judge/checks.py",
     "judge/forcing.py",

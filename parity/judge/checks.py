@@ -29,7 +29,7 @@ import numpy as np
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore, array_digest, torch_parts
-from parity.judge.compare import (
+from parity.judge.comparators import (
     DurationComparison,
     OutputGain,
     TensorComparison,

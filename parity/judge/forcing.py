@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from parity.builders.timing import duration_tensor
+from parity.builders.forced_timing import duration_tensor
 from parity.core.cache import content_digest
 from parity.core.errors import ParityError
 from parity.core.graph import load_model
@@ -25,7 +25,7 @@ from parity.core.inputs import KokoroInput
 from parity.core.interface import KokoroInterface, find_interface
 from parity.core.memo import RunStore, array_digest, onnxruntime_parts, torch_parts
 from parity.core.scopes import locate_module
-from parity.judge.compare import TensorComparison, match_layout
+from parity.judge.comparators import TensorComparison, match_layout
 from parity.judge.intermediate import expose, onnx_scope_prefixes, scope_boundary, value_types
 from parity.judge.runners import OrtRunner
 

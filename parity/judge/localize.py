@@ -21,7 +21,7 @@ from parity.core.inputs import KokoroInput
 from parity.core.memo import array_digest, torch_parts
 from parity.judge.boundaries import IntermediateSession, boundary_regex
 from parity.judge.checks import judge_random_source
-from parity.judge.compare import OutputGain, TensorComparison, least_squares_gain, match_layout
+from parity.judge.comparators import OutputGain, TensorComparison, least_squares_gain, match_layout
 from parity.judge.forcing import (
     GENERATOR,
     SOURCE,

@@ -102,11 +102,11 @@ def aligned_distance(
 ) -> AlignedDistance:
     """Log-mel distance and MCD of ``candidate`` against ``reference`` with timing removed.
 
-    ``frames_match``: both were made on the same durations (``parity.builders.timing``), so frame i
-    pairs with frame i. Otherwise dynamic time warping (librosa) pairs the frames, and a
-    duration that rounded the other way costs a few frames on the path, not every frame
-    after it. The candidate is scaled to the reference's level first, so a gain difference
-    shows on the loudness axis only.
+    ``frames_match``: both were made on the same durations
+    (``parity.builders.forced_timing``), so frame i pairs with frame i. Otherwise dynamic
+    time warping (librosa) pairs the frames, and a duration that rounded the other way costs a
+    few frames on the path, not every frame after it. The candidate is scaled to the
+    reference's level first, so a gain difference shows on the loudness axis only.
     """
     import librosa
 

@@ -6,7 +6,7 @@ verdict therefore keeps the axes apart:
 
 - timing: the share of tokens whose frame count moved, and the length change;
 - sound, with timing removed: log-mel distance and mel-cepstral distortion (MCD) on the same
-  frames. Our graphs run on the durations float32 predicted (``parity.builders.timing``); a
+  frames. Our graphs run on the durations float32 predicted (``parity.builders.forced_timing``); a
   graph that cannot be rewired (a client's audio) is aligned by DTW instead;
 - static: the rise of the noise floor and of the share of energy above 6 kHz;
 - loudness: the rms level against float32's, in dB.
@@ -30,7 +30,7 @@ import numpy as np
 from parity.core.cache import content_digest
 from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore, array_digest, onnxruntime_parts
-from parity.judge.compare import OutputGain
+from parity.judge.comparators import OutputGain
 from parity.judge.metrics import (
     aligned_distance,
     high_frequency_ratio,
@@ -291,9 +291,9 @@ def listen(
     runs: RunStore | None = None,
 ) -> list[KokoroOutput]:
     """Run the ONNX model at ``path`` on ``requests``: on the durations of ``reference``
-    where the graph can take them (``parity.builders.timing``), else free-running. Outputs come from
-    ``runs`` where it holds them; the model is loaded only for the rest."""
-    from parity.builders.timing import NoDurationChainError
+    where the graph can take them (``parity.builders.forced_timing``), else free-running.
+    Outputs come from ``runs`` where it holds them; the model is loaded only for the rest."""
+    from parity.builders.forced_timing import NoDurationChainError
     from parity.judge.runners import OrtRunner
 
     store = runs or RunStore(None)
@@ -424,8 +424,8 @@ def judge_quantized(
     """A quantized file made elsewhere on ``requests``, against the float32 file it was made
     from (``reference_file``: the pipeline the variant bounds were measured with) or, without
     one, against PyTorch float32. It speaks on the reference's durations
-    (``parity.builders.timing``), its gain is measured first and taken out, and each axis sits
-    beside the reference's own noise floor (its style moved by 1e-7)."""
+    (``parity.builders.forced_timing``), its gain is measured first and taken out, and each
+    axis sits beside the reference's own noise floor (its style moved by 1e-7)."""
     if reference_file is not None:
         reference = listen(reference_file, requests, runs=runs)
         floor = measure_floor(reference_file, requests, reference, runs=runs)

@@ -20,7 +20,8 @@ __all__ = ["KokoroOutput", "OrtRunner", "TorchRunner"]
 class KokoroOutput:
     """A waveform at 24 kHz and the per-token durations the model predicted (None where the
     model gives none); ``forced`` when the waveform was made on durations the caller gave
-    (``parity.builders.timing``), so its frames line up with the run those durations came from."""
+    (``parity.builders.forced_timing``), so its frames line up with the run those durations
+    came from."""
 
     waveform: np.ndarray = field(repr=False)
     durations: np.ndarray | None = field(repr=False)
@@ -58,8 +59,8 @@ class OrtRunner:
     """An ONNX Kokoro in ONNX Runtime's CPU provider, whatever its inputs and outputs are named
     (``parity.core.interface``): ours, the blog post's ``KModelForONNX`` export, kokoro-onnx's
     (``tokens`` -> ``audio``, no durations) and kokoro-js's. With ``force_timing`` the graph is
-    rewired (``parity.builders.timing.force_timing``) so ``infer`` can take the durations from
-    outside, and every graph reports the durations it predicted.
+    rewired (``parity.builders.forced_timing.force_timing``) so ``infer`` can take the
+    durations from outside, and every graph reports the durations it predicted.
     """
 
     name = "onnxruntime"
@@ -123,7 +124,7 @@ def _forced_bytes(path: Path, model_bytes: bytes | None) -> bytes:
     """The model at ``path`` (or in ``model_bytes``) with its timing as an input."""
     import onnx
 
-    from parity.builders.timing import force_timing
+    from parity.builders.forced_timing import force_timing
     from parity.core.graph import load_model
 
     model = load_model(path) if model_bytes is None else onnx.load_from_string(model_bytes)

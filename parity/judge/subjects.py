@@ -2,8 +2,8 @@
 
 A subject is one ONNX file and the verdict of its precision: by default the harness's own
 float32 export and float16 conversion; a user's routines in their place (``parity_export_with``,
-``parity_fp16_with``, ``parity_quantize_with``, ``parity.builders.hooks``); and prebuilt files
-(``--parity-onnx NAME=PATH``), each judged by the verdict its precision calls for
+``parity_fp16_with``, ``parity_quantize_with``, ``parity.builders.user_routines``); and prebuilt
+files (``--parity-onnx NAME=PATH``), each judged by the verdict its precision calls for
 (``parity.judge.verdict``). The pytest gates parametrize over the subjects of their precision.
 """
 
@@ -137,7 +137,7 @@ class SubjectFiles:
         return next(s for s in self.subjects.values() if s.origin == "export")
 
     def _build(self, subject: Subject) -> Path:
-        from parity.builders.hooks import built_by_hook, load_hook
+        from parity.builders.user_routines import built_by_hook, load_hook
 
         if subject.origin == "prebuilt":
             assert subject.path is not None

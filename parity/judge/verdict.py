@@ -17,7 +17,7 @@ from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore
 from parity.core.spec import AUTO
 from parity.judge.checks import StagedParity, check_against_pytorch
-from parity.judge.compare import OutputGain
+from parity.judge.comparators import OutputGain
 from parity.judge.detect import GraphFacts
 from parity.judge.forcing import ForcingSession
 from parity.judge.quality import VariantQuality, judge_quantized

@@ -3,7 +3,7 @@
 The Node side is ``parity/measure/kokoro-js/speak.mjs`` with its own lockfile, installed with
 ``npm ci --ignore-scripts`` (onnxruntime-node, which transformers.js pulls in, downloads in its
 install script; the WebAssembly path never uses it). The model goes in a folder written by
-``parity.builders.kokoro_js``; the voices are kokoro-js's own ``voices/*.bin``.
+``parity.builders.kokoro_js_folder``; the voices are kokoro-js's own ``voices/*.bin``.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def speak_model_file(
     threads: int = 1,
 ) -> KokoroJsRun:
     """``speak_kokoro_js`` on one of our ONNX files, put in a scratch kokoro-js folder."""
-    from parity.builders.kokoro_js import write_model_folder
+    from parity.builders.kokoro_js_folder import write_model_folder
 
     with tempfile.TemporaryDirectory(prefix="kokoro-js-model-") as root:
         write_model_folder(model_path, Path(root) / "model", vocab, dtype)
@@ -144,7 +144,7 @@ def spoken_by_kokoro_js(
         # The lockfile pins kokoro-js, transformers.js and onnxruntime-web.
         "code": source_digest(
             (
-                "builders/kokoro_js.py",
+                "builders/kokoro_js_folder.py",
                 "measure/kokoro_js.py",
                 "measure/kokoro-js/speak.mjs",
                 "measure/kokoro-js/package-lock.json",

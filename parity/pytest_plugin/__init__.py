@@ -11,10 +11,10 @@ pytest_plugins = [
     "parity.pytest_plugin.options",
     "parity.pytest_plugin.sweep",
     "parity.pytest_plugin.hooks",
-    "parity.pytest_plugin.harness",
+    "parity.pytest_plugin.rejoin",
     "parity.pytest_plugin.fixtures",
     "parity.pytest_plugin.trained",
     "parity.pytest_plugin.requirements",
-    "parity.pytest_plugin.timing",
-    "parity.pytest_plugin.subjects",
+    "parity.pytest_plugin.latency",
+    "parity.pytest_plugin.subject_fixtures",
 ]

@@ -124,7 +124,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[GATES_KEY] = collector
         config.pluginmanager.register(collector, "parity-report-gates")
     if parity_config.prebuilt:
-        from parity.pytest_plugin.subjects import run_subjects
+        from parity.pytest_plugin.subject_fixtures import run_subjects
 
         run_subjects(config)  # a bad file stops the run here, as one line
     if parity_config.gates:

@@ -71,7 +71,7 @@ def trained_reference(
     parity_runs: RunStore,
 ) -> list[KokoroOutput]:
     """The trained float32 model's outputs for ``trained_held_out``, durations included: the
-    variants speak on these durations (``parity.builders.timing``)."""
+    variants speak on these durations (``parity.builders.forced_timing``)."""
     from parity.judge.quality import listen
 
     return listen(kokoro_trained[0].path, trained_held_out, runs=parity_runs)

@@ -1,7 +1,7 @@
 """One report per run: every gate and figure as JSON, a Markdown summary, plots and WAVs.
 
 ``pytest --parity-report DIR`` writes it after the run; ``parity report DIR`` re-renders the
-summary from ``report.json`` (``parity.report.compare`` lists what moved between two of
+summary from ``report.json`` (``parity.report.run_diff`` lists what moved between two of
 them). Plots and sounds are aids to the numbers: one that fails to
 be made is logged and left out, and never fails the run.
 """

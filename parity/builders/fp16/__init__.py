@@ -14,7 +14,7 @@ from parity.builders.fp16.convert import (
     convert_float,
 )
 from parity.builders.fp16.kernels import unsupported_on_cpu
-from parity.builders.fp16.options import (
+from parity.builders.fp16.settings import (
     KOKORO_BLOCK_NODES,
     KOKORO_BLOCK_SCOPES,
     KOKORO_FP16,

@@ -9,9 +9,9 @@ import onnx
 from onnx import helper
 
 from parity.builders.fp16.constants import LowConstants
-from parity.builders.fp16.options import SUFFIX
 from parity.builders.fp16.precision import PrecisionPlan, Scope
 from parity.builders.fp16.schema import FLOAT
+from parity.builders.fp16.settings import SUFFIX
 from parity.core.graph import UniqueNames
 
 __all__ = ["CastPlacer"]

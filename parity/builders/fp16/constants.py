@@ -8,9 +8,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from parity.builders.fp16.options import SUFFIX
 from parity.builders.fp16.precision import PrecisionPlan, Scope, Source
 from parity.builders.fp16.schema import DTYPE_ATTRIBUTE, all_nodes, set_int_attribute
+from parity.builders.fp16.settings import SUFFIX
 from parity.core.errors import ParityError
 from parity.core.graph import UniqueNames, node_subgraphs
 

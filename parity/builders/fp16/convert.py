@@ -11,15 +11,15 @@ import onnx
 from parity.builders.fp16.casts import CastPlacer
 from parity.builders.fp16.constants import LowConstants, prune_unread_constants
 from parity.builders.fp16.kernels import unsupported_on_cpu
-from parity.builders.fp16.options import (
+from parity.builders.fp16.precision import PrecisionPlan
+from parity.builders.fp16.schema import all_nodes
+from parity.builders.fp16.settings import (
     KOKORO_BLOCK_NODES,
     KOKORO_BLOCK_SCOPES,
     LOW_TYPES,
     Fp16Options,
     Fp16Report,
 )
-from parity.builders.fp16.precision import PrecisionPlan
-from parity.builders.fp16.schema import all_nodes
 from parity.core.cache import ArtifactCache, CacheKey, atomic_path, content_digest
 from parity.core.errors import ParityError, first_line
 from parity.core.graph import UniqueNames, load_model

@@ -6,7 +6,6 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-from parity.builders.fp16.options import LOW_TYPES, LowType
 from parity.builders.fp16.schema import (
     CONTROL_FLOW,
     DTYPE_ATTRIBUTE,
@@ -14,6 +13,7 @@ from parity.builders.fp16.schema import (
     elem_types,
     set_int_attribute,
 )
+from parity.builders.fp16.settings import LOW_TYPES, LowType
 from parity.core.graph import node_subgraphs
 
 __all__ = ["unsupported_on_cpu"]

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from parity.builders.fp16.options import Fp16Options
 from parity.builders.fp16.schema import (
     CONTROL_FLOW,
     FLOAT,
@@ -17,6 +16,7 @@ from parity.builders.fp16.schema import (
     known_schema,
     roles,
 )
+from parity.builders.fp16.settings import Fp16Options
 from parity.core.graph import node_subgraphs
 
 __all__ = ["DATA_MOVEMENT", "PrecisionPlan", "Scope", "Source"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from parity.judge.compare import TensorComparison
+    from parity.judge.comparators import TensorComparison
     from parity.judge.source import SourceDistribution
 
 

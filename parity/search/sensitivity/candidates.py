@@ -34,7 +34,7 @@ _MEASURE_MODULES = (
     "judge/quality.py",
     "judge/metrics.py",
     "judge/runners.py",
-    "builders/timing.py",
+    "builders/forced_timing.py",
 )
 _TRANSFORM_MODULES = {
     "fp16": ("builders/fp16",),
@@ -47,7 +47,7 @@ _TRANSFORM_MODULES = {
 def mean_log_mel(reference: np.ndarray, candidate: np.ndarray) -> float:
     """Log-mel distance with timing removed (``parity.judge.metrics.aligned_distance``): frame i
     against frame i when the lengths match, as they do when the sweep forces the source's
-    durations (``parity.builders.timing``); aligned by DTW when they do not."""
+    durations (``parity.builders.forced_timing``); aligned by DTW when they do not."""
     same = len(reference) == len(candidate)
     return aligned_distance(reference, candidate, frames_match=same).log_mel
 

@@ -1,4 +1,5 @@
-"""parity.builders.timing: a graph's durations become an input, and the runner speaks on them."""
+"""parity.builders.forced_timing: a graph's durations become an input, and the runner speaks
+on them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from parity.builders.timing import FORCED_INPUT, PREDICTED_OUTPUT, duration_tensor, force_timing
+from parity.builders.forced_timing import (
+    FORCED_INPUT,
+    PREDICTED_OUTPUT,
+    duration_tensor,
+    force_timing,
+)
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 from parity.judge.runners import OrtRunner
