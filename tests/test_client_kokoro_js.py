@@ -83,9 +83,9 @@ def test_kokoro_js_speaks_in_the_voices_the_gates_judge(js_requests) -> None:
 def test_kokoro_js_float32_speaks_as_onnxruntime_cpu_does(
     kokoro_trained, js_requests, js_reference, parity_runs, parity_record
 ) -> None:
-    from parity.judge.quality import listen
+    from parity.judge.quality import model_outputs
 
-    cpu = listen(kokoro_trained[0].path, js_requests, runs=parity_runs)
+    cpu = model_outputs(kokoro_trained[0].path, js_requests, runs=parity_runs)
     quality = compare_variant(
         "kokoro-js float32 vs ONNX Runtime CPU",
         cpu,

@@ -106,11 +106,11 @@ def test_listen_falls_back_to_free_timing_only_without_a_duration_chain(
     tmp_path, monkeypatch
 ) -> None:
     from parity.judge import runners
-    from parity.judge.quality import listen
+    from parity.judge.quality import model_outputs
 
     chainless = tiny_kokoro(tmp_path / "m.onnx", np.ones((1, 8, 3), np.float32))
     request = _request([0, 1, 2, 0])
-    assert not listen(chainless, [request])[0].forced  # heard free-running, judged by DTW
+    assert not model_outputs(chainless, [request])[0].forced  # heard free-running, judged by DTW
 
     def broken(path, model_bytes):
         raise ParityError(f"{path}: the rewired graph does not load")
@@ -118,4 +118,4 @@ def test_listen_falls_back_to_free_timing_only_without_a_duration_chain(
     # Any other failure of the rewired graph is an error, never a quiet change of timing.
     monkeypatch.setattr(runners, "_forced_bytes", broken)
     with pytest.raises(ParityError, match="the rewired graph does not load"):
-        listen(_timed_graph(tmp_path / "timed.onnx"), [request])
+        model_outputs(_timed_graph(tmp_path / "timed.onnx"), [request])

@@ -26,13 +26,13 @@ pytestmark = pytest.mark.landscape(
 
 
 def test_signed_int8_trap_sounds_within_its_gates(
-    trained_variant, trained_verdict, trained_listen, trained_reference, parity_record
+    trained_variant, trained_verdict, trained_outputs, trained_reference, parity_record
 ) -> None:
     assert_variant_within_its_gates(
         SIGNED_INT8_TRAP,
         trained_variant(SIGNED_INT8_TRAP).path,
         trained_verdict,
-        trained_listen,
+        trained_outputs,
         trained_reference,
         parity_record,
     )

@@ -29,13 +29,14 @@ from parity.judge.tolerances import (
 @pytest.fixture(scope="module")
 def trained_speech(kokoro_trained, parity_inputs, parity_runs) -> tuple[np.ndarray, np.ndarray]:
     """The fixture sentence from the trained float32 and int8 models, voice jf_alpha."""
-    from parity.judge.quality import listen
+    from parity.judge.quality import model_outputs
 
     model, voices = kokoro_trained
     base = parity_inputs.case("sentence", voices.vocab)
     request = replace(base, style=voices.style("jf_alpha", len(base.phonemes)))
     clean, int8 = (
-        listen(path, [request], runs=parity_runs)[0] for path in (model.path, model.int8_path)
+        model_outputs(path, [request], runs=parity_runs)[0]
+        for path in (model.path, model.int8_path)
     )
     return clean.waveform.astype(np.float64), int8.waveform.astype(np.float64)
 

@@ -11,7 +11,7 @@ import pytest
 from parity.builders.quantize import QuantRecipe
 from parity.judge.tolerances import CHOSEN_RECIPE_MAX_SPEED_RATIO, UNGATED
 from parity.measure.bench import measure_cached, speed_ratios
-from parity.search.optimize import PEER, TARGETS, CandidateResult, load_recipe
+from parity.search.optimize import PEER, CandidateResult, load_recipe
 
 pytestmark = pytest.mark.parity
 
@@ -69,7 +69,7 @@ def test_parity_chosen_recipe_keeps_its_speed_over_fp32_on_its_target(
     parity_record,
     parity_runs,
 ) -> None:
-    provider = TARGETS[target]  # type: ignore[index]
+    provider = target
     require_timing(provider)
     name = key[0]
     built = _build(trained_variant, key)

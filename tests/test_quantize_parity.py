@@ -19,26 +19,26 @@ pytestmark = pytest.mark.parity
 
 @pytest.mark.parametrize("variant", sorted(set(TRAINED_VARIANTS) - {SIGNED_INT8_TRAP}))
 def test_parity_int8_variant_of_trained_kokoro_within_its_gates(
-    variant, trained_variant, trained_verdict, trained_listen, trained_reference, parity_record
+    variant, trained_variant, trained_verdict, trained_outputs, trained_reference, parity_record
 ) -> None:
     assert_variant_within_its_gates(
         variant,
         trained_variant(variant).path,
         trained_verdict,
-        trained_listen,
+        trained_outputs,
         trained_reference,
         parity_record,
     )
 
 
 def test_parity_published_int8_is_measured_beside_ours(
-    kokoro_trained, trained_verdict, trained_listen, parity_record
+    kokoro_trained, trained_verdict, trained_outputs, parity_record
 ) -> None:
     """The peer: kokoro-onnx's int8 of the same weights, by the same measures and gates."""
     path = kokoro_trained[0].int8_path
     # Named as its latency is recorded, so the report can pair the two.
     quality = trained_verdict(PEER, path, INT8_VARIANTS[PEER])
-    parity_record.audio(PEER, trained_listen(path)[0].waveform, spoken=quality.requests[0])
+    parity_record.audio(PEER, trained_outputs(path)[0].waveform, spoken=quality.requests[0])
     parity_record.add("int8 quality (trained)", quality.summary(), quality=quality)
     assert quality.timing == "forced"
     assert quality, quality.summary()

@@ -41,9 +41,9 @@ def test_verdict_floor_is_small_and_float32_against_itself_reads_zero(
 ) -> None:
     """The floors every gate prints: float32 through the same pipeline again reads exactly
     zero, and a 1e-7 style change moves no duration and stays far below every variant."""
-    from parity.judge.quality import listen
+    from parity.judge.quality import model_outputs
 
-    again = listen(kokoro_trained[0].path, trained_held_out[:1], trained_reference[:1])[0]
+    again = model_outputs(kokoro_trained[0].path, trained_held_out[:1], trained_reference[:1])[0]
     assert again.forced
     np.testing.assert_array_equal(again.waveform, trained_reference[0].waveform)
     assert trained_floor.worst.moved_tokens == 0

@@ -16,7 +16,7 @@ def assert_variant_within_its_gates(
     variant: str,
     path: Path,
     trained_verdict: Callable[..., VariantQuality],
-    trained_listen: Callable[[Path], list],
+    trained_outputs: Callable[[Path], list],
     trained_reference: list,
     parity_record,
 ) -> None:
@@ -25,7 +25,7 @@ def assert_variant_within_its_gates(
     quality = trained_verdict(variant, path, INT8_VARIANTS[variant])
     spoken = quality.requests[0]
     parity_record.audio("fp32", trained_reference[0].waveform, spoken=spoken)
-    parity_record.audio(variant, trained_listen(path)[0].waveform, spoken=spoken)
+    parity_record.audio(variant, trained_outputs(path)[0].waveform, spoken=spoken)
     parity_record.add("int8 quality (trained)", quality.summary(), quality=quality)
     assert quality.timing == "forced"
     assert quality, quality.summary()

@@ -47,14 +47,14 @@ __all__ = [
     "NoiseFloor",
     "VariantQuality",
     "compare_variant",
-    "hear_model",
     "judge_quantized",
     "level_gain",
-    "listen",
     "measure_floor",
+    "model_outputs",
     "moved_share",
     "nudged",
     "torch_outputs",
+    "variant_quality",
 ]
 
 
@@ -283,7 +283,7 @@ LABELS = {
 }
 
 
-def listen(
+def model_outputs(
     path: Path,
     requests: Sequence[KokoroInput],
     reference: Sequence[KokoroOutput] | None = None,
@@ -309,7 +309,7 @@ def listen(
                 opened.append(OrtRunner(path))
         return opened[0]
 
-    def hear(request: KokoroInput, durations: np.ndarray | None) -> KokoroOutput:
+    def output_for(request: KokoroInput, durations: np.ndarray | None) -> KokoroOutput:
         def compute() -> dict[str, np.ndarray | None]:
             ran = runner()
             forcing = durations if ran.forcible else None
@@ -323,7 +323,7 @@ def listen(
         parts = onnxruntime_parts(
             content_digest(Path(path)),
             request,
-            "listen",
+            "listen",  # the cache key of these runs since before the name changed
             threads=0,
             durations=array_digest(durations),
         )
@@ -331,15 +331,15 @@ def listen(
         return KokoroOutput(values["waveform"], values.get("durations"), bool(values["forced"]))
 
     if reference is None:
-        return [hear(request, None) for request in requests]
+        return [output_for(request, None) for request in requests]
     # A reference that spoke on its own prediction reports the durations it spoke on.
     return [
-        hear(request, ref.durations if not ref.forced else None)
+        output_for(request, ref.durations if not ref.forced else None)
         for request, ref in zip(requests, reference, strict=True)
     ]
 
 
-def hear_model(
+def variant_quality(
     name: str,
     path: Path,
     *,
@@ -352,7 +352,7 @@ def hear_model(
 ) -> tuple[VariantQuality, list[KokoroOutput]]:
     """Run the model at ``path`` on ``requests`` in ONNX Runtime and judge it against
     float32's ``reference`` outputs; the outputs come back too, to record or listen to."""
-    outputs = listen(path, requests, reference, runs=runs)
+    outputs = model_outputs(path, requests, reference, runs=runs)
     quality = compare_variant(
         name, reference, outputs, requests, size_ratio=size_ratio, tolerance=tolerance, floor=floor
     )
@@ -374,7 +374,7 @@ def measure_floor(
 ) -> NoiseFloor:
     """Each axis's noise floor: the float32 model at ``path`` against its own ``reference``
     outputs when every style vector moves by ``STYLE_NUDGE`` (relative), same pipeline."""
-    outputs = listen(path, nudged(requests), reference, runs=runs)
+    outputs = model_outputs(path, nudged(requests), reference, runs=runs)
     figures = compare_variant(
         "floor", reference, outputs, requests, size_ratio=1.0, tolerance=UNGATED
     )
@@ -427,7 +427,7 @@ def judge_quantized(
     (``parity.builders.forced_timing``), its gain is measured first and taken out, and each
     axis sits beside the reference's own noise floor (its style moved by 1e-7)."""
     if reference_file is not None:
-        reference = listen(reference_file, requests, runs=runs)
+        reference = model_outputs(reference_file, requests, runs=runs)
         floor = measure_floor(reference_file, requests, reference, runs=runs)
         float_bytes = Path(reference_file).stat().st_size
     else:
@@ -442,7 +442,7 @@ def judge_quantized(
             "floor", reference, same, requests, size_ratio=1.0, tolerance=UNGATED
         )
         floor = NoiseFloor.of(figures)
-    outputs = listen(path, requests, reference, runs=runs)
+    outputs = model_outputs(path, requests, reference, runs=runs)
     gain = level_gain(reference, outputs)
     unity = gain.factor if np.isfinite(gain.factor) and gain.factor > 0 else 1.0
     levelled = [replace(o, waveform=o.waveform / np.float32(unity)) for o in outputs]

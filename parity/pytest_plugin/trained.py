@@ -72,27 +72,27 @@ def trained_reference(
 ) -> list[KokoroOutput]:
     """The trained float32 model's outputs for ``trained_held_out``, durations included: the
     variants speak on these durations (``parity.builders.forced_timing``)."""
-    from parity.judge.quality import listen
+    from parity.judge.quality import model_outputs
 
-    return listen(kokoro_trained[0].path, trained_held_out, runs=parity_runs)
+    return model_outputs(kokoro_trained[0].path, trained_held_out, runs=parity_runs)
 
 
 @pytest.fixture(scope="session")
-def trained_listen(
+def trained_outputs(
     trained_held_out: list[KokoroInput],
     trained_reference: list[KokoroOutput],
     parity_runs: RunStore,
 ) -> Callable[[Path], list[KokoroOutput]]:
-    """``listen(path)``: a model's outputs on ``trained_held_out``, speaking on float32's
+    """``model_outputs(path)``: a model's outputs on ``trained_held_out``, speaking on float32's
     durations where its graph allows; each model is run once per session, however many
     gates judge it."""
-    from parity.judge.quality import listen
+    from parity.judge.quality import model_outputs
 
     heard: dict[Path, list[KokoroOutput]] = {}
 
     def run(path: Path) -> list[KokoroOutput]:
         if path not in heard:
-            heard[path] = listen(path, trained_held_out, trained_reference, runs=parity_runs)
+            heard[path] = model_outputs(path, trained_held_out, trained_reference, runs=parity_runs)
         return heard[path]
 
     return run
@@ -102,7 +102,7 @@ def trained_listen(
 def trained_verdict(
     trained_held_out: list[KokoroInput],
     trained_reference: list[KokoroOutput],
-    trained_listen: Callable[[Path], list[KokoroOutput]],
+    trained_outputs: Callable[[Path], list[KokoroOutput]],
     trained_floor: NoiseFloor,
     kokoro_trained: tuple[DequantizedModel, TrainedVoices],
 ) -> Callable[..., VariantQuality]:
@@ -116,7 +116,7 @@ def trained_verdict(
         return compare_variant(
             name,
             trained_reference,
-            trained_listen(path),
+            trained_outputs(path),
             trained_held_out,
             size_ratio=Path(path).stat().st_size / size_fp32,
             tolerance=tolerance,

@@ -26,25 +26,25 @@ from parity.core.cache import write_text_atomic
 from parity.core.errors import ParityError, first_line
 from parity.core.inputs import KokoroInput
 from parity.core.jsonable import to_jsonable
-from parity.judge.quality import Axes, hear_model, listen, measure_floor
+from parity.judge.quality import Axes, measure_floor, model_outputs, variant_quality
 from parity.judge.runners import KokoroOutput
 from parity.judge.tolerances import FLOOR_RESOLUTION_DB, UNGATED
-from parity.measure.bench import Provider, measure, speed_ratios
+from parity.measure.bench import measure, speed_ratios
 
 __all__ = [
     "CANDIDATES",
     "TARGETS",
     "CandidateResult",
     "OptimizeResult",
+    "candidate_quality",
     "choose",
-    "hear",
     "load_recipe",
     "search",
     "write_recipe",
 ]
 
 Target = Literal["cpu", "wasm"]
-TARGETS: dict[Target, Provider] = {"cpu": "cpu", "wasm": "wasm"}
+TARGETS: tuple[Target, ...] = ("cpu", "wasm")  # each is also the provider the search times
 _KEEP = TRAINED_EXCLUDE_SCOPES
 _STATIC = QuantRecipe(mode="qdq", weight_type="int8", exclude_scopes=_KEEP)
 _GEN = "/decoder/decoder/generator/"
@@ -237,7 +237,7 @@ class OptimizeResult:
         draw(speed_quality_scatter, folder / "optimize.png", self)
 
 
-def hear(
+def candidate_quality(
     name: str,
     label: str,
     path: Path,
@@ -247,7 +247,7 @@ def hear(
     requests: Sequence[KokoroInput],
 ) -> CandidateResult:
     """Run ``path`` on ``requests`` and measure it against float32's ``reference`` outputs."""
-    quality, _ = hear_model(
+    quality, _ = variant_quality(
         name, path, reference=reference, requests=requests, size_ratio=size_ratio,
         tolerance=UNGATED,
     )  # fmt: skip
@@ -277,13 +277,13 @@ def search(
     if not requests:
         raise ParityError("optimize: no requests to judge the candidates on")
     chosen_candidates = CANDIDATES if candidates is None else candidates
-    reference = listen(Path(source), requests)
+    reference = model_outputs(Path(source), requests)
     floor = measure_floor(Path(source), requests, reference).mean
     log(f"noise floor: {floor.line()}")
     size_fp32 = Path(source).stat().st_size
     heard: dict[str, CandidateResult] = {}
     paths: dict[str, Path] = {"fp32": Path(source), PEER: Path(peer)}
-    heard[PEER] = hear(
+    heard[PEER] = candidate_quality(
         PEER,
         "kokoro-onnx int8",
         Path(peer),
@@ -295,7 +295,7 @@ def search(
     for name, recipe in chosen_candidates.items():
         try:
             built = build(name, recipe)
-            heard[name] = hear(
+            heard[name] = candidate_quality(
                 name,
                 recipe.label(),
                 built.path,
@@ -309,8 +309,7 @@ def search(
                 name, recipe.label(), error=f"{type(error).__name__}: {first_line(error, 200)}"
             )
         log(heard[name].line())
-    provider = TARGETS[target]
-    records = measure(paths, provider, requests[:1], repeats=repeats)
+    records = measure(paths, target, requests[:1], repeats=repeats)
     ratios = speed_ratios(records, "fp32")
     rows = [
         replace(result, speed_ratio=ratios.get(name, float("nan")))
@@ -319,7 +318,7 @@ def search(
     peer_row = next(row for row in rows if row.name == PEER)
     ours = tuple(row for row in rows if row.name != PEER)
     chosen = choose(ours, peer_row, floor, max_speed_ratio)
-    return OptimizeResult(target, provider, ours, peer_row, chosen, floor)
+    return OptimizeResult(target, target, ours, peer_row, chosen, floor)
 
 
 def choose(

@@ -92,7 +92,7 @@ class CandidateBench:
         max_moved_tokens: float = float("inf"),
         runs: RunStore | None = None,
     ) -> None:
-        from parity.judge.quality import listen, nudged
+        from parity.judge.quality import model_outputs, nudged
 
         self.runs = runs or RunStore(None)
         self.max_moved_tokens = max_moved_tokens
@@ -100,9 +100,11 @@ class CandidateBench:
         self.calibration, self.loss, self.scratch = list(calibration), loss, scratch
         # Every candidate speaks on the source's durations, so a loss is what the transform
         # did to the sound, not where a rounded duration shifted the frames.
-        self.reference = listen(source, self.requests, runs=self.runs)
+        self.reference = model_outputs(source, self.requests, runs=self.runs)
         self.floor = float(np.mean([_floor(out.waveform) for out in self.reference]))
-        nudged_outputs = listen(source, nudged(self.requests), self.reference, runs=self.runs)
+        nudged_outputs = model_outputs(
+            source, nudged(self.requests), self.reference, runs=self.runs
+        )
         self.nudge_floor = self._loss(nudged_outputs)
         self.pipeline_floor = float("nan")  # set by the Sweeper: one build, nothing transformed
         self.builds = 0
@@ -166,7 +168,7 @@ class CandidateBench:
         return path
 
     def _build_and_hear(self, keep: list[str]) -> tuple[float, float, float]:
-        from parity.judge.quality import listen
+        from parity.judge.quality import model_outputs
 
         target = self.scratch / f"candidate-{self.builds}.onnx"
         if self.transform == "fp16":
@@ -185,7 +187,7 @@ class CandidateBench:
                 preprocess=False,
             )
             quantize_model(self.source, target, recipe, self.calibration, self._ranges())
-        outputs = listen(target, self.requests, self.reference)
+        outputs = model_outputs(target, self.requests, self.reference)
         target.unlink()
         static = float(np.mean([_floor(out.waveform) for out in outputs])) - self.floor
         return self._loss(outputs), static, _moved_share(self.reference, outputs)
