@@ -1,5 +1,6 @@
-"""The signed-int8 trap: ONNX Runtime's dynamic quantization with signed int8 weights per
-channel sounds as clean as the other dynamic variant but runs clearly slower than float32.
+"""The registry's landscape variants, today the signed-int8 trap: ONNX Runtime's dynamic
+quantization with signed int8 weights per channel sounds as clean as the other dynamic variant
+but runs clearly slower than float32.
 
 A fact about ONNX Runtime's kernels, so ``make test`` checks it on every commit and
 ``pytest -k parity`` only when the code that builds, judges or times it changed since it last
@@ -11,12 +12,13 @@ from __future__ import annotations
 import pytest
 from trained_gates import assert_speed_within_bounds, assert_variant_within_its_gates
 
-from parity.builders.quantize import SIGNED_INT8_TRAP
+from parity.judge.variant_registry import built_variants
 from parity.measure.bench import PROVIDERS
 
 pytestmark = pytest.mark.landscape(
     "builders/quantize.py",
     "builders/ort_tools.py",
+    "judge/variant_registry.py",
     "judge/quality.py",
     "judge/runners.py",
     "judge/tolerances",
@@ -25,12 +27,16 @@ pytestmark = pytest.mark.landscape(
 )
 
 
-def test_signed_int8_trap_sounds_within_its_gates(
-    trained_variant, trained_verdict, trained_outputs, trained_reference, parity_record
+LANDSCAPE = [entry.name for entry in built_variants(main_job=False)]
+
+
+@pytest.mark.parametrize("variant", LANDSCAPE)
+def test_landscape_variant_sounds_within_its_gates(
+    variant, trained_variant, trained_verdict, trained_outputs, trained_reference, parity_record
 ) -> None:
     assert_variant_within_its_gates(
-        SIGNED_INT8_TRAP,
-        trained_variant(SIGNED_INT8_TRAP).path,
+        variant,
+        trained_variant(variant).path,
         trained_verdict,
         trained_outputs,
         trained_reference,
@@ -39,12 +45,13 @@ def test_signed_int8_trap_sounds_within_its_gates(
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_signed_int8_trap_bench_stays_clearly_slower_than_fp32(
-    provider, require_timing, bench_models, speed_plan, parity_record, parity_runs
+@pytest.mark.parametrize("variant", LANDSCAPE)
+def test_landscape_variant_bench_within_its_speed_bound(
+    variant, provider, require_timing, bench_models, speed_plan, parity_record, parity_runs
 ) -> None:
-    """Kept visible rather than passed: its bound is a floor on the ratio, not a ceiling."""
+    """The trap is kept visible rather than passed: its bound is a floor on the ratio."""
     require_timing(provider)
-    models = {name: bench_models(name) for name in ("fp32", SIGNED_INT8_TRAP)}
+    models = {name: bench_models(name) for name in ("fp32", variant)}
     # Its slow path costs the same share on any length (parity.pytest_plugin.latency).
     plan = speed_plan(provider, length_free=True)
     assert_speed_within_bounds(models, provider, plan, parity_record, parity_runs)

@@ -13,6 +13,7 @@ from parity.core.config import default_inputs
 from parity.core.errors import ParityError
 from parity.core.inputs import load_input_set
 from parity.core.spec import load_config
+from parity.judge.variant_registry import PEER
 from parity.search.optimize import load_recipe, search, write_recipe
 
 from kokoro_graphs import tiny_kokoro
@@ -130,12 +131,12 @@ def test_the_choice_is_the_fastest_candidate_that_beats_the_peer_on_every_axis()
 
 
 def test_a_recipe_with_int8_weight_storage_reads_back_as_written(tmp_path) -> None:
-    from parity.search.optimize import CANDIDATES, CandidateResult, OptimizeResult
+    from parity.search.optimize import CandidateResult, OptimizeResult, search_candidates
 
     name = "qdq-resblocks-float-int8-weights"
-    recipe = CANDIDATES[name]
+    recipe = search_candidates()[name]
     assert recipe.int8_weights_except  # the candidate keeps some weights float32
-    row, peer = CandidateResult(name, name), CandidateResult("published", "peer")
+    row, peer = CandidateResult(name, name), CandidateResult(PEER, "peer")
     path = tmp_path / "cpu.json"
     write_recipe(path, name, recipe, OptimizeResult("cpu", "cpu", (row,), peer, name, None))
     assert load_recipe(path) == (name, "cpu", recipe)

@@ -10,8 +10,9 @@ import pytest
 
 from parity.builders.quantize import QuantRecipe
 from parity.judge.tolerances import CHOSEN_RECIPE_MAX_SPEED_RATIO, UNGATED
+from parity.judge.variant_registry import PEER
 from parity.measure.bench import measure_cached, speed_ratios
-from parity.search.optimize import PEER, CandidateResult, load_recipe
+from parity.search.optimize import CandidateResult, load_recipe
 
 pytestmark = pytest.mark.parity
 

@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 from parity.builders.voices import voice_of
 from parity.core.spec import SAMPLE_RATE
 from parity.judge.quality import AXES, LABELS
-from parity.judge.tolerances import INT8_VARIANTS
+from parity.judge.variant_registry import variant
 
 pytestmark = pytest.mark.harness("judge/quality.py", "judge/tolerances", "builders/voices.py")
 
@@ -213,7 +213,9 @@ def test_a_fault_on_a_few_requests_fails_the_variant_gate(
     figure is one the fault sounds on."""
     plant, affected = _faults(trained_held_out, kokoro_trained[1])[fault]
     assert 0 < len(affected) <= len(trained_held_out) // 4, affected  # a minority
-    quality = trained_verdict(f"{VARIANT}+{fault}", planted(fault, plant), INT8_VARIANTS[VARIANT])
+    quality = trained_verdict(
+        f"{VARIANT}+{fault}", planted(fault, plant), variant(VARIANT).tolerance
+    )
     parity_record.add("planted partial faults", quality.summary())
     assert not quality, quality.report()
     worst = [axis for axis in AXES if any(f"worst {LABELS[axis]} " in f for f in quality.failures)]
@@ -223,5 +225,5 @@ def test_a_fault_on_a_few_requests_fails_the_variant_gate(
 
 
 def test_the_same_file_without_a_fault_passes(trained_variant, trained_verdict) -> None:
-    quality = trained_verdict(VARIANT, trained_variant(VARIANT).path, INT8_VARIANTS[VARIANT])
+    quality = trained_verdict(VARIANT, trained_variant(VARIANT).path, variant(VARIANT).tolerance)
     assert quality, quality.report()

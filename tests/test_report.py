@@ -15,7 +15,7 @@ from parity.cli import main
 from parity.core.config import default_inputs
 from parity.core.errors import ParityError
 from parity.judge.quality import VariantQuality
-from parity.judge.tolerances import INT8_VARIANTS
+from parity.judge.tolerances import STATIC_INT8
 from parity.measure.bench import LatencyRecord
 from parity.report.run_diff import compare_reports
 from parity.report.run_report import Gate, Report, load_report, write_report
@@ -170,7 +170,7 @@ def _quality(name: str, mel: float, failures: tuple[str, ...] = ()) -> VariantQu
         (1.0,),
         (0.0,),
         0.3,
-        INT8_VARIANTS["qdq"],
+        STATIC_INT8,
         None,
         failures,
     )

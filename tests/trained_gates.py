@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from parity.judge.quality import VariantQuality
-from parity.judge.tolerances import INT8_VARIANTS, SPEED_VS_FP32
+from parity.judge.variant_registry import variant as registered
 from parity.measure.bench import measure_cached, speed_ratios
 
 
@@ -21,8 +21,8 @@ def assert_variant_within_its_gates(
     parity_record,
 ) -> None:
     """The variant judged on the held-out requests, timing forced to float32's durations,
-    against its tolerance in ``INT8_VARIANTS``; one request's audio goes to the report."""
-    quality = trained_verdict(variant, path, INT8_VARIANTS[variant])
+    against its registered tolerance; one request's audio goes to the report."""
+    quality = trained_verdict(variant, path, registered(variant).tolerance)
     spoken = quality.requests[0]
     parity_record.audio("fp32", trained_reference[0].waveform, spoken=spoken)
     parity_record.audio(variant, trained_outputs(path)[0].waveform, spoken=spoken)
@@ -35,7 +35,7 @@ def assert_speed_within_bounds(
     models: Mapping[str, Path], provider, plan, parity_record, parity_runs
 ) -> None:
     """Each model's time over float32's (``models`` holds ``fp32``), interleaved in one run,
-    within its bound in ``SPEED_VS_FP32``; and each integer variant's speed was its integer
+    within its registered speed bound; and each integer variant's speed was its integer
     kernels' (``integer_kernels_cached``: one request profiled, kept in the run store), not
     float ops that happen to be fast enough."""
     from parity.measure.op_profile import integer_kernels_cached
@@ -56,7 +56,7 @@ def assert_speed_within_bounds(
     outside = {
         name: round(ratio, 2)
         for name, ratio in ratios.items()
-        if name != "fp32" and not SPEED_VS_FP32[name].accepts(ratio)
+        if name != "fp32" and not registered(name).speed.accepts(ratio)
     }
     kernels = [
         integer_kernels_cached(path, provider, requests[0], runs=parity_runs, name=name)

@@ -44,9 +44,7 @@ from parity.core.scopes import first_naming_nothing
 
 __all__ = [
     "KOKORO_EXCLUDE_SCOPES",
-    "SIGNED_INT8_TRAP",
     "TRAINED_EXCLUDE_SCOPES",
-    "TRAINED_VARIANTS",
     "QuantBuild",
     "QuantRecipe",
     "quantize_cached",
@@ -193,24 +191,6 @@ _BUILD_MODULES = (
     "builders/conv_gemm.py",
     "builders/instance_norm.py",
 )
-
-# The variants gated on every commit, one per mode, each with the measured exclusion list
-# (tests/test_quantize_parity.py; the signed-int8 trap in tests/test_int8_trap.py); their
-# thresholds are parity.judge.tolerances.INT8_VARIANTS.
-TRAINED_VARIANTS: dict[str, QuantRecipe] = {
-    "dynamic-uint8": QuantRecipe(exclude_scopes=TRAINED_EXCLUDE_SCOPES),
-    "dynamic-int8-per-channel": QuantRecipe(
-        weight_type="int8", per_channel=True, exclude_scopes=TRAINED_EXCLUDE_SCOPES
-    ),
-    "qdq": QuantRecipe(mode="qdq", weight_type="int8", exclude_scopes=TRAINED_EXCLUDE_SCOPES),
-    "qoperator": QuantRecipe(
-        mode="qoperator", weight_type="int8", exclude_scopes=TRAINED_EXCLUDE_SCOPES
-    ),
-}
-# ONNX Runtime's dynamic quantization with signed int8 weights per channel: its ConvInteger
-# takes a slow path on this CPU (2.7x to 4x float32's time, docs/latency.md). Gated as a fact
-# about ONNX Runtime (make test), not in the main job.
-SIGNED_INT8_TRAP = "dynamic-int8-per-channel"
 
 
 def excluded_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[str]:

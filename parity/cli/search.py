@@ -72,7 +72,7 @@ def _optimize(args: argparse.Namespace) -> int:
     from parity.builders.weights import dequantized_cached
     from parity.core.cache import ArtifactCache, default_cache_root
     from parity.core.inputs import load_input_set
-    from parity.search.optimize import CANDIDATES, search, write_recipe
+    from parity.search.optimize import search, search_candidates, write_recipe
 
     cache = ArtifactCache(Path(args.cache_dir) if args.cache_dir else default_cache_root())
     voices, inputs = load_voices(), load_input_set(inputs_dir(args))
@@ -81,10 +81,11 @@ def _optimize(args: argparse.Namespace) -> int:
     else:
         trained = dequantized_cached(cache)
         source, peer = Path(args.model or trained.path), Path(args.peer or trained.int8_path)
-    unknown = sorted(set(args.candidate or ()) - set(CANDIDATES))
+    known = search_candidates()
+    unknown = sorted(set(args.candidate or ()) - set(known))
     if unknown:
         raise ParityError(f"optimize: unknown candidate(s) {unknown}; see parity optimize -h")
-    candidates = {n: CANDIDATES[n] for n in args.candidate} if args.candidate else None
+    candidates = {n: known[n] for n in args.candidate} if args.candidate else None
     calibration = voices.calibration(inputs)
     # Decided on the selection sentences; the held-out ones only judge (tests, README).
     requests = voices.speak(inputs, inputs.selection, args.voices_each)
@@ -108,7 +109,7 @@ def _optimize(args: argparse.Namespace) -> int:
         print(row.line())
     print(result.summary())
     if result.chosen and args.save_recipe:
-        chosen = (candidates or CANDIDATES)[result.chosen]
+        chosen = (candidates or known)[result.chosen]
         write_recipe(Path(args.save_recipe), result.chosen, chosen, result)
         print(f"recipe saved: {args.save_recipe}")
     return 0 if result.chosen else 1
@@ -157,7 +158,7 @@ def add_sensitivity(commands: Any) -> None:
 
 
 def add_optimize(commands: Any) -> None:
-    from parity.search.optimize import CANDIDATES, TARGETS
+    from parity.search.optimize import TARGETS, search_candidates
 
     optimize = commands.add_parser(
         "optimize", help="find the fastest int8 recipe that sounds as clean as the published one"
@@ -173,7 +174,7 @@ def add_optimize(commands: Any) -> None:
     optimize.add_argument(
         "--candidate",
         action="append",
-        help=f"only these (repeatable): {', '.join(CANDIDATES)}",
+        help=f"only these (repeatable): {', '.join(search_candidates())}",
     )
     optimize.add_argument("--repeats", type=int, default=3, help="Default: %(default)s")
     optimize.add_argument(

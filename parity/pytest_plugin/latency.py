@@ -73,9 +73,9 @@ def require_timing(parity_timing: str | None) -> Callable[[str], None]:
 # Outside a benchmarking run the speed gates of the slow providers (one thread, WebAssembly)
 # run in a reduced form, so every gate runs on every ``make test``: a shorter selection
 # sentence, timed once after a warm-up, not three times. Measured 2026-12-05 on this machine
-# (tolerances.SPEED_VS_FP32 has the ratios): the full form of the cpu-1t, wasm and wasm-2t
-# gates took 16 min here, the reduced one 7 min; ``make bench`` (--benchmark-*) runs the full
-# form.
+# (the ratios are in parity.judge.tolerances.variants, beside the speed bounds): the full form
+# of the cpu-1t, wasm and wasm-2t gates took 16 min here, the reduced one 7 min; ``make bench``
+# (--benchmark-*) runs the full form.
 REDUCED_SENTENCE = "greeting"
 # A gate whose ratio does not depend on the length may take the shortest case: the signed-int8
 # trap reads the same on one token as on 30 phonemes (wasm 5.9 against 5.70, wasm-2t 5.1
@@ -127,14 +127,16 @@ def bench_models(
     kokoro_trained: tuple[DequantizedModel, TrainedVoices],
     trained_variant: Callable[..., QuantBuild],
 ) -> Callable[[str], Path]:
-    """``path(name)``: the trained float32 model (``fp32``), the published int8
-    (``published``) or one of ``parity.builders.quantize.TRAINED_VARIANTS``, built on first use."""
+    """``path(name)``: the trained float32 model (``fp32``), the published int8 (the registry's
+    peer) or a variant the registry builds, built on first use."""
+    from parity.judge.variant_registry import PEER
+
     model, _ = kokoro_trained
 
     def path(name: str) -> Path:
         if name == "fp32":
             return model.path
-        if name == "published":
+        if name == PEER:
             return model.int8_path
         return trained_variant(name).path
 

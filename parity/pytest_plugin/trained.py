@@ -162,16 +162,20 @@ def trained_variant(
     parity_inputs: InputSet,
     parity_record: Recorder,
 ) -> Callable[..., QuantBuild]:
-    """Build (once, cached) an int8 variant of the trained model: ``build(name)`` for one of
-    ``parity.builders.quantize.TRAINED_VARIANTS``, ``build(name, recipe)`` for any other. Static
-    recipes calibrate on the calibration sentences in two voices."""
-    from parity.builders.quantize import TRAINED_VARIANTS, quantize_cached
+    """Build (once, cached) an int8 variant of the trained model: ``build(name)`` for one the
+    registry builds (``parity.judge.variant_registry``), ``build(name, recipe)`` for any other.
+    Static recipes calibrate on the calibration sentences in two voices."""
+    from parity.builders.quantize import quantize_cached
+    from parity.core.errors import ParityError
+    from parity.judge.variant_registry import variant
 
     model, voices = kokoro_trained
     calibration = voices.calibration(parity_inputs)
 
     def build(name: str, recipe: QuantRecipe | None = None) -> QuantBuild:
-        chosen = recipe or TRAINED_VARIANTS[name]
+        chosen = recipe or variant(name).recipe
+        if chosen is None:
+            raise ParityError(f"trained_variant: {name} is not built here; pass its recipe")
         built = quantize_cached(parity_cache, model.path, chosen, calibration)
         parity_record.add("int8 variants", f"{name}: {built.summary()}")
         return built

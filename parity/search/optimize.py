@@ -29,10 +29,10 @@ from parity.core.jsonable import to_jsonable
 from parity.judge.quality import Axes, measure_floor, model_outputs, variant_quality
 from parity.judge.runners import KokoroOutput
 from parity.judge.tolerances import FLOOR_RESOLUTION_DB, UNGATED
+from parity.judge.variant_registry import PEER, built_variants
 from parity.measure.bench import measure, speed_ratios
 
 __all__ = [
-    "CANDIDATES",
     "TARGETS",
     "CandidateResult",
     "OptimizeResult",
@@ -40,6 +40,7 @@ __all__ = [
     "choose",
     "load_recipe",
     "search",
+    "search_candidates",
     "write_recipe",
 ]
 
@@ -79,15 +80,10 @@ _GENERATOR_BUT_LATE_CONVS2 = (
     *(f"{_GEN}resblocks.{i}/convs1" for i in range(3, 6)),
 )
 
-# Each names one idea: the sign of the weights (ConvInteger's fast path wants uint8), the
-# format (QDQ or QOperator), per-channel scales, the calibration method, and which layers
-# stay float (the generator's activations span the widest range).
-CANDIDATES: dict[str, QuantRecipe] = {
-    "dynamic-uint8": QuantRecipe(exclude_scopes=_KEEP),
-    "dynamic-int8-per-channel": QuantRecipe(
-        weight_type="int8", per_channel=True, exclude_scopes=_KEEP
-    ),
-    "qdq": _STATIC,
+# Beside the registry's variants (one per mode and weight sign; ConvInteger's fast path wants
+# uint8), each names one idea: per-channel scales, the calibration method, which layers stay
+# float (the generator's activations span the widest range), convolutions as int8 GEMMs.
+_IDEAS: dict[str, QuantRecipe] = {
     "qdq-per-channel": replace(_STATIC, per_channel=True),
     "qdq-percentile": replace(_STATIC, calibration="percentile"),
     "qdq-entropy": replace(_STATIC, calibration="entropy"),
@@ -154,10 +150,23 @@ CANDIDATES: dict[str, QuantRecipe] = {
     "qdq-conv-only": replace(_STATIC, op_types=("Conv",)),
     "qoperator-per-channel": replace(_STATIC, mode="qoperator", per_channel=True),
 }
-PEER = "published"
 
 
-_NO_SLACK = Axes(0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # hf_ratio is a ratio: 1 is no change
+def search_candidates() -> dict[str, QuantRecipe]:
+    """What the search builds and judges: every variant the registry builds, then its ideas."""
+    registered = {entry.name: entry.recipe for entry in built_variants() if entry.recipe}
+    return {**registered, **_IDEAS}
+
+
+_NO_SLACK = Axes(  # nothing is noise; hf_ratio is a ratio, so 1 is no change
+    length_change=0.0,
+    moved_tokens=0.0,
+    aligned_mel=0.0,
+    mcd_db=0.0,
+    floor_rise_db=0.0,
+    hf_ratio=1.0,
+    loudness_db=0.0,
+)
 
 
 @dataclass(frozen=True)
@@ -276,7 +285,7 @@ def search(
         raise ParityError(f"optimize: unknown target {target!r}; use {', '.join(TARGETS)}")
     if not requests:
         raise ParityError("optimize: no requests to judge the candidates on")
-    chosen_candidates = CANDIDATES if candidates is None else candidates
+    chosen_candidates = search_candidates() if candidates is None else candidates
     reference = model_outputs(Path(source), requests)
     floor = measure_floor(Path(source), requests, reference).mean
     log(f"noise floor: {floor.line()}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # built by keyword: the bounds are all floats
 class AxisBounds:
     """One bound per axis of the verdict (``parity.judge.quality.Axes``), on the requests'
     mean or on the worst request."""
@@ -21,7 +21,7 @@ class AxisBounds:
     loudness_db: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # built by keyword: the bounds are all floats
 class VariantTolerance:
     """A variant of the trained model against its float32 source: each axis of the verdict
     (``parity.judge.quality``: timing, sound with timing removed, static, loudness) bounded on
@@ -48,11 +48,16 @@ STYLE_NUDGE = 1e-7
 # SNR hiss lifts the floor by 26 dB (tests/test_metrics.py).
 FLOOR_RESOLUTION_DB = 0.5
 # For figures that are compared rather than gated (the recipe search, the noise floor).
-UNGATED = VariantTolerance(
-    mean=AxisBounds(*(_NO_BOUND,) * 7),
-    worst=AxisBounds(*(_NO_BOUND,) * 7),
-    max_size_ratio=_NO_BOUND,
+_UNBOUNDED = AxisBounds(
+    length_change=_NO_BOUND,
+    moved_tokens=_NO_BOUND,
+    aligned_mel=_NO_BOUND,
+    mcd_db=_NO_BOUND,
+    floor_rise_db=_NO_BOUND,
+    hf_ratio=_NO_BOUND,
+    loudness_db=_NO_BOUND,
 )
+UNGATED = VariantTolerance(mean=_UNBOUNDED, worst=_UNBOUNDED, max_size_ratio=_NO_BOUND)
 
 # Measured 2026-12-05, ORT 1.32 CPU, trained Kokoro-82M against its float32 source, on the
 # held-out set: 8 English sentences, each in 2 of 10 voices taken in turn (af_heart, af_bella,
@@ -106,62 +111,60 @@ _STATIC_MEAN = AxisBounds(
     hf_ratio=1.8,
     loudness_db=0.6,
 )
-INT8_VARIANTS: dict[str, VariantTolerance] = {
-    "dynamic-uint8": VariantTolerance(
-        mean=AxisBounds(
-            length_change=_LENGTH_MEAN,
-            moved_tokens=0.02,
-            aligned_mel=0.33,
-            mcd_db=8.5,
-            floor_rise_db=_FLOOR_DB,
-            hf_ratio=1.15,
-            loudness_db=_LOUDNESS_DB,
-        ),
-        worst=_DYNAMIC_WORST,
-        max_size_ratio=0.45,
+# Each variant's record in the registry (parity.judge.variant_registry) names its bounds here.
+DYNAMIC_UINT8 = VariantTolerance(
+    mean=AxisBounds(
+        length_change=_LENGTH_MEAN,
+        moved_tokens=0.02,
+        aligned_mel=0.33,
+        mcd_db=8.5,
+        floor_rise_db=_FLOOR_DB,
+        hf_ratio=1.15,
+        loudness_db=_LOUDNESS_DB,
     ),
-    "dynamic-int8-per-channel": VariantTolerance(
-        mean=AxisBounds(
-            length_change=_LENGTH_MEAN,
-            moved_tokens=0.02,
-            aligned_mel=0.32,
-            mcd_db=8.5,
-            floor_rise_db=_FLOOR_DB,
-            hf_ratio=1.15,
-            loudness_db=_LOUDNESS_DB,
-        ),
-        worst=_DYNAMIC_WORST,
-        max_size_ratio=0.46,
+    worst=_DYNAMIC_WORST,
+    max_size_ratio=0.45,
+)
+DYNAMIC_INT8_PER_CHANNEL = VariantTolerance(
+    mean=AxisBounds(
+        length_change=_LENGTH_MEAN,
+        moved_tokens=0.02,
+        aligned_mel=0.32,
+        mcd_db=8.5,
+        floor_rise_db=_FLOOR_DB,
+        hf_ratio=1.15,
+        loudness_db=_LOUDNESS_DB,
     ),
-    "qdq": VariantTolerance(mean=_STATIC_MEAN, worst=_STATIC_WORST, max_size_ratio=0.51),
-    "qoperator": VariantTolerance(mean=_STATIC_MEAN, worst=_STATIC_WORST, max_size_ratio=0.51),
-    "published": VariantTolerance(
-        mean=AxisBounds(
-            length_change=_LENGTH_MEAN,
-            moved_tokens=0.045,
-            aligned_mel=0.31,
-            mcd_db=8.2,
-            floor_rise_db=_FLOOR_DB,
-            hf_ratio=1.15,
-            loudness_db=_LOUDNESS_DB,
-        ),
-        worst=AxisBounds(
-            length_change=_LENGTH_WORST,
-            moved_tokens=0.19,
-            aligned_mel=0.45,
-            mcd_db=11.0,
-            floor_rise_db=_FLOOR_WORST_DB,
-            hf_ratio=1.3,
-            loudness_db=_LOUDNESS_DB,
-        ),
-        max_size_ratio=0.30,
+    worst=_DYNAMIC_WORST,
+    max_size_ratio=0.46,
+)
+STATIC_INT8 = VariantTolerance(mean=_STATIC_MEAN, worst=_STATIC_WORST, max_size_ratio=0.51)
+PUBLISHED_INT8 = VariantTolerance(
+    mean=AxisBounds(
+        length_change=_LENGTH_MEAN,
+        moved_tokens=0.045,
+        aligned_mel=0.31,
+        mcd_db=8.2,
+        floor_rise_db=_FLOOR_DB,
+        hf_ratio=1.15,
+        loudness_db=_LOUDNESS_DB,
     ),
-}
+    worst=AxisBounds(
+        length_change=_LENGTH_WORST,
+        moved_tokens=0.19,
+        aligned_mel=0.45,
+        mcd_db=11.0,
+        floor_rise_db=_FLOOR_WORST_DB,
+        hf_ratio=1.3,
+        loudness_db=_LOUDNESS_DB,
+    ),
+    max_size_ratio=0.30,
+)
 
 # A quantized file made elsewhere (``parity compare``, ``--parity-onnx``) is held to what the
 # published int8 meets, the field's reference conversion; it is judged against PyTorch
 # float32, not against a float32 ONNX of its own, with its output gain taken out first.
-QUANTIZED_FILE = INT8_VARIANTS["published"]
+QUANTIZED_FILE = PUBLISHED_INT8
 
 # A shipped file through kokoro-onnx 0.6.1 against float32 through the same client, timing
 # aligned by DTW (the client trims silence). Measured 2026-12-05 on the held-out sentences,
@@ -203,7 +206,7 @@ CLIENT = VariantTolerance(
 SWEEP_LOSS_DRIFT = 0.05
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # built by keyword: the bounds are all floats
 class SpeedBound:
     """Real-time factor of a variant over float32's, timed interleaved in one run."""
 
@@ -241,13 +244,9 @@ class SpeedBound:
 # one run: wasm-2t published 1.22, dynamic uint8 1.21, QDQ 0.61, QOperator 0.59, signed int8
 # per channel 5.44; wasm signed int8 per channel 5.70, the chosen recipe 0.83 (peer 0.92).
 # Inside the same bounds, though the dynamic variants on wasm-2t sit 0.08 under theirs.
-SPEED_VS_FP32: dict[str, SpeedBound] = {
-    "published": SpeedBound(0.0, 1.3),
-    "dynamic-uint8": SpeedBound(0.0, 1.3),
-    "qdq": SpeedBound(0.0, 0.7),
-    "qoperator": SpeedBound(0.0, 0.7),
-    "dynamic-int8-per-channel": SpeedBound(1.5, float("inf")),
-}
+DYNAMIC_SPEED = SpeedBound(low=0.0, high=1.3)  # the published int8 and dynamic uint8
+STATIC_SPEED = SpeedBound(low=0.0, high=0.7)  # QDQ and QOperator
+SLOW_TRAP_SPEED = SpeedBound(low=1.5, high=float("inf"))  # signed int8 per channel
 
 # The chosen recipes (fixtures/recipes) against float32, same run, on their target. Chosen
 # 2026-12-05 (convolutions as int8 GEMMs, the late resblocks' second convs float): 0.66 of

@@ -16,6 +16,7 @@ import onnx
 from parity.core.errors import ParityError
 from parity.core.graph import load_model
 from parity.core.inputs import InputSet, KokoroInput
+from parity.judge.tolerances import DYNAMIC_UINT8
 
 if TYPE_CHECKING:
     from parity.builders.voices import TrainedVoices
@@ -226,9 +227,9 @@ class SweepSettings:
     budget: float = 0.45
     depth: int = 3
     max_depth: int = 6
-    # The gates' bound on moved durations (tolerances.INT8_VARIANTS): a group that moves
-    # more is kept float whatever its sound loss.
-    max_moved_tokens: float = 0.02
+    # The dynamic variants' mean bound on moved durations: a group that moves more is kept
+    # float whatever its sound loss.
+    max_moved_tokens: float = DYNAMIC_UINT8.mean.moved_tokens
 
     def requests_from(
         self, inputs: InputSet, voices: TrainedVoices | None = None
