@@ -46,11 +46,11 @@ def _bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
 COMMANDS = {
     "compare": ["compare", "{model}", "--preset", "tiny"],
     "compare-intermediate": ["compare", "{model}", "--preset", "tiny", "--intermediate"],
-    "fp16": ["fp16", "{model}", "{out}"],
-    "quantize": ["quantize", "{model}", "{out}", "--mode", "dynamic"],
+    "fp16": ["fp16", "{model}", "-o", "{out}"],
+    "quantize": ["quantize", "{model}", "-o", "{out}", "--mode", "dynamic"],
     "bench": ["bench", "{model}", "--providers", "cpu", "--repeats", "1"],
     "profile": ["profile", "{model}", "--provider", "cpu"],
-    "sensitivity": ["sensitivity", "{model}", "--transform", "fp16", "--out", "{out_dir}"],
+    "sensitivity": ["sensitivity", "{model}", "--transform", "fp16", "--out-dir", "{out_dir}"],
 }
 
 

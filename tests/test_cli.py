@@ -78,7 +78,7 @@ def test_compare_reports_the_fp32_check_of_the_export(
             "tiny",
             "--inputs",
             str(FIXTURES),
-            "--case",
+            "--requests",
             "sentence",
             "--json",
             str(report),
@@ -109,7 +109,7 @@ def test_compare_against_other_weights_fails_with_a_report(
             "1",
             "--inputs",
             str(FIXTURES),
-            "--case",
+            "--requests",
             "sentence",
         ]
     )
@@ -134,12 +134,12 @@ def test_compare_against_other_weights_fails_with_a_report(
             id="seed-beside-a-checkpoint",
         ),
         pytest.param(
-            ["quantize", "in.onnx", "x.onnx", "--recipe", "nope.json"],
+            ["quantize", "in.onnx", "-o", "x.onnx", "--recipe", "nope.json"],
             "cannot read the recipe nope.json",
             id="missing-recipe",
         ),
         pytest.param(
-            ["quantize", "in.onnx", "x.onnx", "--recipe", "cpu.json", "--mode", "qdq"],
+            ["quantize", "in.onnx", "-o", "x.onnx", "--recipe", "cpu.json", "--mode", "qdq"],
             "--mode and --recipe cpu.json both set the recipe",
             id="recipe-and-flags",
         ),
@@ -191,7 +191,7 @@ def test_compare_intermediate_prints_the_table_and_writes_json(
 ) -> None:
     report = tmp_path / "intermediate.json"
     args = ["compare", str(tiny_export), "--preset", "tiny", "--inputs", str(FIXTURES)]
-    code = main([*args, "--case", "sentence", "--intermediate", "--json", str(report)])
+    code = main([*args, "--requests", "sentence", "--intermediate", "--json", str(report)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "intermediate parity of 'sentence': PASS" in out
@@ -288,7 +288,7 @@ def test_fp16_refuses_a_corrupt_model_and_writes_nothing(
 ) -> None:
     broken, out = tmp_path / "broken.onnx", tmp_path / "out.onnx"
     broken.write_bytes(b"\x08\x07garbage" * 100)
-    assert main(["fp16", str(broken), str(out)]) == 2
+    assert main(["fp16", str(broken), "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "not a readable ONNX model" in err
     assert "\n" not in err

@@ -100,7 +100,7 @@ def test_a_faithful_conversion_passes_with_no_flag_about_names(
     layout, layouts, capsys, parity_record
 ) -> None:
     chosen = layouts[layout]
-    code = main(["compare", str(chosen.path), *chosen.weights, "--case", CASE])
+    code = main(["compare", str(chosen.path), *chosen.weights, "--requests", CASE])
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"fp32 parity of '{CASE}': PASS" in out

@@ -103,7 +103,7 @@ def test_too_few_requests_for_the_warm_up_is_one_clear_line(tiny, requests) -> N
 
 def test_cli_profile_prints_the_tables_and_writes_json(tiny, tmp_path, capsys) -> None:
     out = tmp_path / "profile.json"
-    args = ["profile", str(tiny), "--provider", "cpu-1t", "--sentences", "greeting,question"]
+    args = ["profile", str(tiny), "--provider", "cpu-1t", "--requests", "greeting,question"]
     assert main([*args, "--inputs", str(FIXTURE_INPUTS), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "on cpu-1t: RTF" in printed
@@ -115,9 +115,13 @@ def test_cli_profile_prints_the_tables_and_writes_json(tiny, tmp_path, capsys) -
 
 
 def test_cli_profile_of_an_unknown_sentence_is_one_clear_line(tiny, capsys) -> None:
-    args = ["profile", str(tiny), "--sentences", "nope", "--inputs", str(FIXTURE_INPUTS)]
+    args = ["profile", str(tiny), "--requests", "nope", "--inputs", str(FIXTURE_INPUTS)]
     assert main(args) == 2
-    assert capsys.readouterr().err.strip().startswith("parity: error: profile: no phoneme entry")
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .startswith("parity: error: profile: --requests 'nope' names no phoneme entry")
+    )
 
 
 def _matmul_graph(integer: bool) -> onnx.ModelProto:

@@ -51,7 +51,7 @@ def test_the_verdict_follows_the_file_and_a_flag_overrides_it(tiny_files) -> Non
 
 
 def test_compare_judges_a_float16_file_by_the_float16_bounds(tiny_files, capsys) -> None:
-    code = main(["compare", str(tiny_files["fp16"]), "--preset", "tiny", "--case", "sentence"])
+    code = main(["compare", str(tiny_files["fp16"]), "--preset", "tiny", "--requests", "sentence"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "precision fp16 (" in out

@@ -188,11 +188,20 @@ def test_cli_quantize_prints_and_writes_the_record(small_kokoro, tmp_path, capsy
     from parity.cli import main
 
     out, record = tmp_path / "q.onnx", tmp_path / "q.json"
-    argv = ["quantize", str(small_kokoro), str(out), "--mode", "qdq", "--inputs", str(FIXTURES)]
+    argv = [
+        "quantize",
+        str(small_kokoro),
+        "-o",
+        str(out),
+        "--mode",
+        "qdq",
+        "--inputs",
+        str(FIXTURES),
+    ]
     assert main([*argv, "--json", str(record)]) == 0
     assert "qdq wuint8 auint8 minmax per-tensor" in capsys.readouterr().out
     assert json.loads(record.read_text())["integer_ops"]["QuantizeLinear"] > 0
-    assert main(["quantize", str(small_kokoro), str(out), "--op-types", "Add"]) == 2
+    assert main(["quantize", str(small_kokoro), "-o", str(out), "--op-types", "Add"]) == 2
 
 
 def test_preprocessing_leaves_nothing_in_the_working_directory(

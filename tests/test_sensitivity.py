@@ -119,8 +119,8 @@ def test_cli_sensitivity_writes_the_table_and_names_the_layer(tmp_path, capsys) 
 
     source = tiny_kokoro(tmp_path / "m.onnx", _outlier_kernel())
     out = tmp_path / "sweep"
-    argv = ["sensitivity", str(source), "--transform", "int8-dynamic", "--out", str(out)]
-    assert main([*argv, "--depth", "1", "--sentence", "statement", "--inputs", str(FIXTURES)]) == 0
+    argv = ["sensitivity", str(source), "--transform", "int8-dynamic", "--out-dir", str(out)]
+    assert main([*argv, "--depth", "1", "--requests", "statement", "--inputs", str(FIXTURES)]) == 0
     printed = capsys.readouterr().out
     assert "pre-processing: done" in printed
     result = json.loads((out / "sensitivity.json").read_text())
@@ -241,12 +241,12 @@ def test_every_sentence_named_is_heard() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        (SweepSettings("int8-dynamic", sentences=("nope",)), "--sentence 'nope' is not in"),
+        (SweepSettings("int8-dynamic", sentences=("nope",)), "--requests 'nope' is not in"),
         (
             SweepSettings("int8-dynamic", sentences=("greeting", "question"), requests=1),
-            "--requests 1 for 2 sentences x 4 styles",
+            "--request-count 1 for 2 sentences x 4 styles",
         ),
-        (SweepSettings("int8-dynamic", requests=9), "--requests 9 for 1 sentences x 4 styles"),
+        (SweepSettings("int8-dynamic", requests=9), "--request-count 9 for 1 sentences x 4 styles"),
         (
             SweepSettings("int8-dynamic", sentences=("greeting", "question"), trained_voices=True),
             "--trained-voices speaks one sentence",

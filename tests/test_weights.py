@@ -168,7 +168,7 @@ def test_weights_recover_writes_the_float32_model_and_a_checkpoint(tmp_path, cap
     from parity.cli import main
 
     out, checkpoint = tmp_path / "kokoro-fp32.onnx", tmp_path / "kokoro.pth"
-    assert main(["weights", "recover", "--onnx-fp32", str(out), "--out", str(checkpoint)]) == 0
+    assert main(["weights", "recover", "--onnx-fp32", str(out), "-o", str(checkpoint)]) == 0
     printed = capsys.readouterr().out
     assert "148 MatMulInteger" in printed
     assert "6 LSTMs regated" in printed
@@ -181,7 +181,7 @@ def test_weights_recover_with_nothing_to_write_says_so(capsys) -> None:
     from parity.cli import main
 
     assert main(["weights", "recover"]) == 2
-    assert "nothing to write; pass --out" in capsys.readouterr().err
+    assert "nothing to write; pass -o CHECKPOINT.pth" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -152,12 +152,33 @@ def calibrate_ranges(
             augmented_model_path=str(Path(scratch) / "augmented.onnx"),
             calibrate_method=calibration_method(method),
         )
+        _use_run_threads(calibrator)
         # The model the calibrator loaded, not a second load; its outputs are extended.
         reader.interface = find_interface(calibrator.model, str(source), inputs_only=True)
         for start in range(len(reader)):  # CalibStridedMinMax=1, as the builds use
             reader.set_range(start_index=start, end_index=start + 1)
             calibrator.collect_data(reader)
         save_tensors_data(calibrator.compute_data(), target)
+
+
+def _use_run_threads(calibrator: object) -> None:
+    """ORT's calibrator opens its own session with ORT's default threads; the run's
+    ``--threads`` (``parity.core.ort_session.use_threads``) reopens it with that count."""
+    import onnxruntime as ort
+
+    from parity.core.ort_session import effective_threads
+
+    threads = effective_threads(0)
+    if not threads:
+        return
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as ORT's
+    options.intra_op_num_threads = threads
+    calibrator.infer_session = ort.InferenceSession(  # type: ignore[attr-defined]
+        calibrator.augmented_model_path,  # type: ignore[attr-defined]
+        sess_options=options,
+        providers=calibrator.execution_providers,  # type: ignore[attr-defined]
+    )
 
 
 def read_ranges(path: Path) -> dict[str, tuple[float, float]]:

@@ -1,17 +1,23 @@
 """``parity`` on the command line: the routines of the pytest plugin, for use outside pytest.
 
-One module per command group; each adds its subcommands to the parser built here.
+One module per command group; each adds its subcommands to the parser built here, in the one
+grammar of ``parity.cli.grammar``. Exit codes: 0 passed, 1 a gate failed, 2 bad input (one
+line), 3 an internal error (the traceback, then one line on reporting it).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 from parity.cli import convert_commands, fp32, measure, report, search
 from parity.core.errors import ParityError
+from parity.core.ort_session import use_threads
 from parity.core.tally import TALLY
+
+EXIT_PASSED, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,10 +40,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start = TALLY.snapshot()
     try:
+        use_threads(getattr(args, "threads", 0) or 0)
         code = int(args.run(args))
     except ParityError as error:
         print(f"parity: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except Exception as error:  # a crash must not read as a failed gate (exit 1)
+        traceback.print_exc()
+        print(
+            f"parity: internal error ({type(error).__name__}) in `parity {args.command}`; this "
+            "is a bug in parity, not a verdict on the model: please report it with the "
+            "traceback above and the command line",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
     tally = TALLY.since(start)
     if tally.kinds:  # what the pytest summary's "cache" line says, for this command
         print(f"parity: {tally.line()}", file=sys.stderr)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parity.cli.common import add_table_options, inputs_dir, kokoro_file
+from parity.cli.grammar import add_json, add_output, output_of, write_json
 from parity.core.errors import ParityError
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def _fp16(args: argparse.Namespace) -> int:
         block_nodes=frozenset(args.block_node or ()) | (KOKORO_BLOCK_NODES if kokoro else set()),
         block_scopes=(*(KOKORO_BLOCK_SCOPES if kokoro else ()), *(args.block_scope or ())),
     )
-    report = convert_file(Path(args.input), Path(args.output), options)
+    report = convert_file(Path(args.input), Path(output_of(args)), options)
     print(report.summary())
     if report.unsupported_ops:
         print(f"kept float32, no CPU {args.target} kernel: {', '.join(report.unsupported_ops)}")
@@ -107,17 +107,14 @@ def _quantize(args: argparse.Namespace) -> int:
     from parity.builders.quantize import quantize_model
 
     recipe, origin = _recipe_from(args)
+    output = Path(output_of(args))
     kokoro_file(Path(args.input))
     trained = args.voices == "trained" or (args.voices in (None, "auto") and bool(args.recipe))
     calibration = _calibration(args, trained) if recipe.static else []
-    build = quantize_model(Path(args.input), Path(args.output), recipe, calibration)
+    build = quantize_model(Path(args.input), output, recipe, calibration)
     print(origin)
     print(build.summary())
-    if args.json:
-        from parity.core.cache import write_text_atomic
-        from parity.core.jsonable import to_jsonable
-
-        write_text_atomic(Path(args.json), json.dumps(to_jsonable(build), indent=2))
+    write_json(args, build)
     return 0
 
 
@@ -126,9 +123,11 @@ def _weights(args: argparse.Namespace) -> int:
 
     from parity.builders.weights import assemble_int8, write_dequantized
 
-    if not (args.out or args.onnx_fp32 or args.check):
+    if args.json and not args.check:
+        raise ParityError("weights recover: --json writes the check's proof; add --check DIR")
+    if not (args.output or args.onnx_fp32 or args.check):
         raise ParityError(
-            "weights recover: nothing to write; pass --out CHECKPOINT.pth, --onnx-fp32 OUT.onnx "
+            "weights recover: nothing to write; pass -o CHECKPOINT.pth, --onnx-fp32 OUT.onnx "
             "or --check DIR"
         )
     with tempfile.TemporaryDirectory() as scratch:
@@ -139,7 +138,7 @@ def _weights(args: argparse.Namespace) -> int:
         report = write_dequantized(int8, fp32)
         rewritten = ", ".join(f"{count} {op}" for op, count in sorted(report.rewritten.items()))
         print(f"{fp32 if args.onnx_fp32 else 'float32 model'}: rewrote {rewritten}")
-        if args.out or args.check:
+        if args.output or args.check:
             _recover_checkpoint(args, fp32, int8, Path(scratch))
     return 0
 
@@ -151,8 +150,8 @@ def _recover_checkpoint(args: argparse.Namespace, fp32: Path, int8: Path, scratc
     from parity.builders.recover import recover_state_dict, save_checkpoint
 
     recovered = recover_state_dict(onnx.load(str(fp32)))
-    checkpoint = save_checkpoint(recovered, Path(args.out) if args.out else scratch / "k.pth")
-    print(f"{checkpoint if args.out else 'checkpoint'}: {recovered.summary()}")
+    checkpoint = save_checkpoint(recovered, Path(args.output) if args.output else scratch / "k.pth")
+    print(f"{checkpoint if args.output else 'checkpoint'}: {recovered.summary()}")
     if args.check:
         from parity.builders.voices import load_voices
         from parity.core.inputs import load_input_set
@@ -166,6 +165,7 @@ def _recover_checkpoint(args: argparse.Namespace, fp32: Path, int8: Path, scratc
             build_kokoro(checkpoint=checkpoint), fp32, int8, requests, folder / "mel.png"
         )
         print(f"check: {proof.summary()}")
+        write_json(args, proof)
         print(f"written: {proof.write(folder)}, {folder / 'mel.png'}")
 
 
@@ -174,7 +174,7 @@ def add_fp16(commands: Any) -> None:
         "fp16", help="convert to float16 (or bfloat16), casting only where precisions meet"
     )
     fp16.add_argument("input", metavar="IN.onnx")
-    fp16.add_argument("output", metavar="OUT.onnx")
+    add_output(fp16, "OUT.onnx", "the converted ONNX file", old_positional=True)
     fp16.add_argument(
         "--target", choices=("float16", "bfloat16"), default="float16", help="Default: %(default)s"
     )
@@ -199,7 +199,7 @@ def add_fp16(commands: Any) -> None:
         help="also keep Kokoro's measured-sensitive nodes float32 (harmonic source, STFT "
         "analysis, duration head). Default: on",
     )
-    fp16.add_argument("--json", default=None, metavar="OUT.json", help="write the report as JSON")
+    add_json(fp16, "the conversion report")
     fp16.set_defaults(run=_fp16)
 
 
@@ -212,7 +212,7 @@ def add_quantize(commands: Any) -> None:
         "quantize", help="int8 variants with onnxruntime.quantization (dynamic, QDQ, QOperator)"
     )
     quantize.add_argument("input", metavar="IN.onnx")
-    quantize.add_argument("output", metavar="OUT.onnx")
+    add_output(quantize, "OUT.onnx", "the quantized ONNX file", old_positional=True)
     quantize.add_argument(
         "--recipe",
         metavar="FILE.json",
@@ -276,7 +276,7 @@ def add_quantize(commands: Any) -> None:
     # trained voices (what stored recipes were chosen with; auto with --recipe) or the seeded
     # styles (random weights; auto without).
     add_table_options(quantize, "quantize")
-    quantize.add_argument("--json", default=None, metavar="OUT.json", help="write the build record")
+    add_json(quantize, "the build record")
     quantize.set_defaults(run=_quantize)
 
 
@@ -288,8 +288,12 @@ def add_weights(commands: Any) -> None:
     recover = actions.add_parser(
         "recover", help="assemble the int8 export, dequantize it, recover a PyTorch checkpoint"
     )
-    recover.add_argument(
-        "--out", metavar="CHECKPOINT.pth", help="the PyTorch checkpoint (--kokoro-checkpoint)"
+    add_output(
+        recover,
+        "CHECKPOINT.pth",
+        "the PyTorch checkpoint (for --checkpoint)",
+        required=False,
+        old_flag="--out",
     )
     recover.add_argument("--onnx-fp32", metavar="OUT.onnx", help="the dequantized float32 model")
     recover.add_argument("--int8", metavar="OUT.onnx", help="also keep the assembled int8 model")
@@ -300,4 +304,5 @@ def add_weights(commands: Any) -> None:
         "writes DIR/recovery.json and DIR/mel.png",
     )
     add_table_options(recover, "weights recover")
+    add_json(recover, "the check's proof (also DIR/recovery.json)")
     recover.set_defaults(run=_weights)

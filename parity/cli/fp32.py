@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parity.cli.common import add_table_options, config_from, kokoro_file, spec_from
-from parity.core.errors import ParityError
+from parity.cli.grammar import (
+    add_json,
+    add_output,
+    add_requests,
+    output_of,
+    requested,
+    write_json,
+)
 
 if TYPE_CHECKING:
     from parity.core.config import ParityConfig
@@ -25,7 +31,7 @@ def _export(args: argparse.Namespace) -> int:
     model = build_model(spec_from(config))
     result = export_kokoro(
         model,
-        Path(args.output),
+        Path(output_of(args)),
         exporter=config.exporter,
         opset=config.opset,
         stft=config.spec.stft,
@@ -56,14 +62,12 @@ def _compare(args: argparse.Namespace) -> int:
     if choice.precision == "quantized":
         results: list[object] = [_compare_quantized(args, config, model, inputs)]
     else:
-        cases = args.case or list(inputs.cases)
-        unknown = [case for case in cases if case not in inputs.cases]
-        if unknown:
-            raise ParityError(
-                f"compare: no case {unknown[0]!r} in {config.inputs_dir}; known: "
-                f"{', '.join(inputs.cases)}"
-            )
-        requests = [inputs.case(case, model.vocab) for case in cases]
+        requests = [
+            inputs.case(name, model.vocab)
+            if name in inputs.cases
+            else inputs.case_for(name, model.vocab)
+            for name in requested(args, inputs)
+        ]
         if args.intermediate or args.module:
             results = _compare_intermediate(args, config, model, requests)
         else:
@@ -83,11 +87,7 @@ def _compare(args: argparse.Namespace) -> int:
             )
     for result in results:
         print(result.report())  # type: ignore[attr-defined]
-    if args.json:
-        from parity.core.cache import write_text_atomic
-        from parity.core.jsonable import to_jsonable
-
-        write_text_atomic(Path(args.json), json.dumps([to_jsonable(r) for r in results], indent=2))
+    write_json(args, results)
     return 0 if all(results) else 1
 
 
@@ -195,7 +195,7 @@ def add_commands(commands: Any) -> None:
     """``parity export`` and ``parity compare``."""
     export = commands.add_parser("export", help="export Kokoro to ONNX")
     add_table_options(export, "export")
-    export.add_argument("-o", "--output", required=True, metavar="OUT.onnx")
+    add_output(export, "OUT.onnx", "the ONNX file to write")
     export.set_defaults(run=_export)
 
     compare = commands.add_parser(
@@ -204,10 +204,8 @@ def add_commands(commands: Any) -> None:
     )
     compare.add_argument("model", metavar="MODEL.onnx")
     add_table_options(compare, "compare")
-    compare.add_argument("--case", action="append", help="input case (repeatable; default: all)")
-    compare.add_argument(
-        "--json", default=None, metavar="OUT.json", help="write the results as JSON"
-    )
+    add_requests(compare, "cases", old=("--case",))
+    add_json(compare, "the results")
     compare.add_argument(
         "--intermediate",
         action="store_true",

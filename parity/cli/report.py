@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from parity.cli.grammar import add_output
 from parity.core.errors import ParityError
 
 if TYPE_CHECKING:
@@ -22,8 +23,8 @@ def _report(args: argparse.Namespace) -> int:
         changes = compare_reports(load_report(old), load_report(new))
         text = render_comparison(changes, str(old), str(new))
         print(text, end="")
-        if args.out:
-            write_text_atomic(Path(args.out), text)
+        if args.output:
+            write_text_atomic(Path(args.output), text)
         return 1 if any(change.worse for change in changes) else 0
     if not args.folder:
         raise ParityError("report: name a report folder, or --compare OLD NEW")
@@ -45,5 +46,7 @@ def add_report(commands: Any) -> None:
         metavar=("OLD", "NEW"),
         help="list gates and figures that got better or worse beyond noise (exit 1 if worse)",
     )
-    report.add_argument("--out", metavar="FILE.md", help="also write the comparison here")
+    add_output(
+        report, "FILE.md", "also write the comparison here", required=False, old_flag="--out"
+    )
     report.set_defaults(run=_report)

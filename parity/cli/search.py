@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from parity.cli.common import add_table_options, inputs_dir, kokoro_file
+from parity.cli.grammar import (
+    add_json,
+    add_out_dir,
+    add_requests,
+    deprecated,
+    out_dir_of,
+    requested,
+    write_json,
+)
 from parity.core.errors import ParityError
-
-if TYPE_CHECKING:
-    pass
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
@@ -24,18 +30,20 @@ def _sensitivity(args: argparse.Namespace) -> int:
     )
 
     kokoro_file(Path(args.model))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    _old_request_count(args)
+    inputs = load_input_set(inputs_dir(args))
+    out = Path(out_dir_of(args) or ".")
     settings = SweepSettings(
         args.transform,
-        sentences=tuple(args.sentence or ("greeting",)),
-        requests=args.requests,
+        sentences=requested(args, inputs),
+        requests=args.request_count,
         trained_voices=args.trained_voices,
         threshold=args.threshold,
         budget=args.budget,
         depth=args.depth,
     )
-    requests = settings.requests_from(load_input_set(inputs_dir(args)))
+    requests = settings.requests_from(inputs)
+    out.mkdir(parents=True, exist_ok=True)
     source = out / "preprocessed.onnx"
     print(f"pre-processing: {preprocess_model(Path(args.model), source)}")
     try:
@@ -54,6 +62,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
         )
     print(result.summary())
     result.write(out)
+    write_json(args, result)
     if args.baseline and args.regen:
         write_baseline(Path(args.baseline), settings, result)
         print(f"baseline written: {args.baseline}")
@@ -64,6 +73,15 @@ def _sensitivity(args: argparse.Namespace) -> int:
     if not verdict:
         print(f"sensitivity: failed: {verdict.line()}")
     return 0 if verdict else 1
+
+
+def _old_request_count(args: argparse.Namespace) -> None:
+    """``--requests N``, a count before ``--requests`` named entries, is ``--request-count N``."""
+    counts = [value for value in args.requests or () if str(value).isdigit()]
+    if counts:
+        deprecated("sensitivity: --requests N (a count) is deprecated; use --request-count N")
+        args.request_count = int(counts[-1])
+        args.requests = [value for value in args.requests if not str(value).isdigit()] or None
 
 
 def _optimize(args: argparse.Namespace) -> int:
@@ -88,7 +106,7 @@ def _optimize(args: argparse.Namespace) -> int:
     candidates = {n: known[n] for n in args.candidate} if args.candidate else None
     calibration = voices.calibration(inputs)
     # Decided on the selection sentences; the held-out ones only judge (tests, README).
-    requests = voices.speak(inputs, inputs.selection, args.voices_each)
+    requests = voices.speak(inputs, requested(args, inputs), args.voices_each)
 
     def build(name: str, recipe: QuantRecipe) -> Any:
         return quantize_cached(cache, source, recipe, calibration)
@@ -103,8 +121,9 @@ def _optimize(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         log=print,
     )
-    out = Path(args.out)
+    out = Path(out_dir_of(args) or ".")
     result.write(out)
+    write_json(args, result)
     for row in (*result.rows, result.peer):
         print(row.line())
     print(result.summary())
@@ -123,7 +142,8 @@ def add_sensitivity(commands: Any) -> None:
     )
     sensitivity.add_argument("model", metavar="MODEL.onnx")
     sensitivity.add_argument("--transform", choices=TRANSFORMS, required=True)
-    sensitivity.add_argument("--out", required=True, metavar="DIR", help="sensitivity.json/csv")
+    add_out_dir(sensitivity, "where sensitivity.json/csv go", required=True)
+    add_json(sensitivity, "the sweep (also DIR/sensitivity.json)")
     sensitivity.add_argument(
         "--threshold", type=float, default=0.3, help="exclude groups above. Default: %(default)s"
     )
@@ -134,14 +154,14 @@ def add_sensitivity(commands: Any) -> None:
         "--depth", type=int, default=3, help="scope depth of the first groups. Default: %(default)s"
     )
     add_table_options(sensitivity, "sensitivity")
+    add_requests(sensitivity, "greeting", old=("--sentence",))
     sensitivity.add_argument(
-        "--sentence",
-        action="append",
-        default=None,
-        help="phoneme entries to measure on (repeatable). Default: greeting",
-    )
-    sensitivity.add_argument(
-        "--requests", type=int, default=2, help="how many requests. Default: %(default)s"
+        "--request-count",
+        type=int,
+        default=2,
+        metavar="N",
+        help="requests made from the entries, each in the seeded styles taken in turn (or the "
+        "first entry in N trained voices). Default: %(default)s",
     )
     sensitivity.add_argument(
         "--trained-voices",
@@ -164,7 +184,9 @@ def add_optimize(commands: Any) -> None:
         "optimize", help="find the fastest int8 recipe that sounds as clean as the published one"
     )
     optimize.add_argument("--target", choices=TARGETS, required=True)
-    optimize.add_argument("--out", required=True, metavar="DIR", help="optimize.json/csv/png")
+    add_out_dir(optimize, "where optimize.json/csv/png go", required=True)
+    add_json(optimize, "the search (also DIR/optimize.json)")
+    add_requests(optimize, "selection")
     optimize.add_argument(
         "--model", metavar="FP32.onnx", help="Default: the trained model from PyPI, dequantized"
     )

@@ -33,6 +33,7 @@ from parity.core.spec import (
 __all__ = [
     "OPTIONS",
     "PRECISIONS",
+    "RUNS_A_MODEL",
     "Option",
     "ParityConfig",
     "build_config",
@@ -46,6 +47,16 @@ WEIGHTS = ("random", "recovered")
 # marked ``needs(tool)``.
 WITHOUT = ("node",)
 CHECKPOINT_ENV = "PARITY_KOKORO_CHECKPOINT"
+# The `parity` commands that run a model in ONNX Runtime: each takes --threads and --json.
+RUNS_A_MODEL = (
+    "compare",
+    "quantize",
+    "sensitivity",
+    "optimize",
+    "bench",
+    "profile",
+    "weights recover",
+)
 
 
 @dataclass(frozen=True)
@@ -183,10 +194,11 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "threads",
-        "ONNX Runtime intra-op threads (0: its default)",
+        "ONNX Runtime CPU intra-op threads of every session the run opens (0: its default, "
+        "one per core; a timing that pins its count, cpu-1t, keeps it)",
         0,
         type=int,
-        commands=("compare",),
+        commands=RUNS_A_MODEL,
     ),
     Option(
         "precision",

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from parity.core.cache import ArtifactCache, CacheKey
+from parity.core.ort_session import effective_threads
 from parity.core.tally import TALLY
 
 __all__ = [
@@ -156,7 +157,7 @@ def onnxruntime_parts(
     return {
         "artefact": artefact,
         "code": source_digest(ORT_MODULES, ORT_PACKAGES),
-        "threads": threads,
+        "threads": effective_threads(threads),
         "input": request_digest(request),
         "what": what,
         **extra,

@@ -6,7 +6,23 @@ from pathlib import Path
 
 from parity.core.errors import ParityError, first_line
 
-__all__ = ["open_session", "require_onnx_file"]
+__all__ = ["effective_threads", "open_session", "require_onnx_file", "use_threads"]
+
+# The run's ``--threads`` (``--parity-threads``): what a session asking for ORT's default (0)
+# gets instead. A timing that pins its own count (cpu-1t: 1) keeps it.
+_RUN_THREADS = [0]
+
+
+def use_threads(threads: int) -> None:
+    """Give every session of this process that asks for ORT's default ``threads`` instead."""
+    if threads < 0:
+        raise ParityError(f"threads: {threads} is negative; give 0 (ORT's default) or more")
+    _RUN_THREADS[0] = threads
+
+
+def effective_threads(threads: int) -> int:
+    """The intra-op threads a session asking for ``threads`` runs with (0: ORT's default)."""
+    return threads or _RUN_THREADS[0]
 
 
 def require_onnx_file(path: Path) -> None:
@@ -34,7 +50,7 @@ def open_session(
     if model_bytes is None:
         require_onnx_file(path)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = effective_threads(threads)
     options.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

@@ -12,6 +12,7 @@ import pytest
 
 from parity.core.config import OPTIONS, Option, build_config
 from parity.core.errors import ParityError
+from parity.core.ort_session import use_threads
 from parity.pytest_plugin.gates import GATES_KEY, GateCollector
 from parity.pytest_plugin.keys import CONFIG_KEY, RECORDER_KEY
 from parity.report.session import Recorder
@@ -119,6 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ParityError as error:
         raise pytest.UsageError(f"parity: {error}") from error
     config.stash[CONFIG_KEY] = parity_config
+    use_threads(parity_config.threads)  # every session the run opens, as the CLI's --threads
     if parity_config.report_dir is not None:
         collector = GateCollector()
         config.stash[GATES_KEY] = collector

@@ -255,8 +255,8 @@ class SweepSettings:
             voices = load_voices()
         if not 1 <= self.requests <= len(voices.packs):
             raise ParityError(
-                f"sensitivity: --requests {self.requests} with --trained-voices, but there are "
-                f"{len(voices.packs)} trained voices; ask for 1 to {len(voices.packs)}"
+                f"sensitivity: --request-count {self.requests} with --trained-voices, but there "
+                f"are {len(voices.packs)} trained voices; ask for 1 to {len(voices.packs)}"
             )
         return voices.spoken_by(by_style[:1], list(voices.packs)[: self.requests])
 
@@ -265,19 +265,19 @@ class SweepSettings:
         unknown = [key for key in self.sentences if key not in inputs.phonemes]
         if unknown:
             raise ParityError(
-                f"sensitivity: --sentence {unknown[0]!r} is not in the inputs' phonemes.json; "
+                f"sensitivity: --requests {unknown[0]!r} is not in the inputs' phonemes.json; "
                 f"use one of {', '.join(sorted(inputs.phonemes))}"
             )
         if self.trained_voices and len(self.sentences) != 1:
             raise ParityError(
-                "sensitivity: --trained-voices speaks one sentence in --requests voices; "
-                f"name one --sentence, not {len(self.sentences)}"
+                "sensitivity: --trained-voices speaks one sentence in --request-count voices; "
+                f"name one entry in --requests, not {len(self.sentences)}"
             )
         available = len(self.sentences) * len(inputs.styles)
         if not self.trained_voices and not len(self.sentences) <= self.requests <= available:
             raise ParityError(
-                f"sensitivity: --requests {self.requests} for {len(self.sentences)} sentences x "
-                f"{len(inputs.styles)} styles; ask for {len(self.sentences)} to {available} so "
+                f"sensitivity: --request-count {self.requests} for {len(self.sentences)} sentences "
+                f"x {len(inputs.styles)} styles; ask for {len(self.sentences)} to {available} so "
                 "every sentence is heard"
             )
 
