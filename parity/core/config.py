@@ -47,7 +47,8 @@ WEIGHTS = ("random", "recovered")
 # marked ``needs(tool)``.
 WITHOUT = ("node",)
 CHECKPOINT_ENV = "PARITY_KOKORO_CHECKPOINT"
-# The `parity` commands that run a model in ONNX Runtime: each takes --threads and --json.
+# The `parity` commands that run a model in ONNX Runtime: each takes --inputs, --threads and
+# --json.
 RUNS_A_MODEL = (
     "compare",
     "quantize",
@@ -172,15 +173,7 @@ OPTIONS: tuple[Option, ...] = (
         "inputs",
         "Folder with phonemes.json and styles.npy",
         metavar="DIR",
-        commands=(
-            "compare",
-            "quantize",
-            "sensitivity",
-            "optimize",
-            "bench",
-            "profile",
-            "weights recover",
-        ),
+        commands=RUNS_A_MODEL,  # what runs a model speaks the inputs
         path=True,
     ),
     Option(
