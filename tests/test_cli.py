@@ -267,12 +267,8 @@ def test_quantize_builds_a_stored_recipe_as_the_library_does(
     stored = tmp_path / "cpu.json"
     stored.write_text(json.dumps(document))
     out = tmp_path / "cli.onnx"
-    assert (
-        main(
-            ["quantize", str(tiny_export), str(out), "--recipe", str(stored), "--voices", "seeded"]
-        )
-        == 0
-    )
+    argv = ["quantize", str(tiny_export), "-o", str(out), "--recipe", str(stored)]
+    assert main([*argv, "--voices", "seeded"]) == 0
     name, target, recipe = load_recipe(stored)
     assert f"recipe {name} (for {target}) from" in capsys.readouterr().out
     inputs = load_input_set(FIXTURES)
