@@ -75,8 +75,11 @@ def test_a_variant_added_to_the_registry_is_picked_up_by_every_gate(pytester) ->
         )
         """
     )
+    # A subprocess: in-process, the copies would clash with the suite's own modules of the same
+    # names, and the planted entries would stay in the registry for the tests after this one.
     # --benchmark-enable: without a benchmark flag the timed cases leave the run (test_bench).
-    collected = pytester.runpytest("--collect-only", "-q", "--benchmark-enable").outlines
+    argv = ("--collect-only", "-q", "--benchmark-enable")
+    collected = pytester.runpytest_subprocess(*argv).outlines
     ids = [line for line in collected if "::" in line]
 
     def named(test: str, variant_name: str) -> list[str]:
