@@ -19,7 +19,7 @@ from parity.cli import (
     build_parser,
     main,
 )
-from parity.core.config import RUNS_A_MODEL, default_inputs
+from parity.core.config import CACHES, RUNS_A_MODEL, default_inputs
 from parity.core.ort_session import effective_threads, use_threads
 
 # What a positional may hold: the files and folders a command reads.
@@ -53,6 +53,9 @@ def test_every_command_speaks_the_one_grammar(command: str) -> None:
     assert ("--requests" in flags) == (command in SPEAKS), command
     if command in RUNS_A_MODEL:
         assert {"--threads", "--json"} <= flags, f"parity {command} runs a model"
+    # Every command that runs a model but the two that time keeps a cache.
+    assert ("--cache-dir" in flags) == (command in CACHES), command
+    assert set(RUNS_A_MODEL) - set(CACHES) == {"bench", "profile"}
 
 
 def test_the_grammar_walk_sees_a_positional_output() -> None:

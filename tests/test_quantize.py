@@ -213,6 +213,22 @@ def test_cli_quantize_prints_and_writes_the_record(small_kokoro, tmp_path, capsy
     assert main(["quantize", str(small_kokoro), "-o", str(out), "--op-types", "Add"]) == 2
 
 
+def test_quantize_with_a_cache_builds_once_and_writes_the_same_bytes(
+    small_kokoro, tmp_path, capsys
+):
+    """``--cache-dir``: the second build of the same recipe is read back, and the file the
+    command writes is byte for byte the first one."""
+    from parity.cli import main
+
+    argv = ["quantize", str(small_kokoro), "--cache-dir", str(tmp_path / "cache")]
+    for name in ("first", "second"):
+        assert main([*argv, "-o", str(tmp_path / f"{name}.onnx")]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "quantized 1 in" in lines[0]  # built (and pre-processed) once
+    assert "read back 1: quantized 1" in lines[-1]
+    assert (tmp_path / "first.onnx").read_bytes() == (tmp_path / "second.onnx").read_bytes()
+
+
 def test_preprocessing_leaves_nothing_in_the_working_directory(
     small_kokoro, tmp_path, monkeypatch
 ) -> None:

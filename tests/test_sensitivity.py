@@ -134,6 +134,29 @@ def test_cli_sensitivity_writes_the_table_and_names_the_layer(tmp_path, capsys) 
     ]
 
 
+def test_cli_sensitivity_with_a_cache_reads_its_groups_back(tmp_path, capsys) -> None:
+    """``--cache-dir``: the second sweep of the same model reads every group's figures back
+    and decides the same."""
+    import json
+
+    from parity.cli import main
+
+    source = tiny_kokoro(tmp_path / "m.onnx", _outlier_kernel())
+    argv = ["sensitivity", str(source), "--transform", "int8-dynamic", "--depth", "1"]
+    argv += ["--inputs", str(FIXTURES), "--cache-dir", str(tmp_path / "cache")]
+    tables = []
+    for run in ("first", "second"):
+        assert (
+            main([*argv, "--out-dir", str(tmp_path / run), "--json", str(tmp_path / f"{run}.json")])
+            == 0
+        )
+        tables.append(json.loads((tmp_path / f"{run}.json").read_text()))
+    err = capsys.readouterr().err
+    assert "computed" in err.split("\n")[0]
+    assert "runs-sweep" in err.strip().splitlines()[-1].split("read back")[1]
+    assert tables[0]["rows"] == tables[1]["rows"]
+
+
 BASELINE_SETTINGS = SweepSettings("int8-dynamic", threshold=0.05, budget=0.05, depth=1)
 
 

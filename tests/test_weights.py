@@ -177,6 +177,22 @@ def test_weights_recover_writes_the_float32_model_and_a_checkpoint(tmp_path, cap
     build_kokoro(checkpoint=checkpoint)  # loads strictly: every key, every shape
 
 
+def test_weights_recover_from_a_cache_copies_what_the_run_already_built(
+    tmp_path, capsys, parity_cache, kokoro_trained
+) -> None:
+    """``--cache-dir``: the trained files the session's cache holds are copied out, the same
+    bytes, and the checkpoint loads strictly."""
+    from parity.builders.model import build_kokoro
+    from parity.cli import main
+
+    int8, checkpoint = tmp_path / "int8.onnx", tmp_path / "kokoro.pth"
+    argv = ["weights", "recover", "--cache-dir", str(parity_cache.root)]
+    assert main([*argv, "--int8", str(int8), "-o", str(checkpoint)]) == 0
+    assert "from the cache" in capsys.readouterr().out
+    assert int8.read_bytes() == kokoro_trained[0].int8_path.read_bytes()
+    build_kokoro(checkpoint=checkpoint)  # loads strictly: every key, every shape
+
+
 def test_weights_recover_with_nothing_to_write_says_so(capsys) -> None:
     from parity.cli import main
 

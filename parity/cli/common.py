@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from parity.core.config import OPTIONS, ParityConfig, build_config
 
 if TYPE_CHECKING:
+    from parity.core.cache import ArtifactCache
+    from parity.core.memo import RunStore
     from parity.core.spec import KokoroSpec
     from parity.judge.detect import GraphFacts
 
@@ -26,6 +28,27 @@ def config_from(args: argparse.Namespace) -> ParityConfig:
     """The run's configuration from a command's flags (flags it lacks take their default)."""
     values = {option.name: getattr(args, option.name, None) for option in OPTIONS}
     return build_config(values, Path.cwd())
+
+
+def given_cache(args: argparse.Namespace) -> ArtifactCache | None:
+    """The cache ``--cache-dir`` (or PARITY_CACHE_DIR) names; None without one, so a command
+    computes everything and writes nothing but the outputs asked for."""
+    import os
+
+    from parity.core.cache import ArtifactCache, require_writable
+
+    if not (getattr(args, "cache_dir", None) or os.environ.get("PARITY_CACHE_DIR")):
+        return None
+    root = config_from(args).cache_root
+    require_writable(root)
+    return ArtifactCache(root)
+
+
+def run_store(args: argparse.Namespace) -> RunStore:
+    """The run store in ``given_cache``, or one that computes every run."""
+    from parity.core.memo import RunStore
+
+    return RunStore(given_cache(args))
 
 
 def spec_from(config: ParityConfig) -> KokoroSpec:

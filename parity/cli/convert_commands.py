@@ -6,12 +6,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parity.cli.common import add_table_options, inputs_dir, kokoro_file
+from parity.cli.common import add_table_options, given_cache, inputs_dir, kokoro_file
 from parity.cli.grammar import add_json, add_output, output_of, write_json
 from parity.core.errors import ParityError
 
 if TYPE_CHECKING:
     from parity.builders.quantize import QuantRecipe
+    from parity.core.cache import ArtifactCache
     from parity.core.inputs import KokoroInput
 
 
@@ -111,7 +112,16 @@ def _quantize(args: argparse.Namespace) -> int:
     kokoro_file(Path(args.input))
     trained = args.voices == "trained" or (args.voices in (None, "auto") and bool(args.recipe))
     calibration = _calibration(args, trained) if recipe.static else []
-    build = quantize_model(Path(args.input), output, recipe, calibration)
+    cache = given_cache(args)
+    if cache is None:
+        build = quantize_model(Path(args.input), output, recipe, calibration)
+    else:  # built once per source, recipe and inputs, then copied to the output
+        from dataclasses import replace
+
+        from parity.builders.quantize import quantize_cached
+
+        cached = quantize_cached(cache, Path(args.input), recipe, calibration)
+        build = replace(cached, path=_copy_out(cached.path, output))
     print(origin)
     print(build.summary())
     write_json(args, build)
@@ -130,6 +140,9 @@ def _weights(args: argparse.Namespace) -> int:
             "weights recover: nothing to write; pass -o CHECKPOINT.pth, --onnx-fp32 OUT.onnx "
             "or --check DIR"
         )
+    cache = given_cache(args)
+    if cache is not None:
+        return _weights_from_cache(args, cache)
     with tempfile.TemporaryDirectory() as scratch:
         int8 = assemble_int8(Path(args.int8) if args.int8 else Path(scratch) / "int8.onnx")
         kept = f" into {int8}" if args.int8 else ""
@@ -146,27 +159,61 @@ def _weights(args: argparse.Namespace) -> int:
 def _recover_checkpoint(args: argparse.Namespace, fp32: Path, int8: Path, scratch: Path) -> None:
     import onnx
 
-    from parity.builders.model import build_kokoro
     from parity.builders.recover import recover_state_dict, save_checkpoint
 
     recovered = recover_state_dict(onnx.load(str(fp32)))
     checkpoint = save_checkpoint(recovered, Path(args.output) if args.output else scratch / "k.pth")
     print(f"{checkpoint if args.output else 'checkpoint'}: {recovered.summary()}")
     if args.check:
-        from parity.builders.voices import load_voices
-        from parity.core.inputs import load_input_set
-        from parity.judge.recovery import HELD_SENTENCES, prove_recovery
+        _prove(args, checkpoint, fp32, int8)
 
-        voices = load_voices()
-        inputs = load_input_set(inputs_dir(args))
-        requests = voices.spoken_by([inputs.case_for(key, voices.vocab) for key in HELD_SENTENCES])
-        folder = Path(args.check)
-        proof = prove_recovery(
-            build_kokoro(checkpoint=checkpoint), fp32, int8, requests, folder / "mel.png"
-        )
-        print(f"check: {proof.summary()}")
-        write_json(args, proof)
-        print(f"written: {proof.write(folder)}, {folder / 'mel.png'}")
+
+def _weights_from_cache(args: argparse.Namespace, cache: ArtifactCache) -> int:
+    """The same outputs, each built once into ``--cache-dir`` and copied out."""
+    from parity.builders.recover import recovered_checkpoint_cached
+    from parity.builders.weights import dequantized_cached
+
+    model = dequantized_cached(cache)
+    outputs = {args.int8: model.int8_path, args.onnx_fp32: model.path}
+    checkpoint = recovered_checkpoint_cached(cache) if args.output or args.check else None
+    if args.output and checkpoint is not None:
+        outputs[args.output] = checkpoint
+    for target, source in outputs.items():
+        if target:
+            print(f"{_copy_out(source, Path(target))}: from the cache ({source.name})")
+    if args.check and checkpoint is not None:
+        _prove(args, checkpoint, model.path, model.int8_path)
+    return 0
+
+
+def _prove(args: argparse.Namespace, checkpoint: Path, fp32: Path, int8: Path) -> None:
+    """The recovered checkpoint against both exports, on the held sentences x 5 voices."""
+    from parity.builders.model import build_kokoro
+    from parity.builders.voices import load_voices
+    from parity.core.inputs import load_input_set
+    from parity.judge.recovery import HELD_SENTENCES, prove_recovery
+
+    voices = load_voices()
+    inputs = load_input_set(inputs_dir(args))
+    requests = voices.spoken_by([inputs.case_for(key, voices.vocab) for key in HELD_SENTENCES])
+    folder = Path(args.check)
+    proof = prove_recovery(
+        build_kokoro(checkpoint=checkpoint), fp32, int8, requests, folder / "mel.png"
+    )
+    print(f"check: {proof.summary()}")
+    write_json(args, proof)
+    print(f"written: {proof.write(folder)}, {folder / 'mel.png'}")
+
+
+def _copy_out(source: Path, target: Path) -> Path:
+    """A cached artefact copied to where the command was told to write it, atomically."""
+    import shutil
+
+    from parity.core.cache import atomic_path
+
+    with atomic_path(target) as temporary:
+        shutil.copyfile(source, temporary)
+    return target
 
 
 def add_fp16(commands: Any) -> None:

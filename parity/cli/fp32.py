@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parity.cli.common import add_table_options, config_from, kokoro_file, spec_from
+from parity.cli.common import add_table_options, config_from, kokoro_file, run_store, spec_from
 from parity.cli.grammar import (
     add_json,
     add_output,
@@ -20,7 +20,6 @@ from parity.cli.grammar import (
 if TYPE_CHECKING:
     from parity.core.config import ParityConfig
     from parity.core.inputs import InputSet, KokoroInput
-    from parity.core.memo import RunStore
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -80,7 +79,7 @@ def _compare(args: argparse.Namespace) -> int:
                     requests,
                     choice,
                     threads=config.threads,
-                    runs=_runs(args, config),
+                    runs=run_store(args),
                     scopes=config.scopes,
                     max_gain_db=config.max_gain_db,
                 )
@@ -93,20 +92,6 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _detected(detect: frozenset[str]) -> str:
     return f" ({' and '.join(sorted(detect))} as the file was exported)" if detect else ""
-
-
-def _runs(args: argparse.Namespace, config: ParityConfig) -> RunStore:
-    """The run store where ``--cache-dir`` (or PARITY_CACHE_DIR) names one; without it every
-    run is computed and nothing but the outputs asked for is written."""
-    import os
-
-    from parity.core.cache import ArtifactCache, require_writable
-    from parity.core.memo import RunStore
-
-    if not (args.cache_dir or os.environ.get("PARITY_CACHE_DIR")):
-        return RunStore(None)
-    require_writable(config.cache_root)
-    return RunStore(ArtifactCache(config.cache_root))
 
 
 def _compare_quantized(
@@ -128,7 +113,7 @@ def _compare_quantized(
         Path(args.model),
         requests,
         reference=config.reference,
-        runs=_runs(args, config),
+        runs=run_store(args),
     )
     against = config.reference or "PyTorch float32"
     print(f"  reference: {against}")
@@ -146,7 +131,7 @@ def _compare_intermediate(
     from parity.judge.localize import compare_intermediates
     from parity.judge.tolerances import INTERMEDIATE
 
-    runs = _runs(args, config)
+    runs = run_store(args)
     session = IntermediateSession.for_kokoro(
         Path(args.model),
         model,

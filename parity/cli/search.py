@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from parity.cli.common import add_table_options, inputs_dir, kokoro_file
+from parity.cli.common import add_table_options, inputs_dir, kokoro_file, run_store
 from parity.cli.grammar import (
     add_json,
     add_out_dir,
@@ -49,10 +49,10 @@ def _sensitivity(args: argparse.Namespace) -> int:
     try:
         if args.baseline and not args.regen:
             result, drift = check_baseline(
-                Path(args.baseline), settings, source, requests, full=True
+                Path(args.baseline), settings, source, requests, full=True, runs=run_store(args)
             )
         else:
-            result, drift = settings.run(source, requests), None
+            result, drift = settings.run(source, requests, run_store(args)), None
     finally:
         source.unlink(missing_ok=True)
     for row in result.rows[: args.show]:

@@ -20,6 +20,7 @@ from parity.judge.tolerances import DYNAMIC_UINT8
 
 if TYPE_CHECKING:
     from parity.builders.voices import TrainedVoices
+    from parity.core.memo import RunStore
 
 from parity.search.sensitivity.candidates import (
     CandidateBench,
@@ -56,6 +57,7 @@ class Sweeper:
         max_depth: int = 6,
         loss: Loss = mean_log_mel,
         max_moved_tokens: float = float("inf"),
+        runs: RunStore | None = None,
     ) -> None:
         if transform not in TRANSFORMS:
             raise ParityError(f"sensitivity: unknown transform {transform!r}; use {TRANSFORMS}")
@@ -76,6 +78,7 @@ class Sweeper:
             loss,
             Path(self._scratch.name),
             max_moved_tokens,
+            runs,
         )
         self.bench.pipeline_floor = self.bench.measure(set(), self.every)[0]
 
@@ -145,6 +148,7 @@ def sweep(
     max_depth: int = 6,
     loss: Loss = mean_log_mel,
     max_moved_tokens: float = float("inf"),
+    runs: RunStore | None = None,
 ) -> SweepResult:
     """Rank the groups of weight nodes of ``source`` by the loss ``transform`` causes.
 
@@ -163,6 +167,7 @@ def sweep(
         max_depth=max_depth,
         loss=loss,
         max_moved_tokens=max_moved_tokens,
+        runs=runs,
     ) as sweeper:
         rows = [row for scope in sorted(sweeper.groups) for row in sweeper.rank(scope, threshold)]
         result = sweeper.decide(rows, threshold=threshold, budget=budget)
@@ -293,8 +298,11 @@ class SweepSettings:
             max_moved_tokens=self.max_moved_tokens,
         )
 
-    def run(self, source: Path, requests: Sequence[KokoroInput]) -> SweepResult:
-        """``sweep`` with these settings; static transforms calibrate on the requests."""
+    def run(
+        self, source: Path, requests: Sequence[KokoroInput], runs: RunStore | None = None
+    ) -> SweepResult:
+        """``sweep`` with these settings; static transforms calibrate on the requests; each
+        group's figures come from ``runs`` where it holds them."""
         return sweep(
             source,
             self.transform,
@@ -305,4 +313,5 @@ class SweepSettings:
             depth=self.depth,
             max_depth=self.max_depth,
             max_moved_tokens=self.max_moved_tokens,
+            runs=runs,
         )
