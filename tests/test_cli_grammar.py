@@ -119,6 +119,25 @@ def test_exit_0_passed_and_2_bad_input(tmp_path, capsys) -> None:
     assert line.startswith("parity: error:")
 
 
+def test_a_path_that_cannot_be_read_or_written_is_bad_input_not_a_bug(monkeypatch, capsys) -> None:
+    """An OSError (a folder that is not there, a file that cannot be written) is exit 2 and
+    one line naming the path, not an internal error."""
+    from parity.cli import fp32
+
+    def unwritable(*_: object, **__: object) -> object:
+        raise PermissionError(13, "Permission denied", "/read-only/out.json")
+
+    monkeypatch.setattr(fp32, "_stft", unwritable)
+    assert main(["stft"]) == EXIT_BAD_INPUT
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("parity: error: /read-only/out.json: Permission denied")
+
+
+def test_an_output_flag_a_command_would_ignore_is_refused(tmp_path, capsys) -> None:
+    assert main(["report", str(tmp_path), "-o", "x.md"]) == EXIT_BAD_INPUT
+    assert "-o writes a comparison; add --compare" in capsys.readouterr().err
+
+
 def test_exit_1_is_a_failed_gate(tmp_path, capsys) -> None:
     """Two runs' reports where the second lost a gate: the comparison's gate fails."""
     for name, outcome in (("old", "passed"), ("new", "failed")):
@@ -173,6 +192,21 @@ def test_requests_take_names_lists_and_sets() -> None:
     assert requested(parse(["profile", "m.onnx"]), inputs) == inputs.held_out  # its default
     with pytest.raises(ParityError, match="--requests 'nope' names no phoneme entry"):
         requested(parse(["profile", "m.onnx", "--requests", "nope"]), inputs)
+
+
+def test_a_case_name_is_a_request_with_its_own_style_or_its_phoneme_entry() -> None:
+    """A case (a phoneme entry and a style row) keeps its name for compare, which speaks it in
+    its own style; commands that speak entries read it as its entry."""
+    from dataclasses import replace
+
+    from parity.cli.grammar import requested
+    from parity.core.inputs import load_input_set
+
+    shipped = load_input_set(default_inputs())
+    inputs = replace(shipped, cases={"short": ("greeting", 1)})
+    parse = build_parser().parse_args
+    assert requested(parse(["compare", "m.onnx"]), inputs, cases=True) == ("short",)
+    assert requested(parse(["bench", "m.onnx", "--requests", "cases"]), inputs) == ("greeting",)
 
 
 def test_a_sweep_request_count_given_the_earlier_way_is_still_a_count(capsys) -> None:

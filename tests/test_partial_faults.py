@@ -22,7 +22,9 @@ from parity.core.spec import SAMPLE_RATE
 from parity.judge.quality import AXES, LABELS
 from parity.judge.variant_registry import variant
 
-pytestmark = pytest.mark.harness("judge/quality.py", "judge/tolerances", "builders/voices.py")
+pytestmark = pytest.mark.harness(
+    "judge/quality.py", "judge/tolerances", "judge/variant_registry.py", "builders/voices.py"
+)
 
 VARIANT = "dynamic-uint8"
 STATIC_VOICE = "am_michael"  # an official pack; speaks 2 of the 23 held-out requests

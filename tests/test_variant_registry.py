@@ -4,13 +4,21 @@ gate, bench and search that names variants takes them from it."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from parity.core.errors import ParityError
 from parity.judge import variant_registry as registry
-from parity.judge.variant_registry import PEER, VARIANTS, Variant, built_variants, variant
+from parity.judge.variant_registry import (
+    PEER,
+    VARIANTS,
+    Variant,
+    built_variants,
+    checked,
+    variant,
+)
 
 pytestmark = pytest.mark.harness("judge/variant_registry.py", "search/optimize.py")
 
@@ -25,6 +33,32 @@ def test_each_variant_is_one_record_with_a_unique_name_and_one_peer() -> None:
     assert [entry.name for entry in VARIANTS if entry.peer] == [PEER]
     assert not variant(PEER).built_here  # the peer is a file made elsewhere
     assert all(entry.recipe is not None for entry in built_variants())
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        pytest.param(lambda v: (*v, v[1]), "'dynamic-uint8' is named twice", id="twice"),
+        pytest.param(lambda v: (*v, replace(v[1], name="fp32")), "'fp32' is a name", id="baseline"),
+        pytest.param(
+            lambda v: (*v, replace(v[1], name="my-parity")),
+            "'my-parity' is a name",
+            id="k-would-select-it",
+        ),
+        pytest.param(lambda v: (*v, replace(v[1], name="x", peer=True)), "2 peers", id="two-peers"),
+        pytest.param(
+            lambda v: (replace(v[0], recipe=v[1].recipe), *v[1:]), "the peer is a file", id="peer"
+        ),
+        pytest.param(
+            lambda v: (*v, replace(v[1], name="y", recipe=None)),
+            "a variant other than the peer has no",
+            id="no-recipe",
+        ),
+    ],
+)
+def test_a_registry_no_run_could_use_is_refused_in_one_line(change, problem) -> None:
+    with pytest.raises(ParityError, match=f"variant registry: {problem}"):
+        checked(change(VARIANTS))
 
 
 def test_an_unknown_variant_is_one_line_naming_the_known_ones() -> None:

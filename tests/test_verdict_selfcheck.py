@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from parity.builders.quantize import QuantRecipe
-from parity.judge.tolerances import DYNAMIC_UINT8, FLOOR_MAX_ALIGNED_MEL
+from parity.judge.tolerances import FLOOR_MAX_ALIGNED_MEL
+from parity.judge.variant_registry import variant
 
 pytestmark = pytest.mark.harness(
     "judge/quality.py",
@@ -26,7 +27,9 @@ def test_int8_gates_catch_quantizing_every_layer(
 ) -> None:
     """Without the measured exclusions, the same gates fail on timing and static."""
     built = trained_variant("dynamic-uint8-everything", QuantRecipe(exclude_scopes=()))
-    quality = trained_verdict("dynamic-uint8-everything", built.path, DYNAMIC_UINT8)
+    quality = trained_verdict(
+        "dynamic-uint8-everything", built.path, variant("dynamic-uint8").tolerance
+    )
     parity_record.add("int8 quality (trained)", quality.summary())
     failed = " ".join(quality.failures)
     assert "share of tokens moved" in failed  # ALBERT quantized: 9 to 11% of durations move

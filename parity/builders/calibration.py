@@ -113,10 +113,13 @@ def calibration_ranges_cached(
     """
     from onnxruntime import __version__ as ort_version
 
+    from parity.core.ort_session import effective_threads
+
     key = CacheKey(
         "calibration",
         {
             "source": content_digest(source),
+            "threads": effective_threads(0),  # its session runs on the run's --threads
             "method": method,
             "op_types": list(op_types),
             "inputs": requests_digest(calibration),

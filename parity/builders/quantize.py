@@ -390,6 +390,8 @@ def quantize_cached(
     """``quantize_model`` through the cache, keyed by source, recipe, inputs and versions."""
     from onnxruntime import __version__ as ort_version
 
+    from parity.core.ort_session import effective_threads
+
     source = Path(source)
     inputs = requests_digest(calibration if recipe.calibrates else ())
     key = CacheKey(
@@ -397,6 +399,8 @@ def quantize_cached(
         {
             "source": content_digest(source),
             "recipe": {**recipe.__dict__, "calibration_inputs": inputs[:16]},
+            # A build that calibrates runs a session, on the run's --threads.
+            "threads": effective_threads(0) if recipe.calibrates else 0,
             "code": source_digest(_BUILD_MODULES, ())[:16],
             "onnxruntime": ort_version,
         },

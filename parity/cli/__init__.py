@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from parity.cli import convert_commands, fp32, measure, report, search
 from parity.core.errors import ParityError
-from parity.core.ort_session import use_threads
+from parity.core.ort_session import effective_threads, use_threads
 from parity.core.tally import TALLY
 
 EXIT_PASSED, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
@@ -39,11 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start = TALLY.snapshot()
+    before = effective_threads(0)
     try:
         use_threads(getattr(args, "threads", 0) or 0)
         code = int(args.run(args))
     except ParityError as error:
         print(f"parity: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:  # a path the command cannot read or write: bad input, not a bug
+        where = f" {error.filename}" if error.filename else ""
+        print(
+            f"parity: error:{where}: {error.strerror or error}; check the path and its permissions",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     except Exception as error:  # a crash must not read as a failed gate (exit 1)
         traceback.print_exc()
@@ -54,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL_ERROR
+    finally:
+        use_threads(before)  # the caller's (an in-process test, a pytest run) is its own
     tally = TALLY.since(start)
     if tally.kinds:  # what the pytest summary's "cache" line says, for this command
         print(f"parity: {tally.line()}", file=sys.stderr)

@@ -16,6 +16,7 @@ from parity.cli.grammar import (
     requested,
     write_json,
 )
+from parity.core.errors import ParityError
 
 if TYPE_CHECKING:
     from parity.core.config import ParityConfig
@@ -59,13 +60,18 @@ def _compare(args: argparse.Namespace) -> int:
     inputs = run_inputs(config)
     model = build_model(spec)
     if choice.precision == "quantized":
+        if args.requests:
+            raise ParityError(
+                "compare: a quantized file is judged on the held-out set in the trained voices; "
+                "drop --requests"
+            )
         results: list[object] = [_compare_quantized(args, config, model, inputs)]
     else:
         requests = [
             inputs.case(name, model.vocab)
             if name in inputs.cases
             else inputs.case_for(name, model.vocab)
-            for name in requested(args, inputs)
+            for name in requested(args, inputs, cases=True)
         ]
         if args.intermediate or args.module:
             results = _compare_intermediate(args, config, model, requests)

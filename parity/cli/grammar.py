@@ -91,7 +91,6 @@ def add_requests(
     default: str,
     *,
     old: Sequence[str] = (),
-    old_appends: bool = True,
 ) -> None:
     """``--requests``: entry names (repeatable, or comma-separated) or a named set."""
     parser.add_argument(
@@ -103,7 +102,7 @@ def add_requests(
     )
     for flag in old:
         parser.add_argument(
-            flag, dest="requests", action=OldSpelling, new="--requests", appends=old_appends
+            flag, dest="requests", action=OldSpelling, new="--requests", appends=True
         )
     parser.set_defaults(requests_default=default)
 
@@ -124,18 +123,21 @@ def write_json(args: argparse.Namespace, result: object) -> None:
         write_text_atomic(Path(args.json), json.dumps(to_jsonable(result), indent=2))
 
 
-def requested(args: argparse.Namespace, inputs: Any) -> tuple[str, ...]:
-    """The phoneme entries ``--requests`` names, sets expanded, in the order given; one line
-    for a name the inputs lack."""
+def requested(args: argparse.Namespace, inputs: Any, *, cases: bool = False) -> tuple[str, ...]:
+    """What ``--requests`` names, sets expanded, in the order given: phoneme entries, with a
+    case name read as its entry; or, with ``cases`` (compare), case names kept as they are, so
+    each speaks in its own style. One line for a name the inputs lack."""
     given = args.requests or [args.requests_default]
     names: list[str] = []
     for value in given:
         for part in (piece.strip() for piece in str(value).split(",")):
             if part:
                 names.extend(_expand(part, inputs))
-    unknown = [name for name in names if name not in inputs.phonemes]
+    unknown = [n for n in names if n not in inputs.phonemes and n not in inputs.cases]
+    if not cases:
+        names = [inputs.cases[n][0] if n in inputs.cases else n for n in names]
     if unknown or not names:
-        known = ", ".join([*REQUEST_SETS, *inputs.phonemes])
+        known = ", ".join(dict.fromkeys([*REQUEST_SETS, *inputs.cases, *inputs.phonemes]))
         raise ParityError(
             f"{args.command}: --requests {unknown[0] if unknown else ''!r} names no phoneme "
             f"entry of the inputs; use one of {known}"

@@ -28,6 +28,11 @@ def _report(args: argparse.Namespace) -> int:
         return 1 if any(change.worse for change in changes) else 0
     if not args.folder:
         raise ParityError("report: name a report folder, or --compare OLD NEW")
+    if args.output:
+        raise ParityError(
+            "report: -o writes a comparison; add --compare OLD NEW (a folder's summary is "
+            "written to DIR/summary.md)"
+        )
     report = load_report(Path(args.folder))
     text = report.summary_markdown()
     write_text_atomic(Path(args.folder) / "summary.md", text)

@@ -36,7 +36,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
     settings = SweepSettings(
         args.transform,
         sentences=requested(args, inputs),
-        requests=args.request_count,
+        requests=SweepSettings.requests if args.request_count is None else args.request_count,
         trained_voices=args.trained_voices,
         threshold=args.threshold,
         budget=args.budget,
@@ -78,6 +78,8 @@ def _sensitivity(args: argparse.Namespace) -> int:
 def _old_request_count(args: argparse.Namespace) -> None:
     """``--requests N``, a count before ``--requests`` named entries, is ``--request-count N``."""
     counts = [value for value in args.requests or () if str(value).isdigit()]
+    if counts and args.request_count is not None:
+        raise ParityError("sensitivity: give the count of requests once, as --request-count N")
     if counts:
         deprecated("sensitivity: --requests N (a count) is deprecated; use --request-count N")
         args.request_count = int(counts[-1])
@@ -158,10 +160,9 @@ def add_sensitivity(commands: Any) -> None:
     sensitivity.add_argument(
         "--request-count",
         type=int,
-        default=2,
         metavar="N",
         help="requests made from the entries, each in the seeded styles taken in turn (or the "
-        "first entry in N trained voices). Default: %(default)s",
+        "first entry in N trained voices). Default: 2",
     )
     sensitivity.add_argument(
         "--trained-voices",

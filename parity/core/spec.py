@@ -28,6 +28,8 @@ EXPORTERS: tuple[Exporter, ...] = ("torchscript", "dynamo")
 AUTO = "auto"
 DEFAULT_OPSET = 20
 SAMPLE_RATE = 24_000
+# The model every variant's time and sound is measured against: the float32 graph, by name.
+BASELINE = "fp32"
 CHECKPOINT_PARTS = ("bert", "bert_encoder", "predictor", "text_encoder", "decoder")
 
 # The tiny preset keeps every module of the full one and shrinks what the config can shrink:

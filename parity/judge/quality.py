@@ -390,7 +390,7 @@ def torch_outputs(
 
     store = runs or RunStore(None)
 
-    def heard(request: KokoroInput) -> KokoroOutput:
+    def output_for(request: KokoroInput) -> KokoroOutput:
         def compute() -> dict[str, np.ndarray | None]:
             output = TorchRunner(model).infer(request)
             return {"waveform": output.waveform, "durations": output.durations}
@@ -398,7 +398,7 @@ def torch_outputs(
         values = store.arrays("torch", torch_parts(model, request, "speak"), compute)
         return KokoroOutput(values["waveform"], values["durations"])
 
-    return [heard(request) for request in requests]
+    return [output_for(request) for request in requests]
 
 
 def level_gain(reference: Sequence[KokoroOutput], outputs: Sequence[KokoroOutput]) -> OutputGain:

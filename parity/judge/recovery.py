@@ -46,15 +46,14 @@ class PublishedGraph:
     """The published graph in ONNX Runtime, exposing its durations and harmonic input."""
 
     def __init__(self, path: Path) -> None:
-        import onnxruntime as ort
+        from parity.core.ort_session import open_session
 
         model = onnx.load(str(path))
         self.durations, self.harmonics = _published_taps(model)
         for name in (self.durations, self.harmonics):
             model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
-        self.session = ort.InferenceSession(
-            model.SerializeToString(), providers=["CPUExecutionProvider"]
-        )
+        # Through open_session: ORT's defaults, but the run's --threads.
+        self.session: Any = open_session(Path(path), model_bytes=model.SerializeToString())
 
     def run(self, request: KokoroInput) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(audio at PyTorch's gain, per-token durations, harmonic input)."""

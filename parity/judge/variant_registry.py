@@ -2,9 +2,9 @@
 held to, and which runs gate it.
 
 Adding or tuning a variant is one entry in ``VARIANTS``. The quality and speed gates, the
-benches, the recipe search and the report parametrize over it (tests/test_variant_registry.py
-adds one and watches each pick it up); the bounds' measurements are in
-``parity.judge.tolerances.variants``.
+benches and the recipe search parametrize over it, and the report shows whatever they record
+under the variant's name (tests/test_variant_registry.py adds one and watches each gate pick
+it up); the bounds' measurements are in ``parity.judge.tolerances.variants``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from parity.builders.quantize import TRAINED_EXCLUDE_SCOPES, QuantRecipe
 from parity.core.errors import ParityError
+from parity.core.spec import BASELINE
 from parity.judge.tolerances import (
     DYNAMIC_INT8_PER_CHANNEL,
     DYNAMIC_SPEED,
@@ -30,6 +31,7 @@ __all__ = [
     "VARIANTS",
     "Variant",
     "built_variants",
+    "checked",
     "variant",
 ]
 
@@ -89,14 +91,29 @@ VARIANTS: tuple[Variant, ...] = (
 )
 
 
-def _peer(variants: Sequence[Variant]) -> Variant:
+def checked(variants: Sequence[Variant]) -> str:
+    """The peer's name, once the registry is one a run can use: unique names, none the
+    baseline's or holding "parity" (which -k parity would select), exactly one peer, made
+    elsewhere, and every other variant built here."""
+    names = [entry.name for entry in variants]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    odd = [name for name in names if name == BASELINE or "parity" in name]
     peers = [entry for entry in variants if entry.peer]
-    if len(peers) != 1:
-        raise ParityError(f"variant registry: {len(peers)} peers; exactly one variant is the peer")
-    return peers[0]
+    problem = (
+        f"{twice[0]!r} is named twice" if twice
+        else f"{odd[0]!r} is a name a variant cannot take" if odd
+        else f"{len(peers)} peers; exactly one variant is the peer" if len(peers) != 1
+        else "the peer is a file made elsewhere; it has no recipe" if peers[0].built_here
+        else "a variant other than the peer has no recipe"
+        if any(not entry.peer and not entry.built_here for entry in variants)
+        else None
+    )  # fmt: skip
+    if problem is not None:
+        raise ParityError(f"variant registry: {problem}")
+    return peers[0].name
 
 
-PEER = _peer(VARIANTS).name
+PEER = checked(VARIANTS)
 
 
 def variant(name: str) -> Variant:

@@ -1,7 +1,8 @@
 """Latency per second of audio (real-time factor) on ONNX Runtime CPU and real WebAssembly.
 
 Providers:
-- ``cpu``: ONNX Runtime's CPU provider with its default threads (one per core).
+- ``cpu``: ONNX Runtime's CPU provider with its default threads (one per core), or the
+  run's ``--threads``.
 - ``cpu-1t``: the same with one intra-op thread, sequential execution and every graph
   optimisation: the settings of onnxruntime-web's WebAssembly build on a page without
   cross-origin isolation. What it cannot copy is the instruction set (native AVX-512 VNNI

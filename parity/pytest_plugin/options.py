@@ -12,7 +12,7 @@ import pytest
 
 from parity.core.config import OPTIONS, Option, build_config
 from parity.core.errors import ParityError
-from parity.core.ort_session import use_threads
+from parity.core.ort_session import effective_threads, use_threads
 from parity.pytest_plugin.gates import GATES_KEY, GateCollector
 from parity.pytest_plugin.keys import CONFIG_KEY, RECORDER_KEY
 from parity.report.session import Recorder
@@ -93,6 +93,14 @@ def option_values(config: pytest.Config) -> dict[str, Any]:
     return values
 
 
+THREADS_BEFORE_KEY = pytest.StashKey[int]()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if THREADS_BEFORE_KEY in config.stash:
+        use_threads(config.stash[THREADS_BEFORE_KEY])
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "parity: numerical parity of an export against PyTorch (select with -k parity)"
@@ -120,7 +128,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except ParityError as error:
         raise pytest.UsageError(f"parity: {error}") from error
     config.stash[CONFIG_KEY] = parity_config
-    use_threads(parity_config.threads)  # every session the run opens, as the CLI's --threads
+    # Every session the run opens, as the CLI's --threads; put back at the end, so a run
+    # inside a run (pytester) leaves the outer one's as it was.
+    config.stash[THREADS_BEFORE_KEY] = effective_threads(0)
+    use_threads(parity_config.threads)
     if parity_config.report_dir is not None:
         collector = GateCollector()
         config.stash[GATES_KEY] = collector

@@ -21,7 +21,7 @@ import numpy as np
 from parity.core.cache import atomic_path, write_text_atomic
 from parity.core.errors import ParityError
 from parity.core.jsonable import to_jsonable
-from parity.core.spec import SAMPLE_RATE
+from parity.core.spec import BASELINE, SAMPLE_RATE
 from parity.report.session import Measurement
 
 __all__ = ["Gate", "Report", "build_report", "load_report", "write_report"]
@@ -31,7 +31,6 @@ REPORT_FILE = "report.json"
 SUMMARY_FILE = "summary.md"
 FAILING = ("failed", "error", "xpassed")
 SOUND_SECONDS = 4.0
-BASELINE = "fp32"  # the model every variant's speed and quality is measured against
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Recipe search: the int8 variant that runs fastest while sounding no worse than the peer.
 
-Every candidate recipe is built (cached), heard on the same requests as float32 (length,
+Every candidate recipe is built (cached), judged on the same requests as float32 (length,
 log-mel, noise floor, >6 kHz share) and timed against float32 and the peer (the published
 int8) interleaved in one run on the target's provider. A candidate that fails to build or
 run is kept in the table with its error. The choice is the fastest candidate at least as
@@ -155,6 +155,9 @@ _IDEAS: dict[str, QuantRecipe] = {
 def search_candidates() -> dict[str, QuantRecipe]:
     """What the search builds and judges: every variant the registry builds, then its ideas."""
     registered = {entry.name: entry.recipe for entry in built_variants() if entry.recipe}
+    clash = sorted(set(registered) & set(_IDEAS))
+    if clash:
+        raise ParityError(f"optimize: the idea {clash[0]!r} has a registered variant's name")
     return {**registered, **_IDEAS}
 
 
@@ -275,7 +278,7 @@ def search(
     max_speed_ratio: float = 1.0,
     log: Callable[[str], None] = lambda line: None,
 ) -> OptimizeResult:
-    """Build, hear and time every candidate; choose the fastest that is as clean as ``peer``,
+    """Build, judge and time every candidate; choose the fastest that is as clean as ``peer``,
     no larger, and faster than float32 (its time ratio under ``max_speed_ratio``).
 
     ``build(name, recipe)`` makes the quantized model (the caller decides about caching and
@@ -290,9 +293,9 @@ def search(
     floor = measure_floor(Path(source), requests, reference).mean
     log(f"noise floor: {floor.line()}")
     size_fp32 = Path(source).stat().st_size
-    heard: dict[str, CandidateResult] = {}
+    judged: dict[str, CandidateResult] = {}
     paths: dict[str, Path] = {"fp32": Path(source), PEER: Path(peer)}
-    heard[PEER] = candidate_quality(
+    judged[PEER] = candidate_quality(
         PEER,
         "kokoro-onnx int8",
         Path(peer),
@@ -300,11 +303,11 @@ def search(
         reference=reference,
         requests=requests,
     )
-    log(heard[PEER].line())
+    log(judged[PEER].line())
     for name, recipe in chosen_candidates.items():
         try:
             built = build(name, recipe)
-            heard[name] = candidate_quality(
+            judged[name] = candidate_quality(
                 name,
                 recipe.label(),
                 built.path,
@@ -314,15 +317,15 @@ def search(
             )
             paths[name] = built.path
         except Exception as error:  # a failed candidate is a finding, reported in the table
-            heard[name] = CandidateResult(
+            judged[name] = CandidateResult(
                 name, recipe.label(), error=f"{type(error).__name__}: {first_line(error, 200)}"
             )
-        log(heard[name].line())
+        log(judged[name].line())
     records = measure(paths, target, requests[:1], repeats=repeats)
     ratios = speed_ratios(records, "fp32")
     rows = [
         replace(result, speed_ratio=ratios.get(name, float("nan")))
-        for name, result in heard.items()
+        for name, result in judged.items()
     ]
     peer_row = next(row for row in rows if row.name == PEER)
     ours = tuple(row for row in rows if row.name != PEER)

@@ -1,4 +1,4 @@
-"""Candidate builds: one model with a chosen set of nodes transformed, built and heard on
+"""Candidate builds: one model with a chosen set of nodes transformed, built and measured on
 fixed requests, its loss kept in the run store."""
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class CandidateBench:
                 ("onnxruntime", "onnx", "numpy", "librosa"),
             ),
         }
-        figures = self.runs.record("sweep", parts, lambda: list(self._build_and_hear(keep)))
+        figures = self.runs.record("sweep", parts, lambda: list(self._build_and_measure(keep)))
         return float(figures[0]), float(figures[1]), float(figures[2])
 
     def _ranges(self) -> Path | None:
@@ -167,7 +167,7 @@ class CandidateBench:
             calibrate_ranges(self.source, path, "minmax", self.calibration, OP_TYPES)
         return path
 
-    def _build_and_hear(self, keep: list[str]) -> tuple[float, float, float]:
+    def _build_and_measure(self, keep: list[str]) -> tuple[float, float, float]:
         from parity.judge.quality import model_outputs
 
         target = self.scratch / f"candidate-{self.builds}.onnx"
