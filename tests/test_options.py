@@ -91,3 +91,14 @@ def test_an_ini_file_names_paths_from_its_own_folder(pytester: pytest.Pytester) 
     # The prebuilt file does not exist, so the run stops at configure, naming its full path.
     result = pytester.runpytest()
     result.stderr.fnmatch_lines([f"*{pytester.path / 'models' / 'kokoro.onnx'}: no such ONNX*"])
+
+
+def test_a_negative_thread_count_is_a_usage_error_in_both_front_ends(pytester, capsys) -> None:
+    from parity.cli import main
+
+    result = pytester.runpytest_subprocess("--parity-threads=-1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "threads: -1 is negative" in result.stderr.str()
+    assert main(["stft", "--length", "64"]) == 0  # takes no --threads: nothing to refuse
+    assert main(["profile", "m.onnx", "--threads", "-1"]) == 2
+    assert "threads: -1 is negative" in capsys.readouterr().err

@@ -164,24 +164,15 @@ def calibrate_ranges(
         save_tensors_data(calibrator.compute_data(), target)
 
 
-def _use_run_threads(calibrator: object) -> None:
+def _use_run_threads(calibrator: Any) -> None:
     """ORT's calibrator opens its own session with ORT's default threads; the run's
-    ``--threads`` (``parity.core.ort_session.use_threads``) reopens it with that count."""
-    import onnxruntime as ort
+    ``--threads`` (``parity.core.ort_session.use_threads``) reopens it through
+    ``open_session``, unoptimised as ORT's is."""
+    from parity.core.ort_session import effective_threads, open_session
 
-    from parity.core.ort_session import effective_threads
-
-    threads = effective_threads(0)
-    if not threads:
-        return
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as ORT's
-    options.intra_op_num_threads = threads
-    calibrator.infer_session = ort.InferenceSession(  # type: ignore[attr-defined]
-        calibrator.augmented_model_path,  # type: ignore[attr-defined]
-        sess_options=options,
-        providers=calibrator.execution_providers,  # type: ignore[attr-defined]
-    )
+    if effective_threads(0):
+        path = Path(calibrator.augmented_model_path)
+        calibrator.infer_session = open_session(path, optimization="disable")
 
 
 def read_ranges(path: Path) -> dict[str, tuple[float, float]]:

@@ -135,6 +135,15 @@ class QuantRecipe:
     def static(self) -> bool:
         return self.mode != "dynamic"
 
+    def rewrites_as_gemm(self, node: onnx.NodeProto) -> bool:
+        """Whether the GEMM rewrite makes ``node`` int8 (a conv in ``gemm_scopes``, outside
+        ``exclude_scopes``: what ``rewrite_convs_as_gemm`` is given as scopes and keep)."""
+        return (
+            node.op_type == "Conv"
+            and node.name.startswith(self.gemm_scopes)
+            and not node.name.startswith(self.exclude_scopes)
+        )
+
     @property
     def calibrates(self) -> bool:
         """Whether the build reads activation ranges: a static mode, or static GEMM scales."""
@@ -219,10 +228,7 @@ def excluded_nodes(model: onnx.ModelProto, recipe: QuantRecipe) -> list[str]:
         node.name
         for node in model.graph.node
         if node.op_type in recipe.op_types
-        and (
-            node.name.startswith(recipe.exclude_scopes)
-            or (node.op_type == "Conv" and node.name.startswith(recipe.gemm_scopes))
-        )
+        and (node.name.startswith(recipe.exclude_scopes) or recipe.rewrites_as_gemm(node))
     ]
     return sorted({*recipe.exclude_nodes, *scoped})
 
@@ -328,6 +334,7 @@ def quantize_model(
         quantized = onnx.load(str(temporary), load_external_data=False)
         size_after = temporary.stat().st_size
     ops = Counter(n.op_type for n in quantized.graph.node if n.op_type in _INTEGER_OPS)
+    rewritten = {node.name for node in original.graph.node if recipe.rewrites_as_gemm(node)}
     return QuantBuild(
         Path(target),
         recipe,
@@ -335,23 +342,10 @@ def quantize_model(
         source.stat().st_size,
         size_after,
         dict(ops),
-        len(exclude) - len(_gemm_candidates(original, recipe, exclude)),
+        # Kept from ORT's quantizer only because the GEMM rewrite makes them int8: not float.
+        len(set(exclude) - (rewritten - set(recipe.exclude_nodes))),
         preprocess,
     )
-
-
-def _gemm_candidates(model: onnx.ModelProto, recipe: QuantRecipe, exclude: list[str]) -> set[str]:
-    """The candidates kept from ONNX Runtime's quantizer only because the GEMM rewrite makes
-    them int8 itself: not float, so not counted as kept float."""
-    kept = set(exclude) - set(recipe.exclude_nodes)
-    return {
-        node.name
-        for node in model.graph.node
-        if node.name in kept
-        and node.op_type == "Conv"
-        and node.name.startswith(recipe.gemm_scopes)
-        and not node.name.startswith(recipe.exclude_scopes)
-    }
 
 
 def _rewrite_graph(path: Path, recipe: QuantRecipe, ranges: Path | None) -> None:

@@ -377,10 +377,6 @@ def build_config(values: Mapping[str, Any], rootdir: Path | None = None) -> Pari
         return given
 
     root = rootdir or Path.cwd()
-    if int(value("threads")) < 0:
-        raise ParityError(
-            f"threads: {value('threads')} is negative; give 0 (ORT's default) or more"
-        )
     checkpoint = value("checkpoint")
     weights = value("weights")
     if weights == "recovered" and (checkpoint is not None or value("preset") != "full"):

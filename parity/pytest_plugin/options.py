@@ -123,15 +123,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "parity_benchmarking); skips on pytest-xdist workers, so make test runs these alone",
     )
     config.stash[RECORDER_KEY] = Recorder()
+    # --parity-threads reaches every session the run opens, as the CLI's --threads; it is put
+    # back at the end, so a run inside a run (pytester) leaves the outer one's as it was.
+    config.stash[THREADS_BEFORE_KEY] = effective_threads(0)
     try:
         parity_config = build_config(option_values(config), Path(str(config.rootpath)))
+        use_threads(parity_config.threads)  # refuses a negative count
     except ParityError as error:
         raise pytest.UsageError(f"parity: {error}") from error
     config.stash[CONFIG_KEY] = parity_config
-    # Every session the run opens, as the CLI's --threads; put back at the end, so a run
-    # inside a run (pytester) leaves the outer one's as it was.
-    config.stash[THREADS_BEFORE_KEY] = effective_threads(0)
-    use_threads(parity_config.threads)
     if parity_config.report_dir is not None:
         collector = GateCollector()
         config.stash[GATES_KEY] = collector
