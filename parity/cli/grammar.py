@@ -19,9 +19,16 @@ REQUEST_SETS = ("selection", "held-out", "calibration", "cases")
 class OldSpelling(argparse.Action):
     """An earlier spelling of a flag: stored where the new one stores, with a deprecation line."""
 
-    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str, **kwargs: Any):
-        self.new = new
-        self.appends = kwargs.pop("appends", False)
+    def __init__(
+        self,
+        option_strings: Sequence[str],
+        dest: str,
+        *,
+        new: str,
+        appends: bool = False,
+        **kwargs: Any,
+    ):
+        self.new, self.appends = new, appends
         super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
 
     def __call__(
@@ -73,17 +80,17 @@ def output_of(args: argparse.Namespace) -> str:
     return str(args.output)
 
 
-def add_out_dir(parser: argparse.ArgumentParser, help_text: str, *, required: bool) -> None:
-    """``--out-dir DIR``; ``--out DIR`` is its earlier spelling."""
-    parser.add_argument("--out-dir", metavar="DIR", help=help_text + (" (required)" * required))
+def add_out_dir(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--out-dir DIR``, required (checked by ``out_dir_of``, so the earlier spelling
+    ``--out DIR`` can still stand in for it)."""
+    parser.add_argument("--out-dir", metavar="DIR", help=f"{help_text} (required)")
     parser.add_argument("--out", dest="out_dir", action=OldSpelling, new="--out-dir")
-    parser.set_defaults(out_dir_required=required)
 
 
-def out_dir_of(args: argparse.Namespace) -> str | None:
-    if args.out_dir is None and args.out_dir_required:
+def out_dir_of(args: argparse.Namespace) -> str:
+    if args.out_dir is None:
         raise ParityError(f"{args.command}: name the folder to write with --out-dir DIR")
-    return None if args.out_dir is None else str(args.out_dir)
+    return str(args.out_dir)
 
 
 def add_requests(

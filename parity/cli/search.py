@@ -32,7 +32,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
     kokoro_file(Path(args.model))
     _old_request_count(args)
     inputs = load_input_set(inputs_dir(args))
-    out = Path(out_dir_of(args) or ".")
+    out = Path(out_dir_of(args))
     settings = SweepSettings(
         args.transform,
         sentences=requested(args, inputs),
@@ -123,7 +123,7 @@ def _optimize(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         log=print,
     )
-    out = Path(out_dir_of(args) or ".")
+    out = Path(out_dir_of(args))
     result.write(out)
     write_json(args, result)
     for row in (*result.rows, result.peer):
@@ -144,7 +144,7 @@ def add_sensitivity(commands: Any) -> None:
     )
     sensitivity.add_argument("model", metavar="MODEL.onnx")
     sensitivity.add_argument("--transform", choices=TRANSFORMS, required=True)
-    add_out_dir(sensitivity, "where sensitivity.json/csv go", required=True)
+    add_out_dir(sensitivity, "where sensitivity.json/csv go")
     add_json(sensitivity, "the sweep (also DIR/sensitivity.json)")
     sensitivity.add_argument(
         "--threshold", type=float, default=0.3, help="exclude groups above. Default: %(default)s"
@@ -185,7 +185,7 @@ def add_optimize(commands: Any) -> None:
         "optimize", help="find the fastest int8 recipe that sounds as clean as the published one"
     )
     optimize.add_argument("--target", choices=TARGETS, required=True)
-    add_out_dir(optimize, "where optimize.json/csv/png go", required=True)
+    add_out_dir(optimize, "where optimize.json/csv/png go")
     add_json(optimize, "the search (also DIR/optimize.json)")
     add_requests(optimize, "selection")
     optimize.add_argument(
