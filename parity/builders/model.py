@@ -224,6 +224,11 @@ def _check_state(
             )
 
 
+# F0 in units of 2**-23 Hz: a float32 F0 of 1 Hz or more is a whole number of them. Summed
+# over the 9 harmonics' 10^4 frames of a long request it stays below 2**51, within int64.
+FIXED_POINT = 2**23
+
+
 def _deterministic_source(stochastic: Any) -> torch.nn.Module:
     """The harmonic source with its random draws removed, as the published kokoro-onnx export.
 
@@ -241,7 +246,11 @@ class DeterministicSource(torch.nn.Module):
     does not decay with length: kokoro sums the phase in float32 cycles and multiplies by
     2*pi*300, so after 10 s of audio the phase is a number near 1e5 radians, whose float32
     spacing is 0.008 rad, and ONNX Runtime and PyTorch round differently along the way. Here
-    the per-frame phase is summed in float64 and wrapped to [0, 1) cycles, and the linear
+    the per-frame phase is summed exactly, in integers: F0 in fixed point (2**-23 Hz, which
+    holds a float32 F0 above 1 Hz exactly), times each harmonic number, summed, wrapped, times
+    the frame length and wrapped again modulo one cycle, so the only rounding is the final
+    division (6e-8 cycles). Integers, not float64: onnxruntime-web (WebAssembly and WebGPU) has no
+    float64 kernels, so a Cast to double stops the graph from loading in a browser. The linear
     upsampling that F.interpolate does is written out with exact integer positions, so every
     sine is evaluated at a phase below one cycle.
     """
@@ -260,17 +269,26 @@ class DeterministicSource(torch.nn.Module):
             torch.arange(1, int(sine_gen.dim) + 1, dtype=torch.float32),
             persistent=False,
         )
+        # One cycle in fixed-point units of the summed phase: phase = sum(h * F0 * 2**23) *
+        # scale / (rate * 2**23), reduced by the common factor of scale and rate.
+        rate = int(round(self.sampling_rate))
+        common = math.gcd(rate, self.upsample_scale)
+        self.frame_units = self.upsample_scale // common
+        self.cycle_units = (rate // common) * FIXED_POINT
 
     def forward(self, f0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """f0 (B, T, 1) at audio rate to (source (B, T, 1), noise (zeros), voiced (B, T, 1))."""
         scale = self.upsample_scale
         # The generator upsamples F0 by repetition, so one sample per frame holds it all.
         frame_f0 = f0[:, ::scale, :]
-        harmonics = frame_f0.double() * self.harmonic_numbers.double()
+        fixed = torch.round(frame_f0 * FIXED_POINT).to(torch.int64)
+        steps = fixed * self.harmonic_numbers.to(torch.int64)
+        total = torch.remainder(torch.cumsum(steps, dim=1), self.cycle_units)
+        total = torch.remainder(total * self.frame_units, self.cycle_units)
+        frame_phase = total.to(f0.dtype) / self.cycle_units
+        harmonics = frame_f0 * self.harmonic_numbers
         cycles_per_frame = (harmonics / self.sampling_rate % 1) * scale
-        total = torch.cumsum(cycles_per_frame, dim=1)
-        frame_phase = (total - torch.floor(total)).float()
-        next_step = F.pad(cycles_per_frame[:, 1:, :].float(), (0, 0, 0, 1))
+        next_step = F.pad(cycles_per_frame[:, 1:, :], (0, 0, 0, 1))
         # F.interpolate(mode="linear", align_corners=False) reads sample t at frame position
         # (t + 0.5) / scale - 0.5 = (2t + 1 - scale) / (2 scale), clamped at 0.
         position = 2 * torch.arange(f0.shape[1], device=f0.device) + 1 - scale

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from parity.cli import convert_commands, fp32, measure, report, search
 from parity.core.errors import ParityError
+from parity.core.node_side import current_adapter, use_adapter
 from parity.core.ort_session import effective_threads, use_threads
 from parity.core.tally import TALLY
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start = TALLY.snapshot()
-    before = effective_threads(0)
+    before = effective_threads(0), current_adapter()
     try:
         use_threads(getattr(args, "threads", 0) or 0)
         code = int(args.run(args))
@@ -63,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERNAL_ERROR
     finally:
-        use_threads(before)  # the caller's (an in-process test, a pytest run) is its own
+        # The caller's settings (an in-process test, a pytest run) are its own.
+        use_threads(before[0])
+        use_adapter(before[1])
     tally = TALLY.since(start)
     if tally.kinds:  # what the pytest summary's "cache" line says, for this command
         print(f"parity: {tally.line()}", file=sys.stderr)

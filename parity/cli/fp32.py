@@ -43,6 +43,7 @@ def _export(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from parity.builders.model import build_model
     from parity.builders.voices import run_inputs
+    from parity.core.node_side import use_adapter
     from parity.core.ort_session import require_onnx_file
     from parity.judge.detect import spec_for_graph
     from parity.judge.verdict import choose_verdict
@@ -51,12 +52,20 @@ def _compare(args: argparse.Namespace) -> int:
     if args.list_scopes:
         return _list_scopes(Path(args.model))
     config = config_from(args)
+    use_adapter(config.webgpu_adapter)
     facts = kokoro_file(Path(args.model))
     choice = choose_verdict(facts, config.precision)
+    if choice.precision == "quantized" and config.provider != "cpu":
+        raise ParityError(
+            f"compare: the quantized verdict runs on ONNX Runtime's CPU provider only; drop "
+            f"--provider {config.provider} (the staged float32/float16 check runs there)"
+        )
     spec = spec_for_graph(spec_from(config), facts, config.detect)
     print(facts.describe())
     print(f"  {choice.describe()}")
     print(f"  PyTorch: {spec.label()}" + _detected(config.detect))
+    if config.provider != "cpu":
+        print(f"  runs on: onnxruntime-web {config.provider} in headless Chromium")
     inputs = run_inputs(config)
     model = build_model(spec)
     if choice.precision == "quantized":
@@ -88,6 +97,7 @@ def _compare(args: argparse.Namespace) -> int:
                     runs=run_store(args),
                     scopes=config.scopes,
                     max_gain_db=config.max_gain_db,
+                    provider=config.provider,
                 )
             )
     for result in results:
@@ -146,6 +156,7 @@ def _compare_intermediate(
         threads=config.threads,
         runs=runs,
         overrides=config.scopes,
+        provider=config.provider,
     )
     return [compare_intermediates(model, session, request, INTERMEDIATE) for request in requests]
 

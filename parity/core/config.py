@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.core.errors import ParityError
+from parity.core.node_side import ADAPTERS
 from parity.core.spec import (
     AUTO,
     DEFAULT_OPSET,
@@ -31,6 +32,7 @@ from parity.core.spec import (
 )
 
 __all__ = [
+    "JUDGE_PROVIDERS",
     "OPTIONS",
     "PRECISIONS",
     "RUNS_A_MODEL",
@@ -42,6 +44,7 @@ __all__ = [
 ]
 
 PRECISIONS = (AUTO, "fp32", "fp16", "quantized")
+JUDGE_PROVIDERS = ("cpu", "wasm", "webgpu")
 WEIGHTS = ("random", "recovered")
 # Tools a run may be told to go without (``--parity-without``); each gate that needs one is
 # marked ``needs(tool)``.
@@ -196,6 +199,23 @@ OPTIONS: tuple[Option, ...] = (
         commands=RUNS_A_MODEL,
     ),
     Option(
+        "provider",
+        "Where the judged files run: ONNX Runtime's CPU provider, or onnxruntime-web in "
+        "headless Chromium on its WebAssembly or WebGPU backend (docs/webgpu.md)",
+        "cpu",
+        choices=JUDGE_PROVIDERS,
+        commands=("compare",),
+    ),
+    Option(
+        "webgpu_adapter",
+        "The WebGPU adapter Chromium runs on: software (SwiftShader, any machine; its numbers "
+        "are WebGPU's, its times are not a GPU's) or hardware (the machine's GPU)",
+        "software",
+        choices=ADAPTERS,
+        env="PARITY_WEBGPU_ADAPTER",
+        commands=("compare",),
+    ),
+    Option(
         "precision",
         "Which verdict judges a file: auto detects float32, float16 or quantized",
         AUTO,
@@ -345,6 +365,8 @@ class ParityConfig:
     cache_root: Path = Path(".parity-cache")
     inputs_dir: Path = field(default_factory=default_inputs)
     threads: int = 0
+    provider: str = "cpu"  # where the judged files run: cpu, or wasm/webgpu in Chromium
+    webgpu_adapter: str = "software"
     baselines_dir: Path = Path("fixtures/baselines")
     regen: bool = False  # rewrite stored baselines instead of comparing with them
     full_sweep: bool = False  # re-run whole sensitivity sweeps, not just their decisions
@@ -404,6 +426,8 @@ def build_config(values: Mapping[str, Any], rootdir: Path | None = None) -> Pari
         cache_root=Path(cache) if cache else root / ".parity-cache",
         inputs_dir=Path(inputs) if inputs else default_inputs(),
         threads=int(value("threads")),
+        provider=value("provider"),
+        webgpu_adapter=value("webgpu_adapter"),
         baselines_dir=root / "fixtures" / "baselines",
         regen=bool(value("regen")),
         full_sweep=value("sweep") == "full",

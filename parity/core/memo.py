@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from parity.core.cache import ArtifactCache, CacheKey
+from parity.core.node_side import current_adapter
 from parity.core.ort_session import effective_threads
 from parity.core.tally import TALLY
 
@@ -66,6 +67,14 @@ ORT_MODULES = (
     "judge/localize.py",
 )
 ORT_PACKAGES = ("onnxruntime", "onnx", "numpy")
+# What shapes a run in the browser besides the graph: our two sides and the npm lockfile.
+BROWSER_FILES = (
+    "judge/browser_session.py",
+    "core/node_side.py",
+    "measure/web/browser.mjs",
+    "measure/web/page.mjs",
+    "measure/web/package-lock.json",
+)
 
 _torch_digests: dict[int, tuple[tuple[int, ...], str]] = {}
 
@@ -149,17 +158,34 @@ def torch_parts(model: Any, request: Any, what: str, **extra: Any) -> dict[str, 
 
 
 def onnxruntime_parts(
-    artefact: str, request: Any, what: str, *, threads: int, **extra: Any
+    artefact: str,
+    request: Any,
+    what: str,
+    *,
+    threads: int,
+    provider: str = "cpu",
+    **extra: Any,
 ) -> dict[str, Any]:
     """The key of an ONNX Runtime output: the artefact's ``content_digest`` (which covers its
     external data files; or the loaded bytes' SHA-256), code and versions, session options,
-    input, and what was run."""
+    input, and what was run. A browser provider adds its own code, lockfile and adapter kind
+    (CPU keys stay as they were, so a warm cache stays warm)."""
+    browser = (
+        {}
+        if provider == "cpu"
+        else {
+            "provider": provider,
+            "browser": source_digest(BROWSER_FILES, ()),
+            "adapter": current_adapter() if provider == "webgpu" else None,
+        }
+    )
     return {
         "artefact": artefact,
         "code": source_digest(ORT_MODULES, ORT_PACKAGES),
         "threads": effective_threads(threads),
         "input": request_digest(request),
         "what": what,
+        **browser,
         **extra,
     }
 

@@ -131,8 +131,10 @@ class IntermediateSession:
         transform: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None,
         runs: RunStore | None = None,
         overrides: Mapping[str, str] | None = None,
+        provider: str = "cpu",
     ) -> None:
         self.path, self.labels, self.threads = Path(path), labels, threads
+        self.provider = provider
         overrides = dict(overrides or {})
         self.runs = runs or RunStore(None)
         self._model: onnx.ModelProto | None = None
@@ -187,7 +189,10 @@ class IntermediateSession:
         if self._runner is None:
             exposed = expose(self._loaded(), self.names)
             self._runner = OrtRunner(
-                self.path, threads=self.threads, model_bytes=exposed.SerializeToString()
+                self.path,
+                threads=self.threads,
+                model_bytes=exposed.SerializeToString(),
+                provider=self.provider,
             )
         return self._runner
 
@@ -203,6 +208,7 @@ class IntermediateSession:
         transform: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None,
         runs: RunStore | None = None,
         overrides: Mapping[str, str] | None = None,
+        provider: str = "cpu",
     ) -> IntermediateSession:
         """Kokoro's boundaries (or just ``modules``), scoped by one PyTorch pass on ``request``
         and placed in the graph by ``parity.core.scopes.map_scopes`` (``overrides``: module
@@ -231,6 +237,7 @@ class IntermediateSession:
             transform=transform,
             runs=store,
             overrides=overrides,
+            provider=provider,
         )
 
     def run(self, request: KokoroInput) -> dict[str, np.ndarray]:
@@ -242,7 +249,12 @@ class IntermediateSession:
             return {"waveform": values[0], **dict(zip(self.names, values[1:], strict=True))}
 
         parts = onnxruntime_parts(
-            self.artefact, request, "intermediate", threads=self.threads, names=self.names
+            self.artefact,
+            request,
+            "intermediate",
+            threads=self.threads,
+            provider=self.provider,
+            names=self.names,
         )
         return self.runs.arrays("onnxruntime", parts, compute)
 

@@ -161,9 +161,11 @@ class ForcingSession:
         threads: int = 0,
         runs: RunStore | None = None,
         scopes: Mapping[str, str] | None = None,
+        provider: str = "cpu",
     ) -> None:
         self.path = Path(path)
         self.threads = threads
+        self.provider = provider
         self.runs = runs or RunStore(None)
         self.scopes = dict(scopes or {})
         self._session: tuple[OrtRunner, ForcingPlan] | None = None
@@ -182,7 +184,10 @@ class ForcingSession:
             names = [*extra, *plan.generator_inputs, plan.source, *harmonics]
             exposed = expose(model, names, types)
             runner = OrtRunner(
-                self.path, threads=self.threads, model_bytes=exposed.SerializeToString()
+                self.path,
+                threads=self.threads,
+                model_bytes=exposed.SerializeToString(),
+                provider=self.provider,
             )
             self._session = (runner, plan)
         return self._session
@@ -213,7 +218,12 @@ class ForcingSession:
 
     def run(self, request: KokoroInput) -> ForcingRun:
         parts = onnxruntime_parts(
-            content_digest(self.path), request, "forcing", threads=self.threads, scopes=self.scopes
+            content_digest(self.path),
+            request,
+            "forcing",
+            threads=self.threads,
+            provider=self.provider,
+            scopes=self.scopes,
         )
         values = self.runs.arrays("onnxruntime", parts, lambda: self._compute(request))
         inputs = {

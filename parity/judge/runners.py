@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,9 @@ class TorchRunner:
 
 
 class OrtRunner:
-    """An ONNX Kokoro in ONNX Runtime's CPU provider, whatever its inputs and outputs are named
+    """An ONNX Kokoro in ONNX Runtime's CPU provider (or, with ``provider`` wasm or webgpu,
+    onnxruntime-web in Chromium: ``parity.judge.browser_session``), whatever its inputs and
+    outputs are named
     (``parity.core.interface``): ours, the blog post's ``KModelForONNX`` export, kokoro-onnx's
     (``tokens`` -> ``audio``, no durations) and kokoro-js's. With ``force_timing`` the graph is
     rewired (``parity.builders.forced_timing.force_timing``) so ``infer`` can take the
@@ -74,17 +77,29 @@ class OrtRunner:
         model_bytes: bytes | None = None,
         force_timing: bool = False,
         profile_prefix: str | None = None,
+        provider: str = "cpu",
     ) -> None:
         self.path = Path(path)
+        self.provider = provider
         if force_timing:
             model_bytes = _forced_bytes(self.path, model_bytes)
-        self.session = open_session(
-            self.path,
-            threads=threads,
-            optimization=optimization,
-            model_bytes=model_bytes,
-            profile_prefix=profile_prefix,
-        )
+        self.session: Any
+        if provider == "cpu":
+            self.session = open_session(
+                self.path,
+                threads=threads,
+                optimization=optimization,
+                model_bytes=model_bytes,
+                profile_prefix=profile_prefix,
+            )
+        else:
+            from parity.judge.browser_session import BrowserSession
+
+            if profile_prefix is not None or optimization != "all":
+                raise ParityError(f"{provider}: profiling and optimization levels are CPU-only")
+            self.session = BrowserSession(
+                self.path, provider=provider, threads=threads, model_bytes=model_bytes
+            )
         self.interface = session_interface(self.session, str(self.path))
         self.forcible = self.interface.forced_durations is not None
         self.audio_name = self.interface.waveform
@@ -99,7 +114,7 @@ class OrtRunner:
         """Raw session outputs for ``request`` (all outputs unless ``names`` is given);
         a forcible graph runs on ``durations`` (one frame per token when None)."""
         feed = self.interface.feed(request.input_ids, request.style, request.speed, durations)
-        return self.session.run(names, feed)  # type: ignore[attr-defined]
+        return self.session.run(names, feed)
 
     def infer(self, request: KokoroInput, durations: np.ndarray | None = None) -> KokoroOutput:
         """Audio and predicted durations; a forcible graph speaks on ``durations`` when given,

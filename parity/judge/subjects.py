@@ -205,6 +205,7 @@ class SubjectFiles:
             threads=self.config.threads,
             runs=self.runs,
             scopes=self.config.scopes,
+            provider=self.config.provider,
         )
 
     def intermediate(self, subject: Subject, request: object) -> IntermediateSession:
@@ -217,4 +218,5 @@ class SubjectFiles:
             threads=self.config.threads,
             runs=self.runs,
             overrides=self.config.scopes,
+            provider=self.config.provider,
         )

@@ -67,9 +67,10 @@ def judge_float(
     runs: RunStore | None = None,
     scopes: Mapping[str, str] | None = None,
     max_gain_db: float | None = None,
+    provider: str = "cpu",
 ) -> tuple[StagedParity, ...]:
-    """The staged check of a float file, by the bounds of its precision."""
-    session = ForcingSession(path, threads=threads, runs=runs, scopes=scopes)
+    """The staged check of a float file on ``provider``, by the bounds of its precision."""
+    session = ForcingSession(path, threads=threads, runs=runs, scopes=scopes, provider=provider)
     tolerance = STAGED[choice.precision]
     return tuple(
         check_against_pytorch(model, session, request, tolerance, max_gain_db=max_gain_db)

@@ -21,7 +21,7 @@ from parity.builders.voices import official_pack, voice_of
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore, source_digest
-from parity.measure.wasm import node_package_unavailable
+from parity.core.node_side import node_package_unavailable
 
 __all__ = [
     "JS_DIR",

@@ -226,7 +226,7 @@ def _cpu_events(
     with tempfile.TemporaryDirectory(prefix="parity-profile-") as folder:
         runner = OrtRunner(path, threads=threads, profile_prefix=str(Path(folder) / "ort"))
         samples = [int(runner.run(r, [runner.audio_name])[0].size) for r in requests]
-        written = Path(runner.session.end_profiling())  # type: ignore[attr-defined]
+        written = Path(runner.session.end_profiling())
         events: list[dict[str, Any]] = json.loads(written.read_text())
     return events, samples
 

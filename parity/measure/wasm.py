@@ -8,11 +8,6 @@ model load and the pipe are not counted.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -20,21 +15,11 @@ from typing import Any
 
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
+from parity.core.node_side import WEB_DIR, WEB_INSTALL, NodeProcess, node_package_unavailable
 
-__all__ = ["WEB_DIR", "WasmSession", "WasmTiming", "node_package_unavailable", "wasm_unavailable"]
+__all__ = ["WEB_DIR", "WasmSession", "WasmTiming", "wasm_unavailable"]
 
-WEB_DIR = Path(__file__).with_name("web")
 SCRIPT = WEB_DIR / "session.mjs"
-
-
-def node_package_unavailable(folder: Path, package: str, install: str, use: str) -> str | None:
-    """Why ``package`` cannot run under Node.js from ``folder``'s node_modules (what to install,
-    for ``use``), or None when it can."""
-    if shutil.which("node") is None:
-        return f"Node.js is not on PATH; install Node.js 18 or newer to {use}"
-    if not (folder / "node_modules" / package / "package.json").is_file():
-        return f"{package} is not installed; run: {install}"
-    return None
 
 
 def request_message(request: KokoroInput) -> dict[str, Any]:
@@ -48,9 +33,7 @@ def request_message(request: KokoroInput) -> dict[str, Any]:
 
 def wasm_unavailable() -> str | None:
     """Why the WebAssembly backend cannot run here, or None when it can."""
-    return node_package_unavailable(
-        WEB_DIR, "onnxruntime-web", f"npm ci --prefix {WEB_DIR}", "time onnxruntime-web"
-    )
+    return node_package_unavailable(WEB_DIR, "onnxruntime-web", WEB_INSTALL, "time onnxruntime-web")
 
 
 @dataclass(frozen=True)
@@ -69,18 +52,11 @@ class WasmSession:
         if reason is not None:
             raise ParityError(f"wasm: {reason}")
         self.path = Path(path)
-        # stderr to a file, not a pipe: a pipe nobody reads blocks Node once it fills.
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close()
-        self.process = subprocess.Popen(
-            ["node", str(SCRIPT), str(self.path.resolve()), str(threads)],
-            cwd=WEB_DIR,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            text=True,
+        self.node = NodeProcess(
+            SCRIPT, [str(self.path.resolve()), str(threads)], f"wasm: {self.path}"
         )
         try:
-            ready = self._receive()
+            ready = self.node.receive()
         except BaseException:
             self.close()
             raise
@@ -89,39 +65,13 @@ class WasmSession:
 
     def run(self, request: KokoroInput) -> WasmTiming:
         """Synthesize ``request`` once; the time is Node's, of ``session.run`` alone."""
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(request_message(request)) + "\n")
-        self.process.stdin.flush()
-        answer = self._receive()
+        self.node.send(request_message(request))
+        answer = self.node.receive()
         return WasmTiming(float(answer["seconds"]), int(answer["samples"]))
-
-    def _receive(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:  # Node exited: its stderr says why
-            self.process.wait()
-            self.stderr.seek(0)
-            tail = self.stderr.read().strip().splitlines()
-            detail = tail[-1] if tail else f"exit status {self.process.returncode}"
-            raise ParityError(f"wasm: {self.path}: Node.js stopped ({detail[:300]})")
-        answer: dict[str, Any] = json.loads(line)
-        if "error" in answer:
-            raise ParityError(f"wasm: {self.path}: onnxruntime-web: {answer['error'][:300]}")
-        return answer
 
     def close(self) -> None:
         """Close stdin (Node then exits), wait for it, and release the pipes."""
-        if self.process.stdin is not None and not self.process.stdin.closed:
-            with contextlib.suppress(BrokenPipeError):
-                self.process.stdin.close()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self.stderr.close()
+        self.node.close()
 
     def __enter__(self) -> WasmSession:
         return self

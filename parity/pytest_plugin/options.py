@@ -12,6 +12,7 @@ import pytest
 
 from parity.core.config import OPTIONS, Option, build_config
 from parity.core.errors import ParityError
+from parity.core.node_side import current_adapter, use_adapter
 from parity.core.ort_session import effective_threads, use_threads
 from parity.pytest_plugin.gates import GATES_KEY, GateCollector
 from parity.pytest_plugin.keys import CONFIG_KEY, RECORDER_KEY
@@ -93,12 +94,14 @@ def option_values(config: pytest.Config) -> dict[str, Any]:
     return values
 
 
-THREADS_BEFORE_KEY = pytest.StashKey[int]()
+THREADS_BEFORE_KEY = pytest.StashKey[tuple[int, str]]()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if THREADS_BEFORE_KEY in config.stash:
-        use_threads(config.stash[THREADS_BEFORE_KEY])
+        threads, adapter = config.stash[THREADS_BEFORE_KEY]
+        use_threads(threads)
+        use_adapter(adapter)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -123,12 +126,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "parity_benchmarking); skips on pytest-xdist workers, so make test runs these alone",
     )
     config.stash[RECORDER_KEY] = Recorder()
-    # --parity-threads reaches every session the run opens, as the CLI's --threads; it is put
-    # back at the end, so a run inside a run (pytester) leaves the outer one's as it was.
-    config.stash[THREADS_BEFORE_KEY] = effective_threads(0)
+    # --parity-threads (and --parity-webgpu-adapter) reach every session the run opens, as the
+    # CLI's do; they are put back at the end, so a run inside a run (pytester) leaves the outer
+    # one's as they were.
+    config.stash[THREADS_BEFORE_KEY] = (effective_threads(0), current_adapter())
     try:
         parity_config = build_config(option_values(config), Path(str(config.rootpath)))
         use_threads(parity_config.threads)  # refuses a negative count
+        use_adapter(parity_config.webgpu_adapter)
     except ParityError as error:
         raise pytest.UsageError(f"parity: {error}") from error
     config.stash[CONFIG_KEY] = parity_config

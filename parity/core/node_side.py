@@ -1,0 +1,142 @@
+"""Where the Node.js side lives and whether it can run here: onnxruntime-web's folder
+(``parity/measure/web``, its own lockfile) and the system Chromium its browser runs use."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from parity.core.errors import ParityError
+
+__all__ = [
+    "ADAPTERS",
+    "CHROMIUM_ENV",
+    "WEB_DIR",
+    "WEB_INSTALL",
+    "NodeProcess",
+    "browser_unavailable",
+    "current_adapter",
+    "find_chromium",
+    "node_package_unavailable",
+    "use_adapter",
+]
+
+WEB_DIR = Path(__file__).parents[1] / "measure" / "web"
+WEB_INSTALL = f"npm ci --prefix {WEB_DIR}"
+CHROMIUM_ENV = "PARITY_CHROMIUM"
+# Debian's package is `chromium`; Ubuntu's snap and older Debian name it chromium-browser.
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# software: SwiftShader, on any machine; hardware: the GPU Chromium finds (--webgpu-adapter).
+ADAPTERS = ("software", "hardware")
+_ADAPTER = ["software"]
+
+
+def use_adapter(adapter: str) -> None:
+    """Give every WebGPU session of this process ``adapter`` (the run's --webgpu-adapter)."""
+    if adapter not in ADAPTERS:
+        raise ParityError(f"webgpu adapter: {adapter!r}; give one of {', '.join(ADAPTERS)}")
+    _ADAPTER[0] = adapter
+
+
+def current_adapter() -> str:
+    """The WebGPU adapter kind this process's sessions ask Chromium for."""
+    return _ADAPTER[0]
+
+
+def node_package_unavailable(folder: Path, package: str, install: str, use: str) -> str | None:
+    """Why ``package`` cannot run under Node.js from ``folder``'s node_modules (what to install,
+    for ``use``), or None when it can."""
+    if shutil.which("node") is None:
+        return f"Node.js is not on PATH; install Node.js 18 or newer to {use}"
+    if not (folder / "node_modules" / package / "package.json").is_file():
+        return f"{package} is not installed; run: {install}"
+    return None
+
+
+def find_chromium() -> Path | None:
+    """The browser the WebGPU and in-browser WebAssembly runs drive: ``$PARITY_CHROMIUM``, else
+    the first Chromium or Chrome on PATH."""
+    given = os.environ.get(CHROMIUM_ENV)
+    if given:
+        return Path(given) if Path(given).is_file() else None
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return None
+
+
+def browser_unavailable() -> str | None:
+    """Why onnxruntime-web cannot run in a browser here, or None when it can."""
+    for package in ("onnxruntime-web", "puppeteer-core"):
+        reason = node_package_unavailable(WEB_DIR, package, WEB_INSTALL, "drive Chromium")
+        if reason is not None:
+            return reason
+    if find_chromium() is None:
+        given = os.environ.get(CHROMIUM_ENV)
+        if given:
+            return f"${CHROMIUM_ENV}={given} names no file; point it at a Chromium or Chrome"
+        return (
+            "no Chromium on PATH (looked for " + ", ".join(CHROMIUM_NAMES) + "); install one "
+            f"(Debian: apt-get install chromium) or set ${CHROMIUM_ENV}"
+        )
+    return None
+
+
+class NodeProcess:
+    """A Node.js script that answers JSON lines over stdin/stdout, one answer per message;
+    ``label`` names it in errors. An answer ``{"error": ...}`` raises ParityError, as does
+    the script's exit (with the last line of its stderr)."""
+
+    def __init__(self, script: Path, arguments: list[str], label: str) -> None:
+        self.label = label
+        # stderr to a file, not a pipe: a pipe nobody reads blocks Node once it fills.
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close()
+        self.process = subprocess.Popen(
+            ["node", str(script), *arguments],
+            cwd=script.parent,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+        )
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        """The script's next answer."""
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:  # Node exited: its stderr says why
+            self.process.wait()
+            self.stderr.seek(0)
+            tail = self.stderr.read().strip().splitlines()
+            detail = tail[-1] if tail else f"exit status {self.process.returncode}"
+            raise ParityError(f"{self.label}: Node.js stopped ({detail[:2000]})")
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise ParityError(f"{self.label}: onnxruntime-web: {answer['error'][:2000]}")
+        return answer
+
+    def close(self) -> None:
+        """Close stdin (the script then exits), wait for it, and release the pipes."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.stderr.close()

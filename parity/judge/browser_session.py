@@ -1,0 +1,180 @@
+"""onnxruntime-web in headless Chromium behind ONNX Runtime's session interface, so every runner
+(staged check, localisation, verdicts) runs on WebGPU or the browser's WebAssembly unchanged.
+
+The Node side is ``parity/measure/web/browser.mjs`` (puppeteer-core driving the system
+Chromium) with ``page.mjs`` in the page. Tensors travel as raw files in a private folder that
+the page reads and writes over a local HTTP server: a DevTools message would carry them as
+JSON, and an intermediate of Kokoro's generator is tens of megabytes.
+
+On a machine without a GPU, Chromium's WebGPU adapter is SwiftShader: it runs the same WGSL
+shaders a hardware adapter runs, so its numbers say what WebGPU computes; its times say nothing
+about a GPU. The hardware adapter (``parity.core.node_side.use_adapter``) drops the SwiftShader
+flags so Chromium picks a real one.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parity.core.errors import ParityError
+from parity.core.node_side import (
+    WEB_DIR,
+    NodeProcess,
+    browser_unavailable,
+    current_adapter,
+    find_chromium,
+)
+from parity.core.ort_session import effective_threads, require_onnx_file
+
+__all__ = ["BROWSER_PROVIDERS", "Adapter", "BrowserSession", "ValueInfo"]
+
+BROWSER_PROVIDERS = ("wasm", "webgpu")
+SCRIPT = WEB_DIR / "browser.mjs"
+
+# numpy dtype -> onnxruntime-web's tensor type, and onnxruntime-web's -> ONNX Runtime's name.
+WEB_TYPES: dict[np.dtype[Any], str] = {
+    np.dtype(np.float32): "float32",
+    np.dtype(np.float16): "float16",
+    np.dtype(np.int64): "int64",
+    np.dtype(np.int32): "int32",
+    np.dtype(np.int8): "int8",
+    np.dtype(np.uint8): "uint8",
+    np.dtype(np.bool_): "bool",
+}
+NUMPY_TYPES: dict[str, np.dtype[Any]] = {name: dtype for dtype, name in WEB_TYPES.items()}
+ORT_NAMES = {"float32": "float"}
+
+
+@dataclass(frozen=True)
+class ValueInfo:
+    """One input or output as ONNX Runtime's ``NodeArg`` describes it (name, type, shape)."""
+
+    name: str
+    type: str
+    shape: list[int | str]
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """The WebGPU adapter Chromium offered (None fields on WebAssembly)."""
+
+    vendor: str
+    architecture: str
+    fallback: bool
+
+    @property
+    def software(self) -> bool:
+        return self.fallback or self.architecture == "swiftshader"
+
+    def describe(self) -> str:
+        kind = "software adapter" if self.software else "hardware adapter"
+        return f"{self.vendor} {self.architecture} ({kind})".strip()
+
+
+class BrowserSession:
+    """One model in onnxruntime-web inside Chromium, on ``provider`` (webgpu or wasm).
+
+    ``model_bytes`` (a graph with values exposed, say) is written to the session's own folder;
+    ``path`` then names it in errors. ``threads`` are WebAssembly threads (the page is
+    cross-origin isolated); on WebGPU they run only the ops WebGPU leaves to the CPU.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        provider: str,
+        threads: int = 0,
+        model_bytes: bytes | None = None,
+    ) -> None:
+        if provider not in BROWSER_PROVIDERS:
+            raise ParityError(f"browser: no provider {provider!r}; give one of {BROWSER_PROVIDERS}")
+        reason = browser_unavailable()
+        if reason is not None:
+            raise ParityError(f"{provider}: {reason}")
+        self.path = Path(path)
+        self.provider = provider
+        if model_bytes is None:
+            require_onnx_file(self.path)
+        self.folder = tempfile.TemporaryDirectory(prefix="parity-browser-")
+        model = self.path.resolve()
+        if model_bytes is not None:
+            model = Path(self.folder.name) / "model.onnx"
+            model.write_bytes(model_bytes)
+        chromium = find_chromium()
+        assert chromium is not None  # browser_unavailable said so
+        threads = effective_threads(threads)
+        arguments = [str(model), self.folder.name, provider, str(threads), str(chromium)]
+        self.node = NodeProcess(SCRIPT, [*arguments, current_adapter()], f"{provider}: {self.path}")
+        # A session nobody closes (runners are dropped, not closed) still ends its browser.
+        self._finalizer = weakref.finalize(self, _close, self.node, self.folder)
+        try:
+            ready = self.node.receive()
+        except BaseException:
+            self.close()
+            raise
+        self.inputs = [_value_info(value) for value in ready["inputs"]]
+        self.outputs = [_value_info(value) for value in ready["outputs"]]
+        self.load_seconds = float(ready["load_seconds"])
+        self.version = str(ready.get("version"))
+        self.browser = str(ready.get("browser"))
+        found = ready.get("adapter")
+        self.adapter = (
+            None
+            if found is None
+            else Adapter(str(found["vendor"]), str(found["architecture"]), bool(found["fallback"]))
+        )
+        self.last_seconds: float | None = None
+
+    def get_inputs(self) -> list[ValueInfo]:
+        return self.inputs
+
+    def get_outputs(self) -> list[ValueInfo]:
+        return self.outputs
+
+    def run(self, names: list[str] | None, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The outputs ``names`` (all when None) on ``feed``, as ONNX Runtime's ``run`` gives
+        them; ``last_seconds`` holds the page's time of ``session.run``."""
+        fetches = list(names) if names else [value.name for value in self.outputs]
+        folder = Path(self.folder.name)
+        feeds = []
+        for index, (name, value) in enumerate(feed.items()):
+            array = np.ascontiguousarray(value)
+            if array.dtype not in WEB_TYPES:
+                raise ParityError(f"{self.provider}: input {name} has dtype {array.dtype}")
+            file = f"in-{index}"
+            array.tofile(folder / file)
+            feeds.append(
+                {"name": name, "dtype": WEB_TYPES[array.dtype], "dims": list(array.shape)}
+                | {"file": file}
+            )
+        self.node.send({"feeds": feeds, "fetches": fetches})
+        answer = self.node.receive()
+        self.last_seconds = float(answer["seconds"])
+        arrays = []
+        for output in answer["outputs"]:
+            file = folder / output["file"]
+            array = np.fromfile(file, dtype=NUMPY_TYPES[output["dtype"]])
+            arrays.append(array.reshape([int(d) for d in output["dims"]]))
+            file.unlink()
+        return arrays
+
+    def close(self) -> None:
+        """End the browser and remove the session's folder."""
+        self._finalizer()
+
+
+def _close(node: NodeProcess, folder: tempfile.TemporaryDirectory[str]) -> None:
+    node.close()
+    folder.cleanup()
+
+
+def _value_info(value: dict[str, Any]) -> ValueInfo:
+    kind = str(value["type"])
+    return ValueInfo(str(value["name"]), f"tensor({ORT_NAMES.get(kind, kind)})", value["shape"])
