@@ -6,7 +6,7 @@ WEB := parity/measure/web
 JS := parity/measure/kokoro-js
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt $(WEB)/package-lock.json $(JS)/package-lock.json | sha256sum | cut -c1-12)
 
-.PHONY: setup parity test bench lint clean
+.PHONY: setup parity test bench lint clean webgpu
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,31 @@ test: lint
 # Latency on CPU and WebAssembly, saved under .benchmarks/ for --benchmark-compare.
 bench: setup
 	$(BIN)/pytest -k bench --benchmark-autosave
+
+# The table of docs/webgpu.md: the trained files (float32, float16, two int8 variants and the
+# published int8) on cpu, wasm and webgpu in headless Chromium, on the two shortest held-out
+# requests (the software adapter takes minutes per request); each run's JSON and the table go
+# to $(WEBGPU_RUNS). int8 files are judged by the float16 stages (--precision fp16): the
+# figures are the point, not the verdict. A run that stops leaves its error line in FILE.PROVIDER.err.
+WEBGPU_RUNS ?= .parity-webgpu
+WEBGPU_REQUESTS ?= held-yes,held-wait
+WEBGPU_FILES ?= fp32 fp16 int8-shipped int8-dynamic published
+webgpu: setup
+	mkdir -p $(WEBGPU_RUNS)
+	$(BIN)/parity weights recover -o $(WEBGPU_RUNS)/trained.pth --onnx-fp32 $(WEBGPU_RUNS)/fp32.onnx --int8 $(WEBGPU_RUNS)/published.onnx
+	$(BIN)/parity fp16 $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/fp16.onnx
+	$(BIN)/parity quantize $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/int8-shipped.onnx --recipe fixtures/recipes/cpu.json
+	$(BIN)/parity quantize $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/int8-dynamic.onnx --mode dynamic --weight-type uint8
+	for file in $(WEBGPU_FILES); do for provider in cpu wasm webgpu; do \
+	  run="$(WEBGPU_RUNS)/$$file.$$provider"; rm -f "$$run".*; \
+	  precision=fp16; [ "$$file" = fp32 ] && precision=fp32; \
+	  set -- $(WEBGPU_RUNS)/$$file.onnx --checkpoint $(WEBGPU_RUNS)/trained.pth --provider $$provider \
+	    --precision $$precision --requests $(WEBGPU_REQUESTS); \
+	  echo "webgpu table: $$file on $$provider"; \
+	  $(BIN)/parity compare "$$@" --json "$$run.json" >"$$run.txt" 2>"$$run.err" || true; \
+	  [ -f "$$run.json" ] && { $(BIN)/parity compare "$$@" --intermediate --json "$$run.walk.json" >>"$$run.txt" 2>>"$$run.err" || true; }; \
+	done; done
+	$(BIN)/parity report --backends $(WEBGPU_RUNS) -o $(WEBGPU_RUNS)/table.md
 
 clean:
 	rm -rf $(VENV) $(WEB)/node_modules $(JS)/node_modules .parity-cache .pytest_cache .hypothesis

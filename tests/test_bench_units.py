@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from parity.core import node_side
 from parity.core.errors import ParityError
 from parity.core.spec import SAMPLE_RATE
 from parity.measure import bench, wasm
@@ -69,11 +70,11 @@ def test_a_model_wasm_cannot_load_is_one_clear_line(tmp_path) -> None:
 
 
 def test_a_missing_node_or_package_says_what_to_install(monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(wasm.shutil, "which", lambda name: None)
+    monkeypatch.setattr(node_side.shutil, "which", lambda name: None)
     assert "Node.js is not on PATH" in (wasm.wasm_unavailable() or "")
     monkeypatch.undo()
     monkeypatch.setattr(wasm, "WEB_DIR", tmp_path)
-    if wasm.shutil.which("node") is not None:
+    if node_side.shutil.which("node") is not None:
         assert f"npm ci --prefix {tmp_path}" in (wasm.wasm_unavailable() or "")
     with pytest.raises(ParityError, match=r"^wasm: "):
         wasm.WasmSession(Path("model.onnx"))

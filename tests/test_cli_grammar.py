@@ -135,7 +135,7 @@ def test_a_path_that_cannot_be_read_or_written_is_bad_input_not_a_bug(monkeypatc
 
 def test_an_output_flag_a_command_would_ignore_is_refused(tmp_path, capsys) -> None:
     assert main(["report", str(tmp_path), "-o", "x.md"]) == EXIT_BAD_INPUT
-    assert "-o writes a comparison; add --compare" in capsys.readouterr().err
+    assert "-o writes a comparison or a backend table; add --compare" in capsys.readouterr().err
 
 
 def test_exit_1_is_a_failed_gate(tmp_path, capsys) -> None:

@@ -130,6 +130,25 @@ def test_deterministic_source_keeps_float32_precision_at_any_length(
         assert kokoro_error > KOKORO_SINE_DECAY_FACTOR * ours_error
 
 
+def test_the_export_holds_no_float64_so_browsers_can_load_it(parity_cache, tiny) -> None:
+    """onnxruntime-web has no float64 kernels (WebAssembly: 'no implementation for
+    Cast(19)'); the source sums its phase in int64 instead."""
+    import onnx
+
+    from parity.builders.export import export_cached
+
+    result = export_cached(parity_cache, KokoroSpec(preset="tiny"), tiny)
+    assert result.path is not None, result.error_line
+    model = onnx.load(result.path, load_external_data=False)
+    doubles = [
+        node.name
+        for node in model.graph.node
+        if any(a.name == "to" and a.i == onnx.TensorProto.DOUBLE for a in node.attribute)
+    ]
+    doubles += [t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.DOUBLE]
+    assert not doubles
+
+
 def _save_checkpoint(model: torch.nn.Module, path: Path, *, prefix: str = "module.") -> None:
     parts = {
         name: {f"{prefix}{k}": v for k, v in getattr(model, name).state_dict().items()}

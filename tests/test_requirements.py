@@ -81,3 +81,26 @@ def test_benchmarks_leave_a_run_that_does_not_time(pytester: pytest.Pytester) ->
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1, deselected=1)
     timed = pytester.runpytest("-p", "no:cacheprovider", "--benchmark-enable")
     timed.assert_outcomes(passed=2)
+
+
+def test_a_missing_browser_skips_its_gates_with_what_to_install(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chromium is a system package set-up cannot install: its gates skip, and say why."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.needs("browser")
+        def test_on_webgpu():
+            pass
+
+        def test_plain():
+            pass
+        """
+    )
+    monkeypatch.setenv("PARITY_CHROMIUM", str(pytester.path / "no-such-chromium"))
+    monkeypatch.delenv("PARITY_WITHOUT", raising=False)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*browser: $PARITY_CHROMIUM=*names no file*"])

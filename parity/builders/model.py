@@ -271,7 +271,7 @@ class DeterministicSource(torch.nn.Module):
         )
         # One cycle in fixed-point units of the summed phase: phase = sum(h * F0 * 2**23) *
         # scale / (rate * 2**23), reduced by the common factor of scale and rate.
-        rate = int(round(self.sampling_rate))
+        rate = round(self.sampling_rate)
         common = math.gcd(rate, self.upsample_scale)
         self.frame_units = self.upsample_scale // common
         self.cycle_units = (rate // common) * FIXED_POINT

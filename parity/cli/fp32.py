@@ -65,7 +65,7 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"  {choice.describe()}")
     print(f"  PyTorch: {spec.label()}" + _detected(config.detect))
     if config.provider != "cpu":
-        print(f"  runs on: onnxruntime-web {config.provider} in headless Chromium")
+        print(f"  runs on: onnxruntime-web {config.provider} in headless Chromium (docs/webgpu.md)")
     inputs = run_inputs(config)
     model = build_model(spec)
     if choice.precision == "quantized":

@@ -18,6 +18,14 @@ def _report(args: argparse.Namespace) -> int:
     from parity.report.run_diff import compare_reports, render_comparison
     from parity.report.run_report import load_report
 
+    if args.backends:
+        from parity.report.backend_table import load_cells, render_cells
+
+        text = render_cells(load_cells(Path(args.backends)))
+        print(text, end="")
+        if args.output:
+            write_text_atomic(Path(args.output), text)
+        return 0
     if args.compare:
         old, new = (Path(folder) for folder in args.compare)
         changes = compare_reports(load_report(old), load_report(new))
@@ -30,8 +38,8 @@ def _report(args: argparse.Namespace) -> int:
         raise ParityError("report: name a report folder, or --compare OLD NEW")
     if args.output:
         raise ParityError(
-            "report: -o writes a comparison; add --compare OLD NEW (a folder's summary is "
-            "written to DIR/summary.md)"
+            "report: -o writes a comparison or a backend table; add --compare OLD NEW or "
+            "--backends DIR (a folder's summary is written to DIR/summary.md)"
         )
     report = load_report(Path(args.folder))
     text = report.summary_markdown()
@@ -51,7 +59,17 @@ def add_report(commands: Any) -> None:
         metavar=("OLD", "NEW"),
         help="list gates and figures that got better or worse beyond noise (exit 1 if worse)",
     )
+    report.add_argument(
+        "--backends",
+        metavar="DIR",
+        help="one table of files by backend from `parity compare --json` runs named "
+        "FILE.PROVIDER.json (make webgpu; docs/webgpu.md)",
+    )
     add_output(
-        report, "FILE.md", "also write the comparison here", required=False, old_flag="--out"
+        report,
+        "FILE.md",
+        "also write the comparison (or the backend table) here",
+        required=False,
+        old_flag="--out",
     )
     report.set_defaults(run=_report)

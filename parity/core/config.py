@@ -48,7 +48,7 @@ JUDGE_PROVIDERS = ("cpu", "wasm", "webgpu")
 WEIGHTS = ("random", "recovered")
 # Tools a run may be told to go without (``--parity-without``); each gate that needs one is
 # marked ``needs(tool)``.
-WITHOUT = ("node",)
+WITHOUT = ("node", "browser")
 CHECKPOINT_ENV = "PARITY_KOKORO_CHECKPOINT"
 # The `parity` commands that run a model in ONNX Runtime: each takes --inputs, --threads and
 # --json; all but the two that time (bench, profile) --cache-dir too, since a timing read back
@@ -285,8 +285,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "without",
         "Run without a tool the gates need (node: Node.js with the npm side, onnxruntime-web "
-        "and kokoro-js); its gates skip, and the summary lists them as skipped. Without it, a "
-        "missing tool fails the run with one line",
+        "and kokoro-js; browser: Chromium for the WebGPU gates); its gates skip, and the "
+        "summary lists them as skipped. Without it, a missing node fails the run with one "
+        "line; a missing browser skips its gates",
         choices=WITHOUT,
         repeat=True,
         env="PARITY_WITHOUT",

@@ -67,6 +67,7 @@ class Adapter:
     vendor: str
     architecture: str
     fallback: bool
+    f16: bool  # shader-f16: without it no float16 op runs (SwiftShader has none)
 
     @property
     def software(self) -> bool:
@@ -128,7 +129,12 @@ class BrowserSession:
         self.adapter = (
             None
             if found is None
-            else Adapter(str(found["vendor"]), str(found["architecture"]), bool(found["fallback"]))
+            else Adapter(
+                str(found["vendor"]),
+                str(found["architecture"]),
+                bool(found["fallback"]),
+                bool(found.get("f16")),
+            )
         )
         self.last_seconds: float | None = None
 
@@ -155,7 +161,16 @@ class BrowserSession:
                 | {"file": file}
             )
         self.node.send({"feeds": feeds, "fetches": fetches})
-        answer = self.node.receive()
+        try:
+            answer = self.node.receive()
+        except ParityError as error:
+            if "requires f16" not in str(error) or self.adapter is None:
+                raise
+            raise ParityError(
+                f"{self.provider}: {self.path}: its float16 ops need the adapter's shader-f16 "
+                f"feature, which {self.adapter.describe()} lacks (SwiftShader has none); judge "
+                "float16 on a GPU that has it (--webgpu-adapter hardware), or on wasm"
+            ) from error
         self.last_seconds = float(answer["seconds"])
         arrays = []
         for output in answer["outputs"]:

@@ -21,11 +21,28 @@ from parity.judge.comparators import OutputGain
 from parity.judge.detect import GraphFacts
 from parity.judge.forcing import ForcingSession
 from parity.judge.quality import VariantQuality, judge_quantized
-from parity.judge.tolerances import FP16, FP32, QUANTIZED_FILE, StagedTolerance
+from parity.judge.tolerances import FP16, FP32, QUANTIZED_FILE, WEBGPU_FP32, StagedTolerance
 
-__all__ = ["STAGED", "Choice", "choose_verdict", "judge_float", "judge_quantized_file"]
+__all__ = [
+    "STAGED",
+    "Choice",
+    "choose_verdict",
+    "judge_float",
+    "judge_quantized_file",
+    "staged_tolerance",
+]
 
 STAGED: dict[str, StagedTolerance] = {"fp32": FP32, "fp16": FP16}
+# A backend's own bounds where its kernels differ from the CPU's (docs/webgpu.md); a
+# precision and provider not listed are judged by STAGED, as measured there.
+STAGED_ON: dict[tuple[str, str], StagedTolerance] = {("fp32", "webgpu"): WEBGPU_FP32}
+
+
+def staged_tolerance(precision: str, provider: str = "cpu") -> StagedTolerance:
+    """The staged check's bounds for a file of ``precision`` running on ``provider``."""
+    return STAGED_ON.get((precision, provider), STAGED[precision])
+
+
 VERDICTS = {
     "fp32": "staged parity against PyTorch float32, float32 bounds (FP32)",
     "fp16": "staged parity against PyTorch float32, float16 bounds (FP16)",
@@ -71,7 +88,7 @@ def judge_float(
 ) -> tuple[StagedParity, ...]:
     """The staged check of a float file on ``provider``, by the bounds of its precision."""
     session = ForcingSession(path, threads=threads, runs=runs, scopes=scopes, provider=provider)
-    tolerance = STAGED[choice.precision]
+    tolerance = staged_tolerance(choice.precision, provider)
     return tuple(
         check_against_pytorch(model, session, request, tolerance, max_gain_db=max_gain_db)
         for request in requests

@@ -15,7 +15,7 @@ from typing import Any
 
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
-from parity.core.node_side import WEB_DIR, WEB_INSTALL, NodeProcess, node_package_unavailable
+from parity.core.node_side import WEB_DIR, NodeProcess, node_package_unavailable
 
 __all__ = ["WEB_DIR", "WasmSession", "WasmTiming", "wasm_unavailable"]
 
@@ -33,7 +33,8 @@ def request_message(request: KokoroInput) -> dict[str, Any]:
 
 def wasm_unavailable() -> str | None:
     """Why the WebAssembly backend cannot run here, or None when it can."""
-    return node_package_unavailable(WEB_DIR, "onnxruntime-web", WEB_INSTALL, "time onnxruntime-web")
+    install = f"npm ci --prefix {WEB_DIR}"
+    return node_package_unavailable(WEB_DIR, "onnxruntime-web", install, "time onnxruntime-web")
 
 
 @dataclass(frozen=True)

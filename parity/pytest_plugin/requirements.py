@@ -3,6 +3,9 @@
 A gate that needs a tool (``needs("node")``: Node.js with the npm side, onnxruntime-web and
 kokoro-js) fails the whole run with one line when the tool is missing, unless the run goes
 without it (``--parity-without=node``); then those gates skip, and the summary lists them.
+A browser (``needs("browser")``: Chromium for the WebGPU gates) is a system package that
+``make setup`` cannot install, so its gates skip where it is missing, each with the line that
+says what to install, and the summary lists them as skipped.
 A benchmark (pytest-benchmark's ``benchmark`` fixture) asserts no time, so outside a
 benchmarking run (``make bench``) it is deselected rather than skipped: a skip would read as
 a gate that judged nothing.
@@ -27,18 +30,26 @@ BENCHMARK_FLAGS = (
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "needs(tool): a gate that needs a tool (node); without it the run fails with one "
-        "line, unless --parity-without names the tool (then it skips and the summary says so)",
+        "needs(tool): a gate that needs a tool (node, browser); without node the run fails "
+        "with one line, unless --parity-without names it; without a browser its gates skip "
+        "(the summary lists skips, with what to install)",
     )
+
+
+# Tools whose absence skips their gates rather than stopping the run.
+SYSTEM_TOOLS = ("browser",)
 
 
 def tool_unavailable(tool: str) -> str | None:
     """Why ``tool`` cannot run here, or None when it can."""
+    from parity.core.node_side import browser_unavailable
     from parity.measure.kokoro_js import kokoro_js_unavailable
     from parity.measure.wasm import wasm_unavailable
 
     if tool == "node":
         return wasm_unavailable() or kokoro_js_unavailable()
+    if tool == "browser":
+        return browser_unavailable()
     raise ValueError(f"unknown tool {tool!r}")
 
 
@@ -92,6 +103,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             why = reason or "available, but the run goes without it"
             for item in gates:
                 item.add_marker(pytest.mark.skip(reason=f"--parity-without={tool}: {why}"))
+        elif reason is not None and tool in SYSTEM_TOOLS:
+            for item in gates:
+                item.add_marker(pytest.mark.skip(reason=f"{tool}: {reason}"))
         elif reason is not None:
             raise pytest.UsageError(
                 f"parity: {reason}; {len(gates)} collected gate(s) need it (first: "

@@ -39,6 +39,7 @@ from parity.judge.tolerances.harness import (
     TINY_MAX_PARAMETER_SHARE,
 )
 from parity.judge.tolerances.staged import (
+    BROWSER_CONV,
     FP16,
     FP16_MAX_SIZE_RATIO,
     FP32,
@@ -46,6 +47,7 @@ from parity.judge.tolerances.staged import (
     RECOVERY,
     SOURCE_SPECTRUM_MEL,
     STOCHASTIC_SOURCE,
+    WEBGPU_FP32,
     IntermediateTolerance,
     RecoveryBound,
     SourceBound,
@@ -77,6 +79,7 @@ from parity.judge.tolerances.variants import (
 
 __all__ = [
     "ATAN2_ABS",
+    "BROWSER_CONV",
     "CHOSEN_RECIPE_MAX_SPEED_RATIO",
     "CLIENT",
     "CONV_GEMM_FLOAT_RMS_REL",
@@ -135,6 +138,7 @@ __all__ = [
     "TIMING_NOISE",
     "TINY_MAX_PARAMETER_SHARE",
     "UNGATED",
+    "WEBGPU_FP32",
     "AxisBounds",
     "IntermediateTolerance",
     "RecoveryBound",

@@ -39,6 +39,11 @@ function serve(modelPath, tensorDir) {
       : SAFE_NAME.test(name) && head === "ort" ? path.join(ORT_DIST, name)
       : SAFE_NAME.test(name) && head === "tensor" ? path.join(tensorDir, name)
       : undefined;
+    if (head === "favicon.ico") {
+      response.statusCode = 204;
+      response.end();
+      return;
+    }
     if (request.method === "POST" && head === "tensor" && file) {
       request.pipe(createWriteStream(file)).on("finish", () => response.end("ok"));
       return;

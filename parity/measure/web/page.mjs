@@ -26,6 +26,7 @@ async function adapterInfo() {
     architecture: info.architecture ?? "",
     description: info.description ?? "",
     fallback: Boolean(adapter.isFallbackAdapter ?? info.isFallbackAdapter),
+    f16: adapter.features.has("shader-f16"),
   };
 }
 

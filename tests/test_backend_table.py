@@ -1,0 +1,72 @@
+"""``parity report --backends``: one table of files by backend from compare's JSON runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from parity.cli import EXIT_BAD_INPUT, main
+from parity.report.backend_table import load_cells, render_cells
+
+
+def staged(moved: int, rms: float, mel: float, hf: tuple[float, float], free: float) -> dict:
+    return {
+        "durations": {"moved": [{"token": 1}] * moved},
+        "forced": {
+            "mel_distance": mel,
+            "error": {"rms_rel": rms},
+            "hf_reference": hf[0],
+            "hf_candidate": hf[1],
+        },
+        "free": {"mel_distance": free},
+    }
+
+
+def walk(*within: tuple[str, bool]) -> dict:
+    return {"rows": [{"module": module, "within": ok} for module, ok in within]}
+
+
+def write(folder: Path, name: str, value: object) -> None:
+    (folder / name).write_text(json.dumps(value))
+
+
+def test_cells_take_the_worst_request_and_name_the_first_module(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "fp32.webgpu.json",
+        [staged(0, 4e-4, 4e-4, (0.4, 0.4), 0.2), staged(2, 9e-4, 1e-3, (0.4, 0.45), 0.1)],
+    )
+    write(
+        tmp_path,
+        "fp32.webgpu.walk.json",
+        [walk(("bert", True), ("decoder.encode", False), ("decoder", False))],
+    )
+    write(tmp_path, "fp32.cpu.json", [staged(0, 2e-6, 0.0, (0.4, 0.4), 0.05)])
+    write(tmp_path, "fp32.cpu.walk.json", [walk(("bert", True))])
+    (tmp_path / "fp16.webgpu.err").write_text(
+        "parity: error: webgpu: fp16.onnx: needs shader-f16\n"
+    )
+    cells = load_cells(tmp_path)
+    assert [(c.file, c.provider) for c in cells] == [
+        ("fp16", "webgpu"),
+        ("fp32", "cpu"),
+        ("fp32", "webgpu"),
+    ]
+    webgpu = cells[2]
+    assert webgpu.durations == "moved in 1/2 (2 tokens at most)"
+    assert webgpu.forced_rms_rel == pytest.approx(9e-4)
+    assert webgpu.hf_shift == pytest.approx(0.05)
+    assert webgpu.free_mel == pytest.approx(0.2)
+    assert webgpu.first_module == "decoder.encode"
+    assert cells[1].first_module == "none"
+    assert cells[0].stopped == "webgpu: fp16.onnx: needs shader-f16"
+    table = render_cells(cells)
+    assert "| fp16 | webgpu | stopped: webgpu: fp16.onnx: needs shader-f16 |" in table
+    assert "| fp32 | cpu | equal | 2e-06 |" in table
+
+
+def test_a_folder_without_runs_is_one_clear_line(tmp_path: Path, capsys) -> None:
+    assert main(["report", "--backends", str(tmp_path)]) == EXIT_BAD_INPUT
+    assert "no FILE.PROVIDER.json runs; run `make webgpu` first" in capsys.readouterr().err
