@@ -57,7 +57,7 @@ def test_cells_take_the_worst_request_and_name_the_first_module(tmp_path: Path) 
     webgpu = cells[2]
     assert webgpu.durations == "moved in 1/2 (2 tokens at most)"
     assert webgpu.forced_rms_rel == pytest.approx(9e-4)
-    assert webgpu.hf_shift == pytest.approx(0.05)
+    assert webgpu.static == ">6 kHz +0.0500"
     assert webgpu.free_mel == pytest.approx(0.2)
     assert webgpu.first_module == "decoder.encode"
     assert cells[1].first_module == "none"
@@ -65,6 +65,25 @@ def test_cells_take_the_worst_request_and_name_the_first_module(tmp_path: Path) 
     table = render_cells(cells)
     assert "| fp16 | webgpu | stopped: webgpu: fp16.onnx: needs shader-f16 |" in table
     assert "| fp32 | cpu | equal | 2e-06 |" in table
+
+
+def test_a_quantized_file_gives_its_verdicts_worst_request(tmp_path: Path) -> None:
+    quality = {
+        "variant": "int8.onnx",
+        "requests": ["held-yes/af_heart", "held-yes/jf_alpha"],
+        "moved_tokens": [0.0, 0.143],
+        "aligned_mel": [0.115, 0.148],
+        "floor_rise_db": [0.22, 0.31],
+        "hf_ratio": [0.99, 1.07],
+        "mel": [0.5, 0.7],
+    }
+    write(tmp_path, "int8.wasm.json", [quality])
+    (cell,) = load_cells(tmp_path)
+    assert cell.requests == 2
+    assert cell.durations == "14% of tokens moved (then forced)"
+    assert cell.aligned_mel == pytest.approx(0.148)
+    assert cell.static == "floor +0.31 dB, >6 kHz x1.07"
+    assert cell.first_module == "not run"
 
 
 def test_a_folder_without_runs_is_one_clear_line(tmp_path: Path, capsys) -> None:

@@ -55,11 +55,6 @@ def _compare(args: argparse.Namespace) -> int:
     use_adapter(config.webgpu_adapter)
     facts = kokoro_file(Path(args.model))
     choice = choose_verdict(facts, config.precision)
-    if choice.precision == "quantized" and config.provider != "cpu":
-        raise ParityError(
-            f"compare: the quantized verdict runs on ONNX Runtime's CPU provider only; drop "
-            f"--provider {config.provider} (the staged float32/float16 check runs there)"
-        )
     spec = spec_for_graph(spec_from(config), facts, config.detect)
     print(facts.describe())
     print(f"  {choice.describe()}")
@@ -68,38 +63,33 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"  runs on: onnxruntime-web {config.provider} in headless Chromium (docs/webgpu.md)")
     inputs = run_inputs(config)
     model = build_model(spec)
-    if choice.precision == "quantized":
-        if args.requests:
-            raise ParityError(
-                "compare: a quantized file is judged on the held-out set in the trained voices; "
-                "drop --requests"
-            )
-        results: list[object] = [_compare_quantized(args, config, model, inputs)]
+    requests = [
+        inputs.case(name, model.vocab)
+        if name in inputs.cases
+        else inputs.case_for(name, model.vocab)
+        for name in requested(args, inputs, cases=True)
+    ]
+    results: list[object]
+    if args.intermediate or args.module:  # the walk, for a file of any precision
+        results = _compare_intermediate(args, config, model, requests)
+    elif choice.precision == "quantized":
+        results = [_compare_quantized(args, config, model, inputs)]
     else:
-        requests = [
-            inputs.case(name, model.vocab)
-            if name in inputs.cases
-            else inputs.case_for(name, model.vocab)
-            for name in requested(args, inputs, cases=True)
-        ]
-        if args.intermediate or args.module:
-            results = _compare_intermediate(args, config, model, requests)
-        else:
-            from parity.judge.verdict import judge_float
+        from parity.judge.verdict import judge_float
 
-            results = list(
-                judge_float(
-                    model,
-                    Path(args.model),
-                    requests,
-                    choice,
-                    threads=config.threads,
-                    runs=run_store(args),
-                    scopes=config.scopes,
-                    max_gain_db=config.max_gain_db,
-                    provider=config.provider,
-                )
+        results = list(
+            judge_float(
+                model,
+                Path(args.model),
+                requests,
+                choice,
+                threads=config.threads,
+                runs=run_store(args),
+                scopes=config.scopes,
+                max_gain_db=config.max_gain_db,
+                provider=config.provider,
             )
+        )
     for result in results:
         print(result.report())  # type: ignore[attr-defined]
     write_json(args, results)
@@ -121,6 +111,18 @@ def _compare_quantized(
     requests = voices.held_out(
         inputs, config.held_out_voices, installed_only="node" in config.without
     )
+    if args.requests:  # a few held-out sentences, where a whole set would take too long
+        keys = set(requested(args, inputs))
+        requests = [r for r in requests if r.name.split("/")[0] in keys]
+        if not requests:
+            raise ParityError(
+                f"compare: a quantized file is judged on held-out sentences in the trained "
+                f"voices; none of {sorted(keys)} is one (they are: {', '.join(inputs.held_out)})"
+            )
+        print(
+            f"  figures on {len(requests)} held-out request(s); QUANTIZED_FILE's bounds were "
+            "set on the whole held-out set"
+        )
     if config.reference is not None:
         kokoro_file(config.reference)
     quality, gain = judge_quantized_file(
@@ -130,6 +132,7 @@ def _compare_quantized(
         requests,
         reference=config.reference,
         runs=run_store(args),
+        provider=config.provider,
     )
     against = config.reference or "PyTorch float32"
     print(f"  reference: {against}")

@@ -289,9 +289,11 @@ def model_outputs(
     reference: Sequence[KokoroOutput] | None = None,
     *,
     runs: RunStore | None = None,
+    provider: str = "cpu",
 ) -> list[KokoroOutput]:
-    """Run the ONNX model at ``path`` on ``requests``: on the durations of ``reference``
-    where the graph can take them (``parity.builders.forced_timing``), else free-running.
+    """Run the ONNX model at ``path`` on ``requests`` (on ``provider``: ORT's CPU, or wasm or
+    webgpu in Chromium): on the durations of ``reference`` where the graph can take them
+    (``parity.builders.forced_timing``), else free-running.
     Outputs come from ``runs`` where it holds them; the model is loaded only for the rest."""
     from parity.builders.forced_timing import NoDurationChainError
     from parity.judge.runners import OrtRunner
@@ -304,9 +306,9 @@ def model_outputs(
             # Only a graph without a duration chain falls back to DTW; a rewired graph that
             # fails to load is an error, not a reason to judge with other timing.
             try:
-                opened.append(OrtRunner(path, force_timing=True))
+                opened.append(OrtRunner(path, force_timing=True, provider=provider))
             except NoDurationChainError:
-                opened.append(OrtRunner(path))
+                opened.append(OrtRunner(path, provider=provider))
         return opened[0]
 
     def output_for(request: KokoroInput, durations: np.ndarray | None) -> KokoroOutput:
@@ -325,6 +327,7 @@ def model_outputs(
             request,
             "listen",  # the cache key of these runs since before the name changed
             threads=0,
+            provider=provider,
             durations=array_digest(durations),
         )
         values = store.arrays("onnxruntime", parts, compute)
@@ -420,12 +423,14 @@ def judge_quantized(
     float_bytes: int,
     reference_file: Path | None = None,
     runs: RunStore | None = None,
+    provider: str = "cpu",
 ) -> tuple[VariantQuality, OutputGain]:
     """A quantized file made elsewhere on ``requests``, against the float32 file it was made
     from (``reference_file``: the pipeline the variant bounds were measured with) or, without
-    one, against PyTorch float32. It speaks on the reference's durations
-    (``parity.builders.forced_timing``), its gain is measured first and taken out, and each
-    axis sits beside the reference's own noise floor (its style moved by 1e-7)."""
+    one, against PyTorch float32; the file runs on ``provider``, the reference on the CPU. It
+    speaks on the reference's durations (``parity.builders.forced_timing``), its gain is
+    measured first and taken out, and each axis sits beside the reference's own noise floor
+    (its style moved by 1e-7)."""
     if reference_file is not None:
         reference = model_outputs(reference_file, requests, runs=runs)
         floor = measure_floor(reference_file, requests, reference, runs=runs)
@@ -442,7 +447,7 @@ def judge_quantized(
             "floor", reference, same, requests, size_ratio=1.0, tolerance=UNGATED
         )
         floor = NoiseFloor.of(figures)
-    outputs = model_outputs(path, requests, reference, runs=runs)
+    outputs = model_outputs(path, requests, reference, runs=runs, provider=provider)
     gain = level_gain(reference, outputs)
     unity = gain.factor if np.isfinite(gain.factor) and gain.factor > 0 else 1.0
     levelled = [replace(o, waveform=o.waveform / np.float32(unity)) for o in outputs]

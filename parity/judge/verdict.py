@@ -103,10 +103,11 @@ def judge_quantized_file(
     *,
     reference: Path | None = None,
     runs: RunStore | None = None,
+    provider: str = "cpu",
 ) -> tuple[VariantQuality, OutputGain]:
-    """The four-axis verdict of a quantized file against the float32 file it came from, else
-    against PyTorch float32; its size is set against the reference file's, else against
-    float32's (4 bytes for each of the model's parameters)."""
+    """The four-axis verdict of a quantized file (run on ``provider``) against the float32
+    file it came from (on the CPU), else against PyTorch float32; its size is set against the
+    reference file's, else against float32's (4 bytes for each of the model's parameters)."""
     parameters = sum(p.numel() for p in model.parameters())  # type: ignore[attr-defined]
     return judge_quantized(
         name,
@@ -117,4 +118,5 @@ def judge_quantized_file(
         float_bytes=4 * parameters,
         reference_file=reference,
         runs=runs,
+        provider=provider,
     )

@@ -1,9 +1,10 @@
 """One table of files by backend (cpu, wasm, webgpu), from ``parity compare --json`` runs.
 
 ``make webgpu`` runs ``parity compare`` on each file and provider into one folder, as
-``FILE.PROVIDER.json`` (the staged check) and ``FILE.PROVIDER.walk.json`` (``--intermediate``);
-a run that stopped leaves ``FILE.PROVIDER.err`` (its stderr) instead. Each cell holds the worst
-figure over the requests: a table that averaged would hide the request that broke.
+``FILE.PROVIDER.json`` (the staged check of a float file, or the four-axis verdict of a
+quantized one) and ``FILE.PROVIDER.walk.json`` (``--intermediate``); a run that stopped leaves
+``FILE.PROVIDER.err`` (its stderr) instead. Each cell holds the worst figure over the
+requests: a table that averaged would hide the request that broke.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ class BackendCell:
     requests: int
     durations: str  # "equal", or how many requests moved how many tokens
     forced_rms_rel: float | None  # the forced generator against PyTorch's, gain removed
-    forced_mel: float | None  # the same frames as log-mel: the aligned sound distance
-    hf_shift: float | None  # >6 kHz share, candidate minus PyTorch: static shows here
+    aligned_mel: float | None  # log-mel on aligned frames (forced generator / forced timing)
+    static: str  # >6 kHz share against the reference (and the noise floor's rise, int8)
     free_mel: float | None  # free-running log-mel (chaos and drift together)
     first_module: str  # first module over the walk's tolerance, "none", or "not run"
     stopped: str | None = None  # the error line of a run that did not finish
@@ -61,24 +62,43 @@ def _cell(folder: Path, file: str, provider: str) -> BackendCell:
         error = folder / f"{file}.{provider}.err"
         lines = error.read_text().strip().splitlines() if error.is_file() else []
         stopped = lines[-1].removeprefix("parity: error: ") if lines else "no output"
-        return BackendCell(file, provider, 0, "not run", None, None, None, None, "not run", stopped)
+        return BackendCell(file, provider, 0, "not run", None, None, "", None, "not run", stopped)
     staged: list[dict[str, Any]] = json.loads(staged_path.read_text())
     walk_path = folder / f"{file}.{provider}.walk.json"
     walks: list[dict[str, Any]] = json.loads(walk_path.read_text()) if walk_path.is_file() else []
+    if staged and "variant" in staged[0]:
+        return _quantized_cell(file, provider, staged[0], _first_module(walks))
+    hf = _worst(
+        r["forced"]["hf_candidate"] - r["forced"]["hf_reference"] for r in staged if r.get("forced")
+    )
     return BackendCell(
         file=file,
         provider=provider,
         requests=len(staged),
         durations=_durations(staged),
         forced_rms_rel=_worst(r["forced"]["error"]["rms_rel"] for r in staged if _forced(r)),
-        forced_mel=_worst(r["forced"]["mel_distance"] for r in staged if r.get("forced")),
-        hf_shift=_worst(
-            r["forced"]["hf_candidate"] - r["forced"]["hf_reference"]
-            for r in staged
-            if r.get("forced")
-        ),
+        aligned_mel=_worst(r["forced"]["mel_distance"] for r in staged if r.get("forced")),
+        static="-" if hf is None else f">6 kHz {hf:+.4f}",
         free_mel=_worst(r["free"]["mel_distance"] for r in staged if r.get("free")),
         first_module=_first_module(walks),
+    )
+
+
+def _quantized_cell(file: str, provider: str, quality: dict[str, Any], first: str) -> BackendCell:
+    """The four-axis verdict's worst request: timing forced to the reference's durations."""
+    moved = max(quality["moved_tokens"], default=0.0)
+    floor = _worst(quality["floor_rise_db"])
+    hf = _worst(quality["hf_ratio"])
+    return BackendCell(
+        file=file,
+        provider=provider,
+        requests=len(quality["requests"]),
+        durations="equal" if not moved else f"{moved:.0%} of tokens moved (then forced)",
+        forced_rms_rel=None,
+        aligned_mel=_worst(quality["aligned_mel"]),
+        static=f"floor {floor:+.2f} dB, >6 kHz x{hf:.2f}" if floor is not None else "-",
+        free_mel=_worst(quality["mel"]),
+        first_module=first,
     )
 
 
@@ -114,7 +134,7 @@ def render_cells(cells: list[BackendCell]) -> str:
     """The cells as one markdown table."""
     lines = [
         "| file | backend | durations | forced generator rms_rel | aligned log-mel | "
-        ">6 kHz shift | free-running log-mel | first module out of tolerance |",
+        "static | free-running log-mel | first module out of tolerance |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for cell in cells:
@@ -123,7 +143,7 @@ def render_cells(cells: list[BackendCell]) -> str:
             continue
         lines.append(
             f"| {cell.file} | {cell.provider} | {cell.durations} | {_g(cell.forced_rms_rel)} | "
-            f"{_g(cell.forced_mel)} | {_g(cell.hf_shift, '+.4f')} | {_g(cell.free_mel)} | "
+            f"{_g(cell.aligned_mel)} | {cell.static} | {_g(cell.free_mel)} | "
             f"{cell.first_module} |"
         )
     return "\n".join(lines) + "\n"
