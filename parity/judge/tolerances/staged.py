@@ -76,7 +76,7 @@ FP16_MAX_SIZE_RATIO = 0.55
 
 # onnxruntime-web 1.30 on WebGPU in headless Chromium 150, SwiftShader adapter (no GPU here),
 # against PyTorch float32; measured 2026-12-06 on the tiny preset (seed 0), the six selection
-# requests (sentence ... numbers, 1.5 to 2.7 s of audio):
+# requests (sentence ... numbers, 1.2 to 2.7 s of audio):
 #   durations equal on all six; generator inputs rms_rel 9.6e-7 to 1.3e-6 (as on the CPU)
 #   harmonic source rms_rel 1.06e-4 to 1.09e-4 (CPU: 1.4e-7): WebGPU's Sin. Alone, on a
 #     Conv -> Sin graph, it is 1.1e-4 from ORT CPU while the Conv before it is 4e-7 (and Tanh,
