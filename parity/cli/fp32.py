@@ -63,6 +63,9 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"  runs on: onnxruntime-web {config.provider} in headless Chromium (docs/webgpu.md)")
     inputs = run_inputs(config)
     model = build_model(spec)
+    walk = bool(args.intermediate or args.module)  # for a file of any precision
+    if choice.precision == "quantized" and not walk:
+        return _report_results(args, [_compare_quantized(args, config, model, inputs)])
     requests = [
         inputs.case(name, model.vocab)
         if name in inputs.cases
@@ -70,10 +73,8 @@ def _compare(args: argparse.Namespace) -> int:
         for name in requested(args, inputs, cases=True)
     ]
     results: list[object]
-    if args.intermediate or args.module:  # the walk, for a file of any precision
+    if walk:
         results = _compare_intermediate(args, config, model, requests)
-    elif choice.precision == "quantized":
-        results = [_compare_quantized(args, config, model, inputs)]
     else:
         from parity.judge.verdict import judge_float
 
@@ -90,6 +91,10 @@ def _compare(args: argparse.Namespace) -> int:
                 provider=config.provider,
             )
         )
+    return _report_results(args, results)
+
+
+def _report_results(args: argparse.Namespace, results: list[object]) -> int:
     for result in results:
         print(result.report())  # type: ignore[attr-defined]
     write_json(args, results)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from parity.core.config import JUDGE_PROVIDERS
 from parity.core.errors import ParityError
 from parity.core.node_side import (
     WEB_DIR,
@@ -34,7 +35,8 @@ from parity.core.ort_session import effective_threads, require_onnx_file
 
 __all__ = ["BROWSER_PROVIDERS", "Adapter", "BrowserSession", "ValueInfo"]
 
-BROWSER_PROVIDERS = ("wasm", "webgpu")
+# Every judging provider but ORT's own CPU one runs in the browser.
+BROWSER_PROVIDERS = tuple(provider for provider in JUDGE_PROVIDERS if provider != "cpu")
 SCRIPT = WEB_DIR / "browser.mjs"
 
 # numpy dtype -> onnxruntime-web's tensor type, and onnxruntime-web's -> ONNX Runtime's name.
@@ -122,9 +124,6 @@ class BrowserSession:
             raise
         self.inputs = [_value_info(value) for value in ready["inputs"]]
         self.outputs = [_value_info(value) for value in ready["outputs"]]
-        self.load_seconds = float(ready["load_seconds"])
-        self.version = str(ready.get("version"))
-        self.browser = str(ready.get("browser"))
         found = ready.get("adapter")
         self.adapter = (
             None
@@ -136,7 +135,6 @@ class BrowserSession:
                 bool(found.get("f16")),
             )
         )
-        self.last_seconds: float | None = None
 
     def get_inputs(self) -> list[ValueInfo]:
         return self.inputs
@@ -146,7 +144,7 @@ class BrowserSession:
 
     def run(self, names: list[str] | None, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         """The outputs ``names`` (all when None) on ``feed``, as ONNX Runtime's ``run`` gives
-        them; ``last_seconds`` holds the page's time of ``session.run``."""
+        them."""
         fetches = list(names) if names else [value.name for value in self.outputs]
         folder = Path(self.folder.name)
         feeds = []
@@ -156,10 +154,8 @@ class BrowserSession:
                 raise ParityError(f"{self.provider}: input {name} has dtype {array.dtype}")
             file = f"in-{index}"
             array.tofile(folder / file)
-            feeds.append(
-                {"name": name, "dtype": WEB_TYPES[array.dtype], "dims": list(array.shape)}
-                | {"file": file}
-            )
+            dtype, dims = WEB_TYPES[array.dtype], list(array.shape)
+            feeds.append({"name": name, "dtype": dtype, "dims": dims, "file": file})
         self.node.send({"feeds": feeds, "fetches": fetches})
         try:
             answer = self.node.receive()
@@ -171,7 +167,6 @@ class BrowserSession:
                 f"feature, which {self.adapter.describe()} lacks (SwiftShader has none); judge "
                 "float16 on a GPU that has it (--webgpu-adapter hardware), or on wasm"
             ) from error
-        self.last_seconds = float(answer["seconds"])
         arrays = []
         for output in answer["outputs"]:
             file = folder / output["file"]

@@ -1,10 +1,9 @@
 // One ONNX model in onnxruntime-web inside headless Chromium (page.mjs), on WebGPU or
 // WebAssembly, for parity/judge/browser_session.py. Arguments: MODEL TENSOR_DIR PROVIDER THREADS
 // CHROMIUM [GPU]. It talks JSON lines over stdin/stdout:
-//   out, once:  {"ready": true, "inputs": [...], "outputs": [...], "load_seconds": s,
-//                "version": v, "adapter": {...} | null, "browser": "Chromium/..."}
+//   out, once:  {"ready": true, "inputs": [...], "outputs": [...], "adapter": {...} | null}
 //   in:         {"feeds": [{"name", "dtype", "dims", "file"}], "fetches": [names]}
-//   out:        {"seconds": s, "outputs": [{"name", "dtype", "dims", "file"}]}
+//   out:        {"outputs": [{"name", "dtype", "dims", "file"}]}
 // Tensors travel as raw little-endian files in TENSOR_DIR, which the page reads and writes over
 // a local HTTP server. Errors go out as {"error": "..."}; the browser closes when stdin closes.
 // GPU "hardware" leaves out the SwiftShader flags, so Chromium picks a real adapter.
@@ -93,7 +92,7 @@ async function main() {
       provider,
       Number(threads),
     );
-    send({ ready: true, browser: await browser.version(), ...opened });
+    send({ ready: true, ...opened });
     const lines = readline.createInterface({ input: process.stdin });
     for await (const line of lines) {
       if (!line.trim()) continue;
