@@ -237,3 +237,36 @@ def test_a_renamed_stft_fails_its_boundary_gate_rather_than_skipping(
         INTERMEDIATE,
     )
     assert clean.boundary_problem("decoder.generator.stft.analysis", "exact") is None
+
+
+@pytest.mark.parametrize("quantizer", ["DynamicQuantizeLinear", "QuantizeLinear"])
+def test_a_scope_hands_out_its_float_value_not_the_next_layers_integer_codes(quantizer) -> None:
+    """ONNX Runtime's quantizer names the node that quantizes a module's output after that
+    module; the module's boundary is still the float value, so int8 graphs walk like float."""
+    from onnx import TensorProto, helper
+
+    from parity.judge.intermediate import scope_boundary
+
+    if quantizer == "QuantizeLinear":
+        quantize = helper.make_node(quantizer, ["r", "s", "z"], ["q"], name="/a/r_QuantizeLinear")
+        consts = [
+            numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+            numpy_helper.from_array(np.array(128, np.uint8), "z"),
+        ]
+    else:
+        quantize = helper.make_node(quantizer, ["r"], ["q", "s", "z"], name="/a/r_QuantizeLinear")
+        consts = []
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["r"], name="/a/Relu"),
+            quantize,
+            helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="/b/Dequantize"),
+        ],
+        "edge_quantizer",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        consts,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert scope_boundary(model, "/a/").outputs == ("r",)
+    assert scope_boundary(model, "/b/").inputs[0] == "q"

@@ -77,7 +77,7 @@ def scope_boundary(model: onnx.ModelProto, prefix: str | Sequence[str]) -> Scope
             f"intermediate: no node of the graph is in scope {prefixes[0]!r}; "
             "list the scopes with `parity compare MODEL --list-scopes`"
         )
-    inside = _with_fused(model.graph, index, scoped)
+    inside = _without_edge_quantizers(_with_fused(model.graph, index, scoped))
     members = {id(node) for node in inside}
 
     def within(node: onnx.NodeProto) -> bool:
@@ -98,6 +98,24 @@ def scope_boundary(model: onnx.ModelProto, prefix: str | Sequence[str]) -> Scope
     read_outside |= {output.name for output in model.graph.output}
     outputs = [name for node in inside for name in node.output if name in read_outside]
     return ScopeBoundary(prefixes[0], len(inside), tuple(inputs), tuple(dict.fromkeys(outputs)))
+
+
+# Ops that turn a float value into integers for the next layer's integer kernel.
+QUANTIZERS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear"})
+
+
+def _without_edge_quantizers(inside: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
+    """``inside`` less the quantizers at its edge: ONNX Runtime's quantizer names the node that
+    quantizes a module's output for the next layer's integer op after the module
+    (``.../full_layer_layer_norm_11/..._QuantizeLinear`` ends ALBERT in every int8 Kokoro), so
+    the scope would hand out uint8 codes, a scale and a zero point, not its float output. A
+    quantizer none of the scope reads belongs to its reader; its float input is the output."""
+    read = {name for node in inside for name in node.input}
+    return [
+        node
+        for node in inside
+        if node.op_type not in QUANTIZERS or any(name in read for name in node.output)
+    ]
 
 
 def _with_fused(
