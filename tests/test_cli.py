@@ -143,6 +143,21 @@ def test_compare_against_other_weights_fails_with_a_report(
             "--mode and --recipe cpu.json both set the recipe",
             id="recipe-and-flags",
         ),
+        pytest.param(
+            ["quantize", "in.onnx", "-o", "x.onnx", "--variant", "qdq", "--per-channel"],
+            "--per-channel and --variant qdq both set the recipe",
+            id="variant-and-flags",
+        ),
+        pytest.param(
+            ["quantize", "in.onnx", "-o", "x.onnx", "--variant", "int4"],
+            "no int8 variant named 'int4'; the registry has published, dynamic-uint8",
+            id="unknown-variant",
+        ),
+        pytest.param(
+            ["quantize", "in.onnx", "-o", "x.onnx", "--variant", "published"],
+            "variant 'published' is made elsewhere",
+            id="variant-made-elsewhere",
+        ),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_exit_2(
@@ -317,3 +332,39 @@ def test_bench_with_no_provider_that_can_run_is_an_error(
     captured = capsys.readouterr()
     assert "wasm: skipped (node not found)" in captured.out
     assert "bench: no provider of wasm could run here" in captured.err
+
+
+def test_quantize_builds_a_registered_variant_by_name(
+    tmp_path: Path, tiny_export: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--variant NAME`` builds the registry's recipe, byte for byte what its gates build,
+    and its help names every variant the registry builds."""
+    import onnx
+
+    from parity.builders.quantize import quantize_model
+    from parity.judge.variant_registry import built_variants, variant
+
+    # The registry's recipes name the trained (kokoro-onnx) layout's scopes: the tiny export
+    # under those names.
+    model = onnx.load(str(tiny_export))
+    for node in model.graph.node:
+        for trained, ours in TRAINED_TO_OUR_SCOPES.items():
+            if ours != "/" and node.name.startswith(ours):
+                node.name = trained + node.name[len(ours) :]
+                break
+        else:
+            if node.name.startswith("/duration_proj"):
+                node.name = "/encoder/predictor" + node.name
+    source = tmp_path / "trained-names.onnx"
+    onnx.save(model, str(source))
+    out = tmp_path / "cli.onnx"
+    assert main(["quantize", str(source), "-o", str(out), "--variant", "dynamic-uint8"]) == 0
+    assert "variant dynamic-uint8 (" in capsys.readouterr().out
+    recipe = variant("dynamic-uint8").recipe
+    assert recipe is not None
+    library = quantize_model(source, tmp_path / "lib.onnx", recipe, [])
+    assert out.read_bytes() == library.path.read_bytes()
+    with pytest.raises(SystemExit):
+        main(["quantize", "--help"])
+    shown = "".join(capsys.readouterr().out.split())  # argparse wraps at hyphens too
+    assert all(entry.name in shown for entry in built_variants())

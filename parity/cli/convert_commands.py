@@ -67,6 +67,13 @@ def _recipe_from(args: argparse.Namespace) -> tuple[QuantRecipe, str]:
     from parity.builders.quantize import QuantRecipe
 
     given = {flag: getattr(args, flag) for flag in _RECIPE_FLAGS if hasattr(args, flag)}
+    if args.recipe and args.variant:
+        raise ParityError(
+            f"quantize: --variant {args.variant} and --recipe {args.recipe} both set the "
+            "recipe; drop one"
+        )
+    if args.variant:
+        return _variant_recipe(args.variant, given)
     if args.recipe:
         if given:
             flag = "--" + sorted(given)[0].replace("_", "-")
@@ -87,6 +94,26 @@ def _recipe_from(args: argparse.Namespace) -> tuple[QuantRecipe, str]:
         given["exclude_scopes"] = ()
     recipe = QuantRecipe(**given)
     return recipe, f"recipe {recipe.label()} from the flags"
+
+
+def _variant_recipe(name: str, given: dict[str, object]) -> tuple[QuantRecipe, str]:
+    """A registered int8 variant's recipe (``parity.judge.variant_registry``): what its gates
+    build from the trained float32 file, under the kokoro-onnx layout's names."""
+    from parity.judge.variant_registry import variant
+
+    if given:
+        flag = "--" + sorted(given)[0].replace("_", "-")
+        raise ParityError(
+            f"quantize: {flag} and --variant {name} both set the recipe; drop one "
+            "(the registry holds the whole recipe)"
+        )
+    entry = variant(name)
+    if entry.recipe is None:
+        raise ParityError(
+            f"quantize: variant {name!r} is made elsewhere, not built here; "
+            "`parity weights recover --int8 FILE` writes the published int8"
+        )
+    return entry.recipe, f"variant {name} ({entry.recipe.label()}) from the registry"
 
 
 def _calibration(args: argparse.Namespace, trained: bool) -> list[KokoroInput]:
@@ -110,7 +137,8 @@ def _quantize(args: argparse.Namespace) -> int:
     recipe, origin = _recipe_from(args)
     output = Path(output_of(args))
     kokoro_file(Path(args.input))
-    trained = args.voices == "trained" or (args.voices in (None, "auto") and bool(args.recipe))
+    stored = bool(args.recipe or args.variant)  # chosen and gated in the trained voices
+    trained = args.voices == "trained" or (args.voices in (None, "auto") and stored)
     calibration = _calibration(args, trained) if recipe.static else []
     cache = given_cache(args)
     if cache is None:
@@ -266,7 +294,13 @@ def add_quantize(commands: Any) -> None:
         help="build a stored recipe (fixtures/recipes/*.json, written by parity optimize) "
         "instead of the recipe flags below",
     )
-    recipe = quantize.add_argument_group("recipe flags (without --recipe)")
+    quantize.add_argument(
+        "--variant",
+        metavar="NAME",
+        help="build a registered int8 variant of the trained model (dynamic-uint8, qdq, "
+        "qoperator, dynamic-int8-per-channel: docs/int8.md) instead of the recipe flags",
+    )
+    recipe = quantize.add_argument_group("recipe flags (without --recipe or --variant)")
     suppress = argparse.SUPPRESS
     recipe.add_argument(
         "--mode", choices=QUANT_MODES, default=suppress, help=f"Default: {default.mode}"
