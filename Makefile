@@ -35,19 +35,25 @@ test: lint
 	$(BIN)/pytest --durations=15
 	# The float32 parity gate again on the trained weights (tox -e recovered runs them all).
 	$(BIN)/pytest --parity-weights=recovered -k "parity and sentence and fp32"
+	# The staged check of the trained float32 and float16 files on WebGPU (docs/webgpu.md), on
+	# the shortest case (one-token; ~2 min on a software adapter). float16 skips, with the line
+	# saying so, on an adapter without shader-f16 (SwiftShader); all skip without Chromium.
+	$(BIN)/pytest --parity-weights=recovered --parity-provider=webgpu -k "parity and staged and one-token"
 
 # Latency on CPU and WebAssembly, saved under .benchmarks/ for --benchmark-compare.
 bench: setup
 	$(BIN)/pytest -k bench --benchmark-autosave
 
-# The table of docs/webgpu.md: the trained files (float32, float16, the shipped int8 recipe and
-# the published int8) on cpu, wasm and webgpu in headless Chromium, on the shortest held-out
-# sentence (the software adapter takes minutes per request; WEBGPU_REQUESTS takes more). Float
+# The table of docs/webgpu.md: the trained files (float32, float16, the shipped int8 recipe, the
+# registry's int8 variants and the published int8) on cpu, wasm and webgpu in headless
+# Chromium, on the shortest held-out sentence (the software adapter takes minutes per request;
+# WEBGPU_REQUESTS takes more). Float
 # files get the staged check, int8 ones the four-axis verdict against fp32.onnx on the CPU, and
 # every file the module walk. Each run's JSON, text and stderr and the table go to $(WEBGPU_RUNS).
 WEBGPU_RUNS ?= .parity-webgpu
 WEBGPU_REQUESTS ?= held-yes
-WEBGPU_FILES ?= fp32 fp16 int8-shipped published
+WEBGPU_VARIANTS ?= dynamic-uint8 qdq qoperator dynamic-int8-per-channel
+WEBGPU_FILES ?= fp32 fp16 int8-shipped published $(WEBGPU_VARIANTS)
 webgpu: setup
 	mkdir -p $(WEBGPU_RUNS)
 	$(BIN)/parity weights recover -o $(WEBGPU_RUNS)/trained.pth --onnx-fp32 $(WEBGPU_RUNS)/fp32.onnx --int8 $(WEBGPU_RUNS)/published.onnx
@@ -57,6 +63,8 @@ webgpu: setup
 	  --block-node /decoder/decoder/generator/STFT --block-node /encoder/predictor/Sigmoid \
 	  --block-node /encoder/predictor/ReduceSum --block-node /encoder/Round
 	$(BIN)/parity quantize $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/int8-shipped.onnx --recipe fixtures/recipes/cpu.json
+	for variant in $(WEBGPU_VARIANTS); do \
+	  $(BIN)/parity quantize $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/$$variant.onnx --variant $$variant; done
 	for file in $(WEBGPU_FILES); do for provider in cpu wasm webgpu; do \
 	  run="$(WEBGPU_RUNS)/$$file.$$provider"; rm -f "$$run".*; \
 	  set -- $(WEBGPU_RUNS)/$$file.onnx --checkpoint $(WEBGPU_RUNS)/trained.pth \
