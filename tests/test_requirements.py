@@ -104,3 +104,24 @@ def test_a_missing_browser_skips_its_gates_with_what_to_install(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*browser: $PARITY_CHROMIUM=*names no file*"])
+
+
+def test_a_backend_without_a_feature_the_file_needs_skips_the_gate_with_its_line(
+    pytester: pytest.Pytester,
+) -> None:
+    """Float16 on an adapter without shader-f16 judges nothing: the gate skips, naming the
+    feature; any other parity error still fails its gate."""
+    pytester.makepyfile(
+        """
+        from parity.core.errors import BackendLacksError, ParityError
+
+        def test_float16_on_swiftshader():
+            raise BackendLacksError("webgpu: f.onnx: its float16 ops need shader-f16")
+
+        def test_broken_file():
+            raise ParityError("f.onnx: not a readable ONNX model")
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*backend: webgpu: f.onnx: its float16 ops need shader-f16*"])

@@ -15,3 +15,9 @@ def first_line(error: BaseException | str, limit: int = 300) -> str:
     if not line and isinstance(error, BaseException):
         line = type(error).__name__
     return line[:limit]
+
+
+class BackendLacksError(ParityError):
+    """The backend cannot run the file at all, for want of a hardware feature (a WebGPU adapter
+    without shader-f16): nothing was judged. A pytest gate skips with this line, as it does
+    for a missing tool, and the summary lists it as skipped; the CLI stops with it."""

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from parity.core.config import JUDGE_PROVIDERS
-from parity.core.errors import ParityError
+from parity.core.errors import BackendLacksError, ParityError
 from parity.core.node_side import (
     WEB_DIR,
     NodeProcess,
@@ -162,7 +162,7 @@ class BrowserSession:
         except ParityError as error:
             if "requires f16" not in str(error) or self.adapter is None:
                 raise
-            raise ParityError(
+            raise BackendLacksError(
                 f"{self.provider}: {self.path}: its float16 ops need the adapter's shader-f16 "
                 f"feature, which {self.adapter.describe()} lacks (SwiftShader has none); judge "
                 "float16 on a GPU that has it (--webgpu-adapter hardware), or on wasm"

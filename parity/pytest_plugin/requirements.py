@@ -5,7 +5,9 @@ kokoro-js) fails the whole run with one line when the tool is missing, unless th
 without it (``--parity-without=node``); then those gates skip, and the summary lists them.
 A browser (``needs("browser")``: Chromium for the WebGPU gates) is a system package that
 ``make setup`` cannot install, so its gates skip where it is missing, each with the line that
-says what to install, and the summary lists them as skipped.
+says what to install, and the summary lists them as skipped. A backend that lacks a hardware
+feature the file needs (``BackendLacksError``: float16 on a WebGPU adapter without shader-f16) skips
+its gate the same way, with the line that names the feature.
 A benchmark (pytest-benchmark's ``benchmark`` fixture) asserts no time, so outside a
 benchmarking run (``make bench``) it is deselected rather than skipped: a skip would read as
 a gate that judged nothing.
@@ -54,12 +56,18 @@ def tool_unavailable(tool: str) -> str | None:
 
 
 def needed_tools(item: pytest.Item) -> set[str]:
-    """The tools ``item`` needs: its ``needs`` markers, and Node.js for a WebAssembly case."""
+    """The tools ``item`` needs: its ``needs`` markers, Node.js for a WebAssembly latency case,
+    and the browser for a gate whose files run on a browser provider."""
     tools = {str(tool) for marker in item.iter_markers("needs") for tool in marker.args}
     callspec = getattr(item, "callspec", None)
     provider = callspec.params.get("provider") if callspec is not None else None
     if isinstance(provider, str) and provider.startswith("wasm"):
         tools.add("node")
+    # --parity-provider wasm or webgpu: the judged files run in headless Chromium.
+    parity_config = item.config.stash.get(CONFIG_KEY, None)
+    judged = "parity_files" in getattr(item, "fixturenames", ())
+    if judged and parity_config is not None and parity_config.provider != "cpu":
+        tools.add("browser")
     return tools
 
 
@@ -112,3 +120,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 f"{gates[0].nodeid}). Install it, or run with --parity-without={tool} "
                 "(PARITY_WITHOUT) to skip them, listed as skipped in the summary"
             )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A gate whose backend lacks a feature its file needs judged nothing: a skip with the
+    line naming the feature, never a pass; any other error stays a failure."""
+    from parity.core.errors import BackendLacksError
+
+    try:
+        return (yield)
+    except BackendLacksError as error:
+        pytest.skip(f"backend: {error}")
