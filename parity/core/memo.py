@@ -72,6 +72,7 @@ BROWSER_FILES = (
     "judge/browser_session.py",
     "core/node_side.py",
     "measure/web/browser.mjs",
+    "measure/web/chromium.mjs",
     "measure/web/page.mjs",
     "measure/web/package-lock.json",
 )

@@ -1,9 +1,12 @@
-"""kokoro-js (npm), the browser client, speaking under Node.js on WebAssembly.
+"""kokoro-js (npm), the browser client: under Node.js on WebAssembly, or in headless Chromium
+with ``device: "webgpu"``.
 
 The Node side is ``parity/measure/kokoro-js/speak.mjs`` with its own lockfile, installed with
 ``npm ci --ignore-scripts`` (onnxruntime-node, which transformers.js pulls in, downloads in its
-install script; the WebAssembly path never uses it). The model goes in a folder written by
-``parity.builders.kokoro_js_folder``; the voices are kokoro-js's own ``voices/*.bin``.
+install script; the WebAssembly path never uses it). On WebGPU, ``kokoro-js/browser.mjs`` loads
+the same modules in a page (``page.mjs``) as a site that bundles kokoro-js does. The model goes
+in a folder written by ``parity.builders.kokoro_js_folder``; the voices are kokoro-js's own
+``voices/*.bin``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from parity.builders.voices import official_pack, voice_of
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore, source_digest
-from parity.core.node_side import node_package_unavailable
+from parity.core.node_side import (
+    browser_unavailable,
+    current_adapter,
+    find_chromium,
+    node_package_unavailable,
+)
 
 __all__ = [
     "JS_DIR",
@@ -35,6 +43,9 @@ __all__ = [
 
 JS_DIR = Path(__file__).with_name("kokoro-js")
 SCRIPT = JS_DIR / "speak.mjs"
+PAGE_SCRIPT = JS_DIR / "browser.mjs"
+# kokoro-js's devices: "wasm" under Node.js (speak.mjs), "webgpu" in Chromium (browser.mjs).
+DEVICES = ("wasm", "webgpu")
 INSTALL = f"npm ci --prefix {JS_DIR} --ignore-scripts"
 
 
@@ -51,11 +62,12 @@ def kokoro_js_unavailable() -> str | None:
 
 @dataclass(frozen=True)
 class KokoroJsRun:
-    """What kokoro-js made of each request, and how long each ``generate_from_ids`` took."""
+    """What kokoro-js made of each request, and how long each ``generate_from_ids`` took
+    (untimed, empty, on WebGPU: a software adapter's times say nothing of a GPU's)."""
 
     waveforms: list[np.ndarray]
     seconds: list[float]
-    load_seconds: float
+    load_seconds: float | None
     versions: dict[str, str]
 
 
@@ -67,10 +79,14 @@ def speak_kokoro_js(
     dtype: str = "fp32",
     threads: int = 1,
     timeout: float = 1800.0,
+    device: str = "wasm",
 ) -> KokoroJsRun:
-    """Have kokoro-js load ``root/model`` as ``dtype`` and speak each request's phoneme ids
-    in its trained voice (kokoro-js picks the style row from the length, as kokoro does)."""
-    unavailable = kokoro_js_unavailable()
+    """Have kokoro-js load ``root/model`` as ``dtype`` on ``device`` and speak each request's
+    phoneme ids in its trained voice (kokoro-js picks the style row from the length, as
+    kokoro does)."""
+    if device not in DEVICES:
+        raise ParityError(f"kokoro-js: no device {device!r}; give one of {', '.join(DEVICES)}")
+    unavailable = kokoro_js_unavailable() or (browser_unavailable() if device == "webgpu" else None)
     if unavailable:
         raise ParityError(unavailable)
     with tempfile.TemporaryDirectory(prefix="kokoro-js-") as scratch:
@@ -80,27 +96,29 @@ def speak_kokoro_js(
             for r in requests
         ]
         (folder / "requests.json").write_text(json.dumps(payload), "utf-8")
-        command = [
-            "node",
-            str(SCRIPT),
-            str(root),
-            model,
-            dtype,
-            str(threads),
-            str(folder / "requests.json"),
-            str(folder),
-        ]
+        files = [str(folder / "requests.json"), str(folder)]
+        command = ["node", str(SCRIPT), str(root), model, dtype, str(threads), *files]
+        if device == "webgpu":
+            chromium = [str(find_chromium()), current_adapter()]
+            command = ["node", str(PAGE_SCRIPT), str(root), model, dtype, device, str(threads)]
+            command += [*files, *chromium]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         answer = json.loads(lines[-1]) if lines else {}
         if done.returncode or "error" in answer or not lines:
             why = answer.get("error") or (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ParityError(f"kokoro-js could not speak {root / model} ({dtype}): {why}")
+            raise ParityError(
+                f"kokoro-js could not speak {root / model} ({dtype}, {device}): {why[:2000]}"
+            )
         waveforms = [
             np.fromfile(folder / f"{index}.f32", dtype="<f4") for index in range(len(requests))
         ]
+    load = answer.get("load_seconds")
     return KokoroJsRun(
-        waveforms, list(answer["seconds"]), float(answer["load_seconds"]), answer["versions"]
+        waveforms,
+        list(answer.get("seconds", [])),
+        None if load is None else float(load),
+        answer["versions"],
     )
 
 
@@ -111,13 +129,16 @@ def speak_model_file(
     *,
     dtype: str = "fp32",
     threads: int = 1,
+    device: str = "wasm",
 ) -> KokoroJsRun:
     """``speak_kokoro_js`` on one of our ONNX files, put in a scratch kokoro-js folder."""
     from parity.builders.kokoro_js_folder import write_model_folder
 
     with tempfile.TemporaryDirectory(prefix="kokoro-js-model-") as root:
         write_model_folder(model_path, Path(root) / "model", vocab, dtype)
-        return speak_kokoro_js(Path(root), "model", requests, dtype=dtype, threads=threads)
+        return speak_kokoro_js(
+            Path(root), "model", requests, dtype=dtype, threads=threads, device=device
+        )
 
 
 def spoken_by_kokoro_js(
@@ -126,14 +147,16 @@ def spoken_by_kokoro_js(
     vocab: Mapping[str, int],
     requests: Sequence[KokoroInput],
     dtype: str = "fp32",
+    *,
+    device: str = "wasm",
 ) -> list[np.ndarray]:
     """kokoro-js's waveforms for ``requests`` from ``model_path`` (in a kokoro-js folder as
-    ``dtype``), from the run store when the same file, requests and client were heard before.
-    Timings are not stored: they belong to one run (``speak_kokoro_js``)."""
+    ``dtype``) on ``device``, from the run store when the same file, requests and client
+    were heard before. Timings are not stored: they belong to one run (``speak_kokoro_js``)."""
     from parity.core.cache import content_digest
 
     def compute() -> dict[str, np.ndarray]:
-        spoken = speak_model_file(model_path, vocab, requests, dtype=dtype)
+        spoken = speak_model_file(model_path, vocab, requests, dtype=dtype, device=device)
         return {str(index): waveform for index, waveform in enumerate(spoken.waveforms)}
 
     parts = {
@@ -152,5 +175,19 @@ def spoken_by_kokoro_js(
             (),
         ),
     }
+    if device != "wasm":  # WebAssembly's keys stay as they were
+        parts |= {
+            "device": device,
+            "adapter": current_adapter(),
+            "page": source_digest(
+                (
+                    "measure/kokoro-js/browser.mjs",
+                    "measure/kokoro-js/page.mjs",
+                    "measure/web/chromium.mjs",
+                    "measure/web/package-lock.json",
+                ),
+                (),
+            ),
+        }
     spoken = runs.arrays("kokoro-js", parts, compute)
     return [spoken[str(index)] for index in range(len(requests))]
