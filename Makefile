@@ -54,6 +54,16 @@ WEBGPU_RUNS ?= .parity-webgpu
 WEBGPU_REQUESTS ?= held-yes
 WEBGPU_VARIANTS ?= dynamic-uint8 qdq qoperator dynamic-int8-per-channel
 WEBGPU_FILES ?= fp32 fp16 int8-shipped published $(WEBGPU_VARIANTS)
+# One run of the table: $(call webgpu_run,FILE,PROVIDER,RUN NAME,EXTRA FLAGS).
+define webgpu_run
+run="$(WEBGPU_RUNS)/$(3)"; rm -f "$$run".*; \
+set -- $(WEBGPU_RUNS)/$(1).onnx --checkpoint $(WEBGPU_RUNS)/trained.pth \
+  --reference $(WEBGPU_RUNS)/fp32.onnx --provider $(2) --requests $(WEBGPU_REQUESTS) $(4); \
+echo "webgpu table: $(3)"; \
+$(BIN)/parity compare "$$@" --json "$$run.json" >"$$run.txt" 2>"$$run.err" || true; \
+[ -f "$$run.json" ] && { $(BIN)/parity compare "$$@" --intermediate \
+  --json "$$run.walk.json" >>"$$run.txt" 2>>"$$run.err" || true; }
+endef
 webgpu: setup
 	mkdir -p $(WEBGPU_RUNS)
 	$(BIN)/parity weights recover -o $(WEBGPU_RUNS)/trained.pth --onnx-fp32 $(WEBGPU_RUNS)/fp32.onnx --int8 $(WEBGPU_RUNS)/published.onnx
@@ -66,14 +76,10 @@ webgpu: setup
 	for variant in $(WEBGPU_VARIANTS); do \
 	  $(BIN)/parity quantize $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/$$variant.onnx --variant $$variant; done
 	for file in $(WEBGPU_FILES); do for provider in cpu wasm webgpu; do \
-	  run="$(WEBGPU_RUNS)/$$file.$$provider"; rm -f "$$run".*; \
-	  set -- $(WEBGPU_RUNS)/$$file.onnx --checkpoint $(WEBGPU_RUNS)/trained.pth \
-	    --reference $(WEBGPU_RUNS)/fp32.onnx --provider $$provider --requests $(WEBGPU_REQUESTS); \
-	  echo "webgpu table: $$file on $$provider"; \
-	  $(BIN)/parity compare "$$@" --json "$$run.json" >"$$run.txt" 2>"$$run.err" || true; \
-	  [ -f "$$run.json" ] && { $(BIN)/parity compare "$$@" --intermediate \
-	    --json "$$run.walk.json" >>"$$run.txt" 2>>"$$run.err" || true; }; \
+	  $(call webgpu_run,$$file,$$provider,$$file.$$provider,); \
 	done; done
+	# The float32 file again on WebGPU, on the onnxruntime-web kokoro-js ships (--ort-web).
+	$(call webgpu_run,fp32,webgpu,fp32.webgpu-kokoro-js,--ort-web kokoro-js)
 	$(BIN)/parity report --backends $(WEBGPU_RUNS) -o $(WEBGPU_RUNS)/table.md
 
 clean:

@@ -122,3 +122,23 @@ def test_model_digest_tells_the_sources_apart_though_their_weights_are_equal() -
     assert torch_model_digest(deterministic) == torch_model_digest(
         build_model(KokoroSpec(preset="tiny"))
     )
+
+
+def test_the_onnxruntime_web_build_keys_browser_runs_only() -> None:
+    """A run on kokoro-js's onnxruntime-web is stored apart from one on parity's; CPU keys
+    and parity's own build's keys stay as they were."""
+    from parity.core.inputs import KokoroInput
+    from parity.core.memo import onnxruntime_parts
+    from parity.core.node_side import using_ort_web
+
+    request = KokoroInput("r", "a", np.array([[0, 1, 0]]), np.zeros((1, 256), np.float32))
+
+    def key(provider: str) -> dict:
+        return onnxruntime_parts("digest", request, "run", threads=1, provider=provider)
+
+    parity_build = key("webgpu"), key("cpu")
+    with using_ort_web("kokoro-js"):
+        client_build = key("webgpu"), key("cpu")
+    assert "ort_web" not in parity_build[0]
+    assert client_build[0] != parity_build[0]
+    assert client_build[1] == parity_build[1]

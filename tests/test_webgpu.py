@@ -17,13 +17,16 @@ from onnx import TensorProto, helper, numpy_helper
 
 from parity.judge.tolerances import BROWSER_CONV, FP16_GRAPH_REL, INTERMEDIATE, WEBGPU_FP32
 
-# Measured 2026-12-06 (tests/test_webgpu.py on this machine, SwiftShader): what kokoro-js's own
-# onnxruntime-web does on WebGPU, where ours (1.30) keeps the CPU's durations.
+# Measured 2026-12-06 (this file, on this machine, SwiftShader): what kokoro-js's own
+# onnxruntime-web does on WebGPU, where ours (1.30) keeps the CPU's durations. The walk on
+# that runtime (--ort-web kokoro-js) names the module, and its ScatterND is the op.
 KOKORO_JS_WEBGPU_MOVES = (
     "kokoro-js 1.2.1 on WebGPU (transformers.js 3.8.1, onnxruntime-web 1.22.0-dev) moves the "
     "tiny model's durations on held-yes/af_heart: 15 frames, against 12 from kokoro-js on "
-    "WebAssembly, ORT CPU and onnxruntime-web 1.30's WebGPU (docs/webgpu.md)"
+    "WebAssembly, ORT CPU and onnxruntime-web 1.30's WebGPU; its WebGPU ScatterND is wrong "
+    "(docs/webgpu.md)"
 )
+CLIENT_FAULT_MODULE = "predictor.text_encoder"  # its ScatterND pads the duration encoder's LSTM
 
 pytestmark = pytest.mark.needs("browser")
 
@@ -256,3 +259,28 @@ def test_kokoro_js_on_webgpu_speaks_as_on_webassembly(
     )
     assert len(webgpu) == len(wasm), "durations moved"
     assert distance <= WEBGPU_FP32.free_mel
+
+
+@pytest.mark.needs("node")
+def test_kokoro_js_runtime_on_webgpu_is_walked_to_the_module_it_breaks(
+    tiny_model, tiny_export, tiny_request, parity_runs, parity_record
+) -> None:
+    """The same file on the onnxruntime-web kokoro-js ships (--ort-web kokoro-js): the walk
+    names the duration encoder, whose ScatterND that runtime's WebGPU gets wrong; on parity's
+    own onnxruntime-web the same walk passes (test_parity_webgpu_only_fault_is_named[cpu]
+    holds the CPU). A fact about kokoro-js's pinned runtime: it fails the day an update
+    mends the kernel, and docs/webgpu.md is updated then."""
+    from parity.core.node_side import using_ort_web
+    from parity.judge.boundaries import IntermediateSession
+    from parity.judge.localize import compare_intermediates
+
+    with using_ort_web("kokoro-js"):
+        session = IntermediateSession.for_kokoro(
+            tiny_export, tiny_model, tiny_request, runs=parity_runs, provider="webgpu"
+        )
+        report = compare_intermediates(tiny_model, session, tiny_request, INTERMEDIATE)
+    first = report.first_failure
+    named = first.describe() if first else "none"
+    parity_record.add("webgpu", f"kokoro-js's onnxruntime-web on WebGPU: first {named}")
+    assert first is not None, report.table()
+    assert first.module == CLIENT_FAULT_MODULE, report.table()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from parity.cli import convert_commands, fp32, measure, report, search
 from parity.core.errors import ParityError
-from parity.core.node_side import current_adapter, use_adapter
+from parity.core.node_side import current_adapter, current_ort_web, use_adapter, use_ort_web
 from parity.core.ort_session import effective_threads, use_threads
 from parity.core.tally import TALLY
 
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start = TALLY.snapshot()
-    before = effective_threads(0), current_adapter()
+    before = effective_threads(0), current_adapter(), current_ort_web()
     try:
         use_threads(getattr(args, "threads", 0) or 0)
         code = int(args.run(args))
@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The caller's settings (an in-process test, a pytest run) are its own.
         use_threads(before[0])
         use_adapter(before[1])
+        use_ort_web(before[2])
     tally = TALLY.since(start)
     if tally.kinds:  # what the pytest summary's "cache" line says, for this command
         print(f"parity: {tally.line()}", file=sys.stderr)

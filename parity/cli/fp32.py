@@ -43,7 +43,7 @@ def _export(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from parity.builders.model import build_model
     from parity.builders.voices import run_inputs
-    from parity.core.node_side import use_adapter
+    from parity.core.node_side import use_adapter, use_ort_web
     from parity.core.ort_session import require_onnx_file
     from parity.judge.detect import spec_for_graph
     from parity.judge.verdict import choose_verdict
@@ -53,6 +53,7 @@ def _compare(args: argparse.Namespace) -> int:
         return _list_scopes(Path(args.model))
     config = config_from(args)
     use_adapter(config.webgpu_adapter)
+    use_ort_web(config.ort_web)
     facts = kokoro_file(Path(args.model))
     choice = choose_verdict(facts, config.precision)
     spec = spec_for_graph(spec_from(config), facts, config.detect)

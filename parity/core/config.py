@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.core.errors import ParityError
-from parity.core.node_side import ADAPTERS
+from parity.core.node_side import ADAPTERS, ORT_WEB_BUILDS
 from parity.core.spec import (
     AUTO,
     DEFAULT_OPSET,
@@ -216,6 +216,15 @@ OPTIONS: tuple[Option, ...] = (
         commands=("compare",),
     ),
     Option(
+        "ort_web",
+        "Which onnxruntime-web the browser providers load: parity's pinned one, or the one "
+        "kokoro-js's transformers.js resolves (the runtime that client ships), to judge and "
+        "walk a file on it (docs/webgpu.md)",
+        "parity",
+        choices=tuple(ORT_WEB_BUILDS),
+        commands=("compare",),
+    ),
+    Option(
         "precision",
         "Which verdict judges a file: auto detects float32, float16 or quantized",
         AUTO,
@@ -368,6 +377,7 @@ class ParityConfig:
     threads: int = 0
     provider: str = "cpu"  # where the judged files run: cpu, or wasm/webgpu in Chromium
     webgpu_adapter: str = "software"
+    ort_web: str = "parity"  # the onnxruntime-web build browser providers load
     baselines_dir: Path = Path("fixtures/baselines")
     regen: bool = False  # rewrite stored baselines instead of comparing with them
     full_sweep: bool = False  # re-run whole sensitivity sweeps, not just their decisions
@@ -429,6 +439,7 @@ def build_config(values: Mapping[str, Any], rootdir: Path | None = None) -> Pari
         threads=int(value("threads")),
         provider=value("provider"),
         webgpu_adapter=value("webgpu_adapter"),
+        ort_web=value("ort_web"),
         baselines_dir=root / "fixtures" / "baselines",
         regen=bool(value("regen")),
         full_sweep=value("sweep") == "full",

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from parity.core.cache import ArtifactCache, CacheKey
-from parity.core.node_side import current_adapter
+from parity.core.node_side import ORT_WEB_BUILDS, current_adapter, current_ort_web
 from parity.core.ort_session import effective_threads
 from parity.core.tally import TALLY
 
@@ -180,6 +180,10 @@ def onnxruntime_parts(
             "adapter": current_adapter() if provider == "webgpu" else None,
         }
     )
+    build = current_ort_web()
+    if browser and build != "parity":  # parity's own build keeps its keys
+        lockfile = f"{ORT_WEB_BUILDS[build]}/package-lock.json"
+        browser["ort_web"] = f"{build} {source_digest((lockfile,), ())}"
     return {
         "artefact": artefact,
         "code": source_digest(ORT_MODULES, ORT_PACKAGES),

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,19 @@ from parity.core.errors import ParityError
 __all__ = [
     "ADAPTERS",
     "CHROMIUM_ENV",
+    "ORT_WEB_BUILDS",
     "WEB_DIR",
     "WEB_INSTALL",
     "NodeProcess",
     "browser_unavailable",
     "current_adapter",
+    "current_ort_web",
     "find_chromium",
     "node_package_unavailable",
+    "ort_web_dist",
     "use_adapter",
+    "use_ort_web",
+    "using_ort_web",
 ]
 
 WEB_DIR = Path(__file__).parents[1] / "measure" / "web"
@@ -47,6 +53,47 @@ def use_adapter(adapter: str) -> None:
 def current_adapter() -> str:
     """The WebGPU adapter kind this process's sessions ask Chromium for."""
     return _ADAPTER[0]
+
+
+# The onnxruntime-web builds a browser run can load, by the npm folder (under parity/) whose
+# lockfile pins them: parity's own, and the one kokoro-js's transformers.js resolves, i.e. the
+# runtime that client ships (--ort-web), so a file is judged and walked on it.
+ORT_WEB_BUILDS = {"parity": "measure/web", "kokoro-js": "measure/kokoro-js"}
+_ORT_WEB = ["parity"]
+
+
+def use_ort_web(build: str) -> None:
+    """Give every browser session of this process onnxruntime-web ``build`` (--ort-web)."""
+    if build not in ORT_WEB_BUILDS:
+        raise ParityError(f"ort-web: {build!r}; give one of {', '.join(ORT_WEB_BUILDS)}")
+    _ORT_WEB[0] = build
+
+
+def current_ort_web() -> str:
+    """The onnxruntime-web build this process's browser sessions load."""
+    return _ORT_WEB[0]
+
+
+@contextlib.contextmanager
+def using_ort_web(build: str) -> Iterator[None]:
+    """Browser sessions opened inside load onnxruntime-web ``build``; the one before after."""
+    before = current_ort_web()
+    use_ort_web(build)
+    try:
+        yield
+    finally:
+        use_ort_web(before)
+
+
+def ort_web_dist(build: str) -> Path:
+    """onnxruntime-web's dist folder of ``build``; one line on what to install if absent."""
+    folder = Path(__file__).parents[1] / ORT_WEB_BUILDS[build]
+    dist = folder / "node_modules" / "onnxruntime-web" / "dist"
+    if not dist.is_dir():
+        raise ParityError(
+            f"ort-web {build}: onnxruntime-web is not installed in {folder}; run: make setup"
+        )
+    return dist
 
 
 def node_package_unavailable(folder: Path, package: str, install: str, use: str) -> str | None:

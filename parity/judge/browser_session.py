@@ -29,7 +29,9 @@ from parity.core.node_side import (
     NodeProcess,
     browser_unavailable,
     current_adapter,
+    current_ort_web,
     find_chromium,
+    ort_web_dist,
 )
 from parity.core.ort_session import effective_threads, require_onnx_file
 
@@ -114,7 +116,8 @@ class BrowserSession:
         assert chromium is not None  # browser_unavailable said so
         threads = effective_threads(threads)
         arguments = [str(model), self.folder.name, provider, str(threads), str(chromium)]
-        self.node = NodeProcess(SCRIPT, [*arguments, current_adapter()], f"{provider}: {self.path}")
+        runtime = [current_adapter(), str(ort_web_dist(current_ort_web()))]
+        self.node = NodeProcess(SCRIPT, [*arguments, *runtime], f"{provider}: {self.path}")
         # A session nobody closes (runners are dropped, not closed) still ends its browser.
         self._finalizer = weakref.finalize(self, _close, self.node, self.folder)
         try:

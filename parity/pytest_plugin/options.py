@@ -12,7 +12,7 @@ import pytest
 
 from parity.core.config import OPTIONS, Option, build_config
 from parity.core.errors import ParityError
-from parity.core.node_side import current_adapter, use_adapter
+from parity.core.node_side import current_adapter, current_ort_web, use_adapter, use_ort_web
 from parity.core.ort_session import effective_threads, use_threads
 from parity.pytest_plugin.gates import GATES_KEY, GateCollector
 from parity.pytest_plugin.keys import CONFIG_KEY, RECORDER_KEY
@@ -94,14 +94,15 @@ def option_values(config: pytest.Config) -> dict[str, Any]:
     return values
 
 
-THREADS_BEFORE_KEY = pytest.StashKey[tuple[int, str]]()
+THREADS_BEFORE_KEY = pytest.StashKey[tuple[int, str, str]]()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if THREADS_BEFORE_KEY in config.stash:
-        threads, adapter = config.stash[THREADS_BEFORE_KEY]
+        threads, adapter, ort_web = config.stash[THREADS_BEFORE_KEY]
         use_threads(threads)
         use_adapter(adapter)
+        use_ort_web(ort_web)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -126,14 +127,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "parity_benchmarking); skips on pytest-xdist workers, so make test runs these alone",
     )
     config.stash[RECORDER_KEY] = Recorder()
-    # --parity-threads (and --parity-webgpu-adapter) reach every session the run opens, as the
-    # CLI's do; they are put back at the end, so a run inside a run (pytester) leaves the outer
-    # one's as they were.
-    config.stash[THREADS_BEFORE_KEY] = (effective_threads(0), current_adapter())
+    # --parity-threads (and --parity-webgpu-adapter, --parity-ort-web) reach every session the
+    # run opens, as the CLI's do; they are put back at the end, so a run inside a run
+    # (pytester) leaves the outer one's as they were.
+    config.stash[THREADS_BEFORE_KEY] = (effective_threads(0), current_adapter(), current_ort_web())
     try:
         parity_config = build_config(option_values(config), Path(str(config.rootpath)))
         use_threads(parity_config.threads)  # refuses a negative count
         use_adapter(parity_config.webgpu_adapter)
+        use_ort_web(parity_config.ort_web)
     except ParityError as error:
         raise pytest.UsageError(f"parity: {error}") from error
     config.stash[CONFIG_KEY] = parity_config

@@ -1,6 +1,7 @@
 // One ONNX model in onnxruntime-web inside headless Chromium (page.mjs), on WebGPU or
 // WebAssembly, for parity/judge/browser_session.py. Arguments: MODEL TENSOR_DIR PROVIDER THREADS
-// CHROMIUM [GPU]. It talks JSON lines over stdin/stdout:
+// CHROMIUM [GPU [ORT_DIST]]; ORT_DIST is the onnxruntime-web dist folder the page loads (this
+// folder's by default). It talks JSON lines over stdin/stdout:
 //   out, once:  {"ready": true, "inputs": [...], "outputs": [...], "adapter": {...} | null}
 //   in:         {"feeds": [{"name", "dtype", "dims", "file"}], "fetches": [names]}
 //   out:        {"outputs": [{"name", "dtype", "dims", "file"}]}
@@ -15,20 +16,20 @@ import { fileURLToPath } from "node:url";
 import { firstLine, launch, openPage, serve } from "./chromium.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ORT_DIST = path.join(HERE, "node_modules", "onnxruntime-web", "dist");
+const OWN_ORT_DIST = path.join(HERE, "node_modules", "onnxruntime-web", "dist");
 const PAGE = '<!doctype html><meta charset="utf-8"><script type="module" src="/page.mjs"></script>';
 const SAFE_NAME = /^[A-Za-z0-9_.-]+$/;
 
 const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 
-function route(modelPath, tensorDir) {
+function route(modelPath, tensorDir, ortDist) {
   return (request, url, response) => {
     const [, head, name = ""] = url.pathname.split("/");
     const file =
       head === "" ? null
       : head === "page.mjs" ? path.join(HERE, "page.mjs")
       : head === "model" ? modelPath
-      : SAFE_NAME.test(name) && head === "ort" ? path.join(ORT_DIST, name)
+      : SAFE_NAME.test(name) && head === "ort" ? path.join(ortDist, name)
       : SAFE_NAME.test(name) && head === "tensor" ? path.join(tensorDir, name)
       : undefined;
     if (request.method === "POST" && head === "tensor" && file) {
@@ -45,9 +46,10 @@ function route(modelPath, tensorDir) {
 }
 
 async function main() {
-  const [modelPath, tensorDir, provider, threads, chromium, gpu = "software"] =
+  const [modelPath, tensorDir, provider, threads, chromium, gpu = "software", ortDist] =
     process.argv.slice(2);
-  const server = await serve(route(path.resolve(modelPath), path.resolve(tensorDir)));
+  const dist = path.resolve(ortDist || OWN_ORT_DIST);
+  const server = await serve(route(path.resolve(modelPath), path.resolve(tensorDir), dist));
   const browser = await launch(chromium, gpu);
   try {
     const page = await openPage(browser, `http://127.0.0.1:${server.address().port}/`);
