@@ -26,11 +26,21 @@ def requests() -> list:
     return fixture_sentences("greeting")[:1]
 
 
-@pytest.mark.parametrize("provider", bench.PROVIDERS)
+@pytest.mark.parametrize("provider", bench.BENCH_PROVIDERS)
 def test_measure_reports_the_audio_it_timed(tiny, requests, provider) -> None:
     if provider.startswith("wasm") and WASM_MISSING:
         pytest.skip(WASM_MISSING)
+    if provider == "webgpu" and node_side.browser_unavailable():
+        pytest.skip(f"browser: {node_side.browser_unavailable()}")
     records = bench.measure({"a": tiny, "b": tiny}, provider, requests, repeats=3)
+    # WebGPU's records name the adapter, and a software one's say theirs is no GPU's time.
+    notes = {record.note for record in records}
+    if provider == "webgpu":
+        (note,) = notes
+        assert ("software adapter" in note) == ("not a GPU's time" in note), note
+        assert all(f"[{note}]" in record.line() for record in records)
+    else:
+        assert notes == {""}
     assert [record.model for record in records] == ["a", "b"]
     samples = 64 * requests[0].input_ids.size  # Tile copies x tokens (one output channel)
     for record in records:

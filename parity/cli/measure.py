@@ -1,4 +1,4 @@
-"""``parity bench``: real-time factor on ONNX Runtime CPU and WebAssembly."""
+"""``parity bench``: real-time factor on ONNX Runtime CPU, WebAssembly and WebGPU."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from parity.cli.common import add_table_options, inputs_dir, kokoro_file
+from parity.cli.common import add_table_options, config_from, inputs_dir, kokoro_file
 from parity.cli.grammar import add_json, add_requests, requested, write_json
 from parity.core.errors import ParityError
 
 
 def _bench(args: argparse.Namespace) -> int:
     from parity.core.inputs import load_input_set
+    from parity.core.node_side import browser_unavailable, use_adapter
     from parity.core.spec import load_config
-    from parity.measure.bench import PROVIDERS, measure, write_records
+    from parity.measure.bench import BENCH_PROVIDERS, measure, write_records
     from parity.measure.wasm import wasm_unavailable
 
     named = [_named_model(spec) for spec in args.models]
@@ -22,15 +23,20 @@ def _bench(args: argparse.Namespace) -> int:
     if len(models) < len(named):
         raise ParityError("bench: two models share a name; name them NAME=MODEL.onnx")
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
-    unknown = sorted(set(providers) - set(PROVIDERS))
+    unknown = sorted(set(providers) - set(BENCH_PROVIDERS))
     if unknown:
-        raise ParityError(f"bench: unknown provider(s) {unknown}; use {', '.join(PROVIDERS)}")
+        raise ParityError(f"bench: unknown provider(s) {unknown}; use {', '.join(BENCH_PROVIDERS)}")
+    use_adapter(config_from(args).webgpu_adapter)
     inputs = load_input_set(inputs_dir(args))
     vocab = load_config("full")["vocab"]
     requests = [inputs.case_for(key, vocab) for key in requested(args, inputs)]
     records = []
     for provider in providers:
-        reason = wasm_unavailable() if provider.startswith("wasm") else None
+        reason = (
+            wasm_unavailable() if provider.startswith("wasm")
+            else browser_unavailable() if provider == "webgpu"
+            else None
+        )  # fmt: skip
         if reason is not None:
             print(f"{provider}: skipped ({reason})")
             continue
@@ -76,11 +82,15 @@ def _named_model(spec: str) -> tuple[str, Path]:
 
 def add_bench(commands: Any) -> None:
     bench = commands.add_parser(
-        "bench", help="real-time factor of models on ONNX Runtime CPU and WebAssembly"
+        "bench",
+        help="real-time factor of models on ONNX Runtime CPU, WebAssembly and WebGPU (in "
+        "headless Chromium; a software adapter's time is labelled as not a GPU's)",
     )
     bench.add_argument("models", nargs="+", metavar="[NAME=]MODEL.onnx")
     bench.add_argument(
-        "--providers", default="cpu,cpu-1t,wasm", help="comma-separated. Default: %(default)s"
+        "--providers",
+        default="cpu,cpu-1t,wasm",
+        help="comma-separated, from cpu, cpu-1t, wasm, wasm-2t, webgpu. Default: %(default)s",
     )
     bench.add_argument("--repeats", type=int, default=5, help="interleaved. Default: %(default)s")
     add_requests(bench, "sentence", old=("--sentence",))

@@ -213,7 +213,7 @@ OPTIONS: tuple[Option, ...] = (
         "software",
         choices=ADAPTERS,
         env="PARITY_WEBGPU_ADAPTER",
-        commands=("compare",),
+        commands=("compare", "bench"),
     ),
     Option(
         "ort_web",

@@ -125,6 +125,10 @@ class BrowserSession:
         except BaseException:
             self.close()
             raise
+        # The page's time around its last session.run (outputs read back included): what
+        # parity bench reports for webgpu, labelled with the adapter (a software one's is the
+        # CPU emulating a GPU). Nothing judged reads it.
+        self.seconds: float | None = None
         self.inputs = [_value_info(value) for value in ready["inputs"]]
         self.outputs = [_value_info(value) for value in ready["outputs"]]
         found = ready.get("adapter")
@@ -170,6 +174,7 @@ class BrowserSession:
                 f"feature, which {self.adapter.describe()} lacks (SwiftShader has none); judge "
                 "float16 on a GPU that has it (--webgpu-adapter hardware), or on wasm"
             ) from error
+        self.seconds = float(answer["seconds"])
         arrays = []
         for output in answer["outputs"]:
             file = folder / output["file"]

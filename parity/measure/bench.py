@@ -8,6 +8,10 @@ Providers:
   cross-origin isolation. What it cannot copy is the instruction set (native AVX-512 VNNI
   here against WebAssembly's 128-bit SIMD), which is why ``wasm`` exists.
 - ``wasm``: onnxruntime-web's WebAssembly build in Node.js (``parity.measure.wasm``), one thread.
+- ``webgpu``: onnxruntime-web's WebGPU backend in headless Chromium
+  (``parity.judge.browser_session``), timed in the page around ``session.run``. Each record
+  names the adapter: on a software one (SwiftShader) the time is the CPU emulating a GPU, and
+  says nothing about a GPU's; on a hardware adapter (``--webgpu-adapter hardware``) it is real.
 
 Timings are ratios inside one run or pytest-benchmark comparisons with a saved run; no
 absolute time is ever a gate.
@@ -29,6 +33,7 @@ from parity.core.memo import RunStore
 from parity.core.spec import SAMPLE_RATE
 
 __all__ = [
+    "BENCH_PROVIDERS",
     "PROVIDERS",
     "WASM_THREADS",
     "LatencyRecord",
@@ -39,15 +44,21 @@ __all__ = [
     "speed_ratios",
 ]
 
-Provider = Literal["cpu", "cpu-1t", "wasm", "wasm-2t"]
+Provider = Literal["cpu", "cpu-1t", "wasm", "wasm-2t", "webgpu"]
 # wasm: one thread, what a page without cross-origin isolation gets (most pages); wasm-2t: the
 # threaded build on two threads, what a cross-origin-isolated page gets on this machine.
 PROVIDERS: tuple[Provider, ...] = ("cpu", "cpu-1t", "wasm", "wasm-2t")
+# What parity bench times: the above, which the op profile and the speed gates use too, and
+# WebGPU, which only bench times (no gate times a GPU).
+BENCH_PROVIDERS: tuple[Provider, ...] = (*PROVIDERS, "webgpu")
 WASM_THREADS: dict[str, int] = {"wasm": 1, "wasm-2t": 2}
 
 
 class TimedSession(Protocol):
-    """A loaded model that synthesizes one request and says how long the inference took."""
+    """A loaded model that synthesizes one request and says how long the inference took;
+    ``note`` says what the time is of where that is not plain (a WebGPU adapter)."""
+
+    note: str
 
     def time(self, request: KokoroInput) -> tuple[float, int]:
         """(seconds of inference, audio samples produced)."""
@@ -57,6 +68,8 @@ class TimedSession(Protocol):
 
 
 class _OrtTimed:
+    note = ""
+
     def __init__(self, path: Path, threads: int) -> None:
         from parity.judge.runners import OrtRunner
 
@@ -72,6 +85,8 @@ class _OrtTimed:
 
 
 class _WasmTimed:
+    note = ""
+
     def __init__(self, path: Path, threads: int) -> None:
         from parity.measure.wasm import WasmSession
 
@@ -85,6 +100,28 @@ class _WasmTimed:
         self.session.close()
 
 
+class _BrowserTimed:
+    def __init__(self, path: Path, provider: str) -> None:
+        from parity.judge.browser_session import BrowserSession
+        from parity.judge.runners import OrtRunner
+
+        self.runner = OrtRunner(path, provider=provider)
+        session = self.runner.session
+        assert isinstance(session, BrowserSession)
+        self.session = session
+        adapter = session.adapter.describe() if session.adapter else provider
+        software = session.adapter is not None and session.adapter.software
+        self.note = f"{adapter}: the CPU emulating a GPU, not a GPU's time" if software else adapter
+
+    def time(self, request: KokoroInput) -> tuple[float, int]:
+        audio = self.runner.run(request, [self.runner.audio_name])[0]
+        assert self.session.seconds is not None
+        return self.session.seconds, int(audio.size)
+
+    def close(self) -> None:
+        self.session.close()
+
+
 def open_timed(path: Path, provider: Provider) -> TimedSession:
     """Load ``path`` on ``provider`` (a ParityError says why a backend is unavailable)."""
     if provider == "cpu":
@@ -93,7 +130,9 @@ def open_timed(path: Path, provider: Provider) -> TimedSession:
         return _OrtTimed(path, threads=1)
     if provider in WASM_THREADS:
         return _WasmTimed(path, WASM_THREADS[provider])
-    raise ParityError(f"bench: unknown provider {provider!r}; use {', '.join(PROVIDERS)}")
+    if provider == "webgpu":
+        return _BrowserTimed(path, provider)
+    raise ParityError(f"bench: unknown provider {provider!r}; use {', '.join(BENCH_PROVIDERS)}")
 
 
 @dataclass(frozen=True)
@@ -108,6 +147,7 @@ class LatencyRecord:
     repeats: int
     spread: float  # (slowest - fastest) / median over the repeats
     fastest: float  # seconds of the fastest repeat: what speed ratios compare
+    note: str = ""  # what the time is of, where not plain: a WebGPU adapter
 
     @property
     def rtf(self) -> float:
@@ -124,6 +164,7 @@ class LatencyRecord:
             f"{self.model:24s} {self.provider:7s} {self.seconds:7.3f} s for "
             f"{self.audio_seconds:5.2f} s of audio: RTF {self.rtf:.3f} "
             f"(±{self.spread:.0%} over {self.repeats}), {self.size_bytes / 1e6:.1f} MB"
+            + (f" [{self.note}]" if self.note else "")
         )
 
 
@@ -166,7 +207,9 @@ def measure(
         raise ParityError("bench: need at least one repeat and one request")
     seconds: dict[str, list[float]] = {name: [] for name in models}
     samples: dict[str, int] = {}
+    notes: dict[str, str] = {}
     with _Open(models, provider) as sessions:
+        notes = {name: session.note for name, session in sessions.items()}
         for round_ in range(warmup + repeats):
             for name, session in sessions.items():
                 total, produced = 0.0, 0
@@ -189,6 +232,7 @@ def measure(
                 repeats,
                 (max(seconds[name]) - min(seconds[name])) / median,
                 min(seconds[name]),
+                notes[name],
             )
         )
     return records
