@@ -8,7 +8,7 @@ import { createWriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { firstLine, launch, openPage, serve, within } from "../web/chromium.mjs";
+import { runMain, send, withPage, within } from "../web/chromium.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MODULES = path.join(HERE, "node_modules");
@@ -30,9 +30,7 @@ const PAGE =
   '<script type="module" src="/page.mjs"></script>';
 const VOICE = /^https:\/\/huggingface\.co\/[^?#]*\/voices\/([A-Za-z0-9_]+)\.bin$/;
 
-const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
-
-function route(root, outDir) {
+function serveRoute(root, outDir) {
   return (request, url, response) => {
     const [, head, ...rest] = url.pathname.split("/");
     if (request.method === "POST" && head === "out" && /^\d+\.f32$/.test(rest.join("/"))) {
@@ -80,37 +78,21 @@ async function main() {
   const [root, model, dtype, device, threads, requestsFile, outDir, chromium, gpu] =
     process.argv.slice(2);
   const requests = JSON.parse(await readFile(requestsFile, "utf-8"));
-  const server = await serve(route(path.resolve(root), path.resolve(outDir)));
-  const origin = `http://127.0.0.1:${server.address().port}/`;
-  const browser = await launch(chromium, gpu);
-  try {
-    const page = await openPage(browser, origin, offline(origin));
-    await page.evaluate(
-      (...args) => window.speak(...args),
-      model,
-      dtype,
+  const route = serveRoute(path.resolve(root), path.resolve(outDir));
+  await withPage({ chromium, gpu, route, intercept: offline }, (page) =>
+    page.evaluate((...args) => window.speak(...args), model, dtype, device, Number(threads), requests),
+  );
+  const version = async (name) =>
+    JSON.parse(await readFile(path.join(MODULES, name, "package.json"), "utf-8")).version;
+  // No times: a software adapter's say nothing about a GPU.
+  send({
+    versions: {
+      "kokoro-js": await version("kokoro-js"),
+      "@huggingface/transformers": await version("@huggingface/transformers"),
+      "onnxruntime-web": await version("onnxruntime-web"),
       device,
-      Number(threads),
-      requests,
-    );
-    const version = async (name) =>
-      JSON.parse(await readFile(path.join(MODULES, name, "package.json"), "utf-8")).version;
-    // No times: a software adapter's say nothing about a GPU.
-    send({
-      versions: {
-        "kokoro-js": await version("kokoro-js"),
-        "@huggingface/transformers": await version("@huggingface/transformers"),
-        "onnxruntime-web": await version("onnxruntime-web"),
-        device,
-      },
-    });
-  } finally {
-    await browser.close();
-    server.close();
-  }
+    },
+  });
 }
 
-main().catch((error) => {
-  send({ error: firstLine(error) });
-  process.exit(1);
-});
+runMain(main);

@@ -13,16 +13,14 @@ import { createWriteStream } from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
-import { firstLine, launch, openPage, serve } from "./chromium.mjs";
+import { firstLine, runMain, send, withPage } from "./chromium.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const OWN_ORT_DIST = path.join(HERE, "node_modules", "onnxruntime-web", "dist");
 const PAGE = '<!doctype html><meta charset="utf-8"><script type="module" src="/page.mjs"></script>';
 const SAFE_NAME = /^[A-Za-z0-9_.-]+$/;
 
-const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
-
-function route(modelPath, tensorDir, ortDist) {
+function serveRoute(modelPath, tensorDir, ortDist) {
   return (request, url, response) => {
     const [, head, name = ""] = url.pathname.split("/");
     const file =
@@ -49,10 +47,8 @@ async function main() {
   const [modelPath, tensorDir, provider, threads, chromium, gpu = "software", ortDist] =
     process.argv.slice(2);
   const dist = path.resolve(ortDist || OWN_ORT_DIST);
-  const server = await serve(route(path.resolve(modelPath), path.resolve(tensorDir), dist));
-  const browser = await launch(chromium, gpu);
-  try {
-    const page = await openPage(browser, `http://127.0.0.1:${server.address().port}/`);
+  const route = serveRoute(path.resolve(modelPath), path.resolve(tensorDir), dist);
+  await withPage({ chromium, gpu, route }, async (page) => {
     const opened = await page.evaluate(
       (name, count) => window.openSession(name, count),
       provider,
@@ -69,13 +65,7 @@ async function main() {
         send({ error: firstLine(error) });
       }
     }
-  } finally {
-    await browser.close();
-    server.close();
-  }
+  });
 }
 
-main().catch((error) => {
-  send({ error: firstLine(error) });
-  process.exit(1);
-});
+runMain(main);

@@ -16,6 +16,16 @@ const TYPES = {
 };
 
 export const firstLine = (error) => String(error?.message ?? error).split("\n")[0];
+// One JSON line to the Python side.
+export const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
+
+// Run main; an error it throws goes out as {"error": its first line}, and the process fails.
+export function runMain(main) {
+  main().catch((error) => {
+    send({ error: firstLine(error) });
+    process.exit(1);
+  });
+}
 
 // route(request, url, response) answers the request itself and returns true, returns a file
 // path to send, or returns null/undefined for a 404. Every answer is cross-origin isolated,
@@ -75,4 +85,18 @@ export async function openPage(browser, url, onRequest = null) {
   await page.goto(url);
   await page.waitForFunction("window.pageReady === true", { timeout: 60_000 });
   return page;
+}
+
+// route served, Chromium launched and the page open: use(page) runs, then all of it closes,
+// whatever use did. intercept(origin), where given, makes the page's request handler.
+export async function withPage({ chromium, gpu, route, intercept = null }, use) {
+  const server = await serve(route);
+  const origin = `http://127.0.0.1:${server.address().port}/`;
+  const browser = await launch(chromium, gpu);
+  try {
+    return await use(await openPage(browser, origin, intercept ? intercept(origin) : null));
+  } finally {
+    await browser.close();
+    server.close();
+  }
 }
