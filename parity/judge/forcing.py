@@ -130,7 +130,12 @@ def harmonic_input(model: onnx.ModelProto, generator_prefix: str) -> str | None:
     for node in model.graph.node:
         if node.name.startswith(scope) and node.op_type == "Conv":
             return node.input[0]
-    return None
+    # An int8 graph's convolution is integer (ConvInteger, or an im2col GEMM): the float value
+    # its scope reads, before quantizing.
+    if not any(node.name.startswith(scope) for node in model.graph.node):
+        return None
+    inputs = scope_boundary(model, scope).inputs
+    return inputs[0] if inputs else None
 
 
 @dataclass(frozen=True)

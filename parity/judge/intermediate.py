@@ -26,6 +26,7 @@ from parity.core.scopes import unqualified_name, variant_pattern
 __all__ = [
     "ScopeBoundary",
     "expose",
+    "float_source",
     "module_scopes",
     "onnx_scope_prefixes",
     "scope_boundary",
@@ -53,7 +54,8 @@ def onnx_scope_prefixes(model: onnx.ModelProto) -> Counter[str]:
 
 
 def _is_constant(index: GraphIndex, name: str) -> bool:
-    """Initializers, Constant nodes and the Identity copies the exporter makes of weights."""
+    """Initializers, Constant nodes, the Identity copies the exporter makes of weights, and a
+    QDQ graph's dequantized weights and biases (DequantizeLinear of constants)."""
     if name in index.initializers:
         return True
     producer = index.producer(name)
@@ -61,6 +63,8 @@ def _is_constant(index: GraphIndex, name: str) -> bool:
         return False
     if producer.op_type == "Constant":
         return True
+    if producer.op_type == "DequantizeLinear":
+        return all(_is_constant(index, read) for read in producer.input if read)
     return producer.op_type == "Identity" and producer.input[0] in index.initializers
 
 
@@ -77,7 +81,7 @@ def scope_boundary(model: onnx.ModelProto, prefix: str | Sequence[str]) -> Scope
             f"intermediate: no node of the graph is in scope {prefixes[0]!r}; "
             "list the scopes with `parity compare MODEL --list-scopes`"
         )
-    inside = _without_edge_quantizers(_with_fused(model.graph, index, scoped))
+    inside = _quantizers_to_readers(model.graph, _with_fused(model.graph, index, scoped))
     members = {id(node) for node in inside}
 
     def within(node: onnx.NodeProto) -> bool:
@@ -86,10 +90,12 @@ def scope_boundary(model: onnx.ModelProto, prefix: str | Sequence[str]) -> Scope
     produced = {output for node in inside for output in node.output}
     inputs: list[str] = []
     for node in inside:
-        for name in node.input:
+        for read in node.input:
+            # A quantizer several scopes read stays outside: the scope reads its float input.
+            name = float_source(index, read)
             if (
                 name
-                and name not in produced
+                and read not in produced
                 and name not in inputs
                 and not _is_constant(index, name)
             ):
@@ -104,17 +110,44 @@ def scope_boundary(model: onnx.ModelProto, prefix: str | Sequence[str]) -> Scope
 QUANTIZERS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear"})
 
 
-def _without_edge_quantizers(inside: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
-    """``inside`` less the quantizers at its edge: ONNX Runtime's quantizer names the node that
-    quantizes a module's output for the next layer's integer op after the module
-    (``.../full_layer_layer_norm_11/..._QuantizeLinear`` ends ALBERT in every int8 Kokoro), so
-    the scope would hand out uint8 codes, a scale and a zero point, not its float output. A
-    quantizer none of the scope reads belongs to its reader; its float input is the output."""
+def float_source(index: GraphIndex, name: str) -> str:
+    """The float value ``name`` quantizes, where a quantizer made it (its codes, scale or zero
+    point); ``name`` itself otherwise."""
+    producer = index.producer(name)
+    if producer is not None and producer.op_type in QUANTIZERS:
+        return producer.input[0]
+    return name
+
+
+def _quantizers_to_readers(
+    graph: onnx.GraphProto, inside: list[onnx.NodeProto]
+) -> list[onnx.NodeProto]:
+    """``inside`` with each quantizer moved to the scope that reads it. ONNX Runtime's
+    quantizer names the node that quantizes a module's output for the next layer's integer op
+    after the module (``.../full_layer_layer_norm_11/..._QuantizeLinear`` ends ALBERT in every
+    int8 Kokoro), so the module would hand out uint8 codes, a scale and a zero point, and the
+    next one would read them: neither is a float a PyTorch module makes or takes. A quantizer
+    belongs to its readers: the one only this scope reads joins it, and the one it does not
+    read leaves it, so both sides of a boundary are float."""
+    members = {id(node) for node in inside}
     read = {name for node in inside for name in node.input}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+
+    def read_here_only(node: onnx.NodeProto) -> bool:
+        found = [reader for name in node.output for reader in readers.get(name, [])]
+        return bool(found) and all(id(reader) in members for reader in found)
+
     return [
         node
-        for node in inside
-        if node.op_type not in QUANTIZERS or any(name in read for name in node.output)
+        for node in graph.node
+        if (
+            id(node) in members
+            and (node.op_type not in QUANTIZERS or read.intersection(node.output))
+        )
+        or (id(node) not in members and node.op_type in QUANTIZERS and read_here_only(node))
     ]
 
 
