@@ -239,8 +239,11 @@ def test_a_renamed_stft_fails_its_boundary_gate_rather_than_skipping(
     assert clean.boundary_problem("decoder.generator.stft.analysis", "exact") is None
 
 
+@pytest.mark.parametrize("readers", [1, 2], ids=["one-reader", "shared"])
 @pytest.mark.parametrize("quantizer", ["DynamicQuantizeLinear", "QuantizeLinear"])
-def test_a_scope_hands_out_its_float_value_not_the_next_layers_integer_codes(quantizer) -> None:
+def test_a_scope_hands_out_its_float_value_not_the_next_layers_integer_codes(
+    quantizer, readers
+) -> None:
     """ONNX Runtime's quantizer names the node that quantizes a module's output after that
     module; the quantizer belongs to its reader, so both sides of the boundary are the float
     value and int8 graphs walk (and force their generator's inputs) like float ones."""
@@ -261,13 +264,17 @@ def test_a_scope_hands_out_its_float_value_not_the_next_layers_integer_codes(qua
         [
             helper.make_node("Relu", ["x"], ["r"], name="/a/Relu"),
             quantize,
-            helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="/b/Dequantize"),
+            *(
+                helper.make_node("DequantizeLinear", ["q", "s", "z"], [y], name=f"/{y}/Dequant")
+                for y in "bc"[:readers]
+            ),
         ],
         "edge_quantizer",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, [4]) for y in "bc"[:readers]],
         consts,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     assert scope_boundary(model, "/a/").outputs == ("r",)
-    assert scope_boundary(model, "/b/").inputs[0] == "r"
+    # One reader takes the quantizer in; readers that share it read its float input.
+    assert all(scope_boundary(model, f"/{y}/").inputs[0] == "r" for y in "bc"[:readers])
