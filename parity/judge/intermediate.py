@@ -81,7 +81,7 @@ def scope_boundary(model: onnx.ModelProto, prefix: str | Sequence[str]) -> Scope
             f"intermediate: no node of the graph is in scope {prefixes[0]!r}; "
             "list the scopes with `parity compare MODEL --list-scopes`"
         )
-    inside = _quantizers_to_readers(model.graph, _with_fused(model.graph, index, scoped))
+    inside = _quantizers_to_readers(index, _with_fused(model.graph, index, scoped))
     members = {id(node) for node in inside}
 
     def within(node: onnx.NodeProto) -> bool:
@@ -119,9 +119,7 @@ def float_source(index: GraphIndex, name: str) -> str:
     return name
 
 
-def _quantizers_to_readers(
-    graph: onnx.GraphProto, inside: list[onnx.NodeProto]
-) -> list[onnx.NodeProto]:
+def _quantizers_to_readers(index: GraphIndex, inside: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
     """``inside`` with each quantizer moved to the scope that reads it. ONNX Runtime's
     quantizer names the node that quantizes a module's output for the next layer's integer op
     after the module (``.../full_layer_layer_norm_11/..._QuantizeLinear`` ends ALBERT in every
@@ -131,18 +129,14 @@ def _quantizers_to_readers(
     read leaves it, so both sides of a boundary are float."""
     members = {id(node) for node in inside}
     read = {name for node in inside for name in node.input}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
 
     def read_here_only(node: onnx.NodeProto) -> bool:
-        found = [reader for name in node.output for reader in readers.get(name, [])]
+        found = [reader for name in node.output for reader in index.consumers(name)]
         return bool(found) and all(id(reader) in members for reader in found)
 
     return [
         node
-        for node in graph.node
+        for node in index.graph.node
         if (
             id(node) in members
             and (node.op_type not in QUANTIZERS or read.intersection(node.output))

@@ -97,11 +97,11 @@ def speak_kokoro_js(
         ]
         (folder / "requests.json").write_text(json.dumps(payload), "utf-8")
         files = [str(folder / "requests.json"), str(folder)]
-        command = ["node", str(SCRIPT), str(root), model, dtype, str(threads), *files]
         if device == "webgpu":
-            chromium = [str(find_chromium()), current_adapter()]
-            command = ["node", str(PAGE_SCRIPT), str(root), model, dtype, device, str(threads)]
-            command += [*files, *chromium]
+            page = [str(PAGE_SCRIPT), str(root), model, dtype, device, str(threads), *files]
+            command = ["node", *page, str(find_chromium()), current_adapter()]
+        else:
+            command = ["node", str(SCRIPT), str(root), model, dtype, str(threads), *files]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         answer = json.loads(lines[-1]) if lines else {}
