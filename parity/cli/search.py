@@ -108,7 +108,7 @@ def _optimize(args: argparse.Namespace) -> int:
     candidates = {n: known[n] for n in args.candidate} if args.candidate else None
     calibration = voices.calibration(inputs)
     # Decided on the selection sentences; the held-out ones only judge (tests, README).
-    requests = voices.speak(inputs, requested(args, inputs), args.voices_each)
+    requests = voices.selection(inputs, requested(args, inputs), args.voices_each)
 
     def build(name: str, recipe: QuantRecipe) -> Any:
         return quantize_cached(cache, source, recipe, calibration)
@@ -205,7 +205,8 @@ def add_optimize(commands: Any) -> None:
         type=int,
         default=2,
         metavar="N",
-        help="trained voices per selection sentence, taken in turn. Default: %(default)s",
+        help="voices per sentence, taken in turn from the inputs' selection_speakers. "
+        "Default: %(default)s",
     )
     optimize.add_argument(
         "--save-recipe", metavar="FILE.json", help="write the chosen recipe (fixtures/recipes/)"

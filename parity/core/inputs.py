@@ -111,6 +111,9 @@ class InputSet:
     # voices (a Spanish sentence in ef_dora): names of trained voice packs.
     held_out_speakers: tuple[str, ...] = ()
     voices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Voices that speak the selection sentences in turn: none of the held-out English ones, so
+    # a choice is claimed on voices it never heard either.
+    selection_speakers: tuple[str, ...] = ()
 
     def case(self, name: str, vocab: Mapping[str, int]) -> KokoroInput:
         phoneme_key, style_row = self.cases[name]
@@ -177,6 +180,7 @@ def load_input_set(directory: Path) -> InputSet:
             "and used for selection or calibration; a held-out request must judge only"
         )
     speakers = tuple(document.get("held_out_speakers", ()))
+    selection_speakers = tuple(document.get("selection_speakers", ()))
     voices = {key: tuple(names) for key, names in document.get("voices", {}).items()}
     unknown = [key for key in voices if key not in phonemes]
     if unknown:
@@ -193,4 +197,5 @@ def load_input_set(directory: Path) -> InputSet:
         held_out,
         speakers,
         voices,
+        selection_speakers,
     )
