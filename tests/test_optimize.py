@@ -110,14 +110,15 @@ def test_cleaner_than_gives_no_slack_without_a_floor_on_the_ratio_axis_too() -> 
 
 
 def test_the_choice_is_the_fastest_candidate_that_beats_the_peer_on_every_axis() -> None:
-    from parity.judge.quality import Axes
+    from parity.judge.quality import Axes, NoiseFloor
     from parity.search.optimize import CandidateResult, choose
 
     def row(name: str, size: float, speed: float, mel: float) -> CandidateResult:
         return CandidateResult(name, name, size, speed, Axes(0.0, 0.0, mel, 6.0, 0.0, 1.0, 0.0))
 
     peer = row("published", 0.28, 1.09, 0.24)
-    floor = Axes(0.0, 0.0, 0.03, 0.9, 0.0, 1.0, 0.0)
+    slack = Axes(0.0, 0.0, 0.03, 0.9, 0.0, 1.0, 0.0)
+    floor = NoiseFloor(slack, slack)
     rows = [
         row("fast-but-large", 0.59, 0.80, 0.25),
         row("small", 0.26, 0.85, 0.25),
@@ -140,3 +141,24 @@ def test_a_recipe_with_int8_weight_storage_reads_back_as_written(tmp_path) -> No
     path = tmp_path / "cpu.json"
     write_recipe(path, name, recipe, OptimizeResult("cpu", "cpu", (row,), peer, name, None))
     assert load_recipe(path) == (name, "cpu", recipe)
+
+
+def test_a_candidate_as_clean_on_the_mean_but_worse_on_its_worst_request_is_not_chosen() -> None:
+    """The search judges as the verdict does: the mean and the worst request, each against the
+    peer's, each with its own noise floor as slack."""
+    from parity.judge.quality import Axes, NoiseFloor
+    from parity.search.optimize import CandidateResult, choose
+
+    def axes(floor_rise_db: float) -> Axes:
+        return Axes(0.0, 0.0, 0.1, 1.0, floor_rise_db, 1.0, 0.0)
+
+    def row(name: str, worst_floor: float, speed: float) -> CandidateResult:
+        return CandidateResult(name, "", 0.2, speed, axes(0.0), worst=axes(worst_floor))
+
+    peer = row("peer", 2.4, 1.0)
+    floor = NoiseFloor(mean=axes(0.0), worst=axes(0.1))
+    fast_but_one_bad_request, slower = row("fast", 5.8, 0.6), row("slower", 2.9, 0.7)
+    assert not fast_but_one_bad_request.cleaner_than(peer, floor)
+    assert slower.cleaner_than(peer, floor)  # 2.9 - 0.5 dB resolution is within 2.4 + 0.1
+    assert choose([fast_but_one_bad_request, slower], peer, floor) == "slower"
+    assert CandidateResult("no worst", "", 0.2, 0.5, axes(0.0)).cleaner_than(peer, floor)
