@@ -243,7 +243,9 @@ class SpeedBound:
 # 30-phoneme selection sentence "greeting", 1 repeat after a warm-up), measured 2026-12-05 in
 # one run: wasm-2t published 1.22, dynamic uint8 1.21, QDQ 0.61, QOperator 0.59, signed int8
 # per channel 5.44; wasm signed int8 per channel 5.70, the chosen recipe 0.83 (peer 0.92).
-# Inside the same bounds, though the dynamic variants on wasm-2t sit 0.08 under theirs.
+# Inside the same bounds, though the dynamic variants on wasm-2t sit 0.08 under theirs; a CI run
+# on 2026-12-06 read dynamic uint8 there at 1.32 from its one repeat, so the reduced form now
+# takes each model's fastest of three (parity.pytest_plugin.latency).
 DYNAMIC_SPEED = SpeedBound(low=0.0, high=1.3)  # the published int8 and dynamic uint8
 STATIC_SPEED = SpeedBound(low=0.0, high=0.7)  # QDQ and QOperator
 SLOW_TRAP_SPEED = SpeedBound(low=1.5, high=float("inf"))  # signed int8 per channel
