@@ -51,6 +51,14 @@ def open_session(
         require_onnx_file(path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = effective_threads(threads)
+    # ORT's workers go on spinning after run() returns, so the next session's run (bench and
+    # the speed gates interleave models) shares the cores with them. Measured 2026-12-06, two
+    # threads on this 2-core machine, one 128->128 k11 conv: the int8 GEMM form 26 ms alone,
+    # 52 ms interleaved with a float session, 29 ms with spinning stopped at the end of each
+    # run; the float conv 66, 90 and 66 ms. On the whole model (held-storm, 1.6 to 2.4 s runs)
+    # the ratios moved by under 1%. Within a run the workers still spin, as a server with one
+    # session has them.
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     options.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
