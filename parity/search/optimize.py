@@ -37,6 +37,7 @@ __all__ = [
     "TARGETS",
     "CandidateResult",
     "OptimizeResult",
+    "as_clean",
     "candidate_quality",
     "choose",
     "load_recipe",
@@ -184,7 +185,7 @@ _NO_SLACK = Axes(  # nothing is noise; hf_ratio is a ratio, so 1 is no change
 )
 
 
-def _within(ours: Axes, theirs: Axes, slack: Axes) -> bool:
+def as_clean(ours: Axes, theirs: Axes, slack: Axes) -> bool:
     """``ours`` at or below ``theirs`` on every axis, give or take that axis's ``slack``."""
     for axis in Axes.__dataclass_fields__:
         mine, peer = getattr(ours, axis), getattr(theirs, axis)
@@ -222,11 +223,11 @@ class CandidateResult:
         if self.error is not None or self.axes is None or peer.axes is None:
             return False
         mean_slack, worst_slack = (floor.mean, floor.worst) if floor else (_NO_SLACK, _NO_SLACK)
-        if not _within(self.axes, peer.axes, mean_slack):
+        if not as_clean(self.axes, peer.axes, mean_slack):
             return False
         if self.worst is None or peer.worst is None:
             return True
-        return _within(self.worst, peer.worst, worst_slack)
+        return as_clean(self.worst, peer.worst, worst_slack)
 
     def line(self) -> str:
         if self.error is not None or self.axes is None:

@@ -243,14 +243,13 @@ class SpeedBound:
 # 30-phoneme selection sentence "greeting", 1 repeat after a warm-up), measured 2026-12-05 in
 # one run: wasm-2t published 1.22, dynamic uint8 1.21, QDQ 0.61, QOperator 0.59, signed int8
 # per channel 5.44; wasm signed int8 per channel 5.70, the chosen recipe 0.83 (peer 0.92).
-# Inside the same bounds, though the dynamic variants on wasm-2t sit 0.08 under theirs; a CI run
-# on 2026-12-06 read dynamic uint8 there at 1.32 from its one repeat, so the reduced form now
-# takes each model's fastest of three (parity.pytest_plugin.latency).
+# Inside the same bounds, though the dynamic variants on wasm-2t sit 0.08 under theirs.
 # 2026-12-06, a faster host (float32 cpu RTF 0.256): two clean-clone CI runs read dynamic uint8
-# on wasm-2t at 1.32 (one repeat) and 1.31 (fastest of three, repeats spread 4%), and the same
-# run's published int8 at 1.27; `parity bench` on held-storm read the published int8 at 1.31
-# there. That is this host's ConvInteger in threaded WebAssembly, not noise, so the bound is
-# 1.45: still under the signed-int8 trap's floor of 1.5, which reads 3.6 to 6.1 on this host.
+# on wasm-2t at 1.32 (one repeat) and 1.31 (fastest of three, as the reduced form now takes;
+# repeats spread 4%), and the same run's published int8 at 1.27; `parity bench` on held-storm
+# read the published int8 at 1.31 there. That is this host's ConvInteger in threaded
+# WebAssembly, not noise, so the bound is 1.45: still under the signed-int8 trap's floor of
+# 1.5, which reads 3.6 to 6.1 on this host.
 DYNAMIC_SPEED = SpeedBound(low=0.0, high=1.45)  # the published int8 and dynamic uint8
 STATIC_SPEED = SpeedBound(low=0.0, high=0.7)  # QDQ and QOperator
 SLOW_TRAP_SPEED = SpeedBound(low=1.5, high=float("inf"))  # signed int8 per channel
