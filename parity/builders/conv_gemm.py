@@ -6,9 +6,13 @@ runs no faster than float (docs/recipes.md). ``com.microsoft.MatMulIntegerToFloa
 uint8 activations and int8 weights with a scale per output column, runs the u8s8 GEMM, and
 writes float. So each chosen ``Conv`` becomes, channels-last:
 
-    x [1, C, T] -Transpose-> [1, T, C] -quantize-> uint8 -Pad(zero point)-> -Gather(im2col)->
+    x [1, C, T] -quantize-> uint8 -Transpose-> [1, T, C] -Pad(zero point)-> -Gather(im2col)->
     [1, T', K, C] -Reshape-> [1, T', K*C] -MatMulIntegerToFloat(int8 [K*C, O], bias)->
     [1, T', O] -Transpose-> [1, O, T']
+
+The scale is per tensor, so quantizing before the transpose gives the same bytes, and the
+transpose then moves a quarter of the memory: 0.43 of the float conv's time against 0.46
+(128->128, k11, 45,600 steps, 1 thread), 0.40 against 0.49 on 2 threads for a 256-channel k3.
 
 The activation scale is dynamic per tensor (``DynamicQuantizeLinear``, as the published int8's
 ``ConvInteger``) or a calibrated constant. ``form="float"`` builds the same im2col with a float
@@ -158,23 +162,19 @@ def _gemm_nodes(
         numpy_helper.from_array(np.array([1], np.int64), tensor("axis1")),
         numpy_helper.from_array(np.array([0, 0, -1], np.int64), tensor("flat")),
     ]
-    nodes = [
-        helper.make_node(
-            "Transpose", [node.input[0]], [tensor("x_cl")], name=tensor("to_cl"), perm=[0, 2, 1]
-        ),
-    ]
-    source = tensor("x_cl")
+    nodes: list[onnx.NodeProto] = []
+    source = node.input[0]
     pad_value: list[str] = []
     if form == "dynamic":
         nodes.append(
             helper.make_node(
                 "DynamicQuantizeLinear",
                 [source],
-                [tensor("xq"), tensor("xs"), tensor("xz")],
+                [tensor("xq_cf"), tensor("xs"), tensor("xz")],
                 name=tensor("quantize"),
             )
         )
-        source, pad_value = tensor("xq"), [tensor("xz")]
+        source, pad_value = tensor("xq_cf"), [tensor("xz")]
     elif form == "static":
         assert value_range is not None
         scale, zero = _uint8_scale(*value_range)
@@ -186,11 +186,17 @@ def _gemm_nodes(
             helper.make_node(
                 "QuantizeLinear",
                 [source, tensor("xs"), tensor("xz")],
-                [tensor("xq")],
+                [tensor("xq_cf")],
                 name=tensor("quantize"),
             )
         )
-        source, pad_value = tensor("xq"), [tensor("xz")]
+        source, pad_value = tensor("xq_cf"), [tensor("xz")]
+    nodes.append(
+        helper.make_node(
+            "Transpose", [source], [tensor("x_cl")], name=tensor("to_cl"), perm=[0, 2, 1]
+        )
+    )
+    source = tensor("x_cl")
     nodes += [
         helper.make_node(
             "Pad", [source, tensor("pads"), *pad_value], [tensor("padded")], name=tensor("pad")
