@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,9 +69,16 @@ def inputs_dir(args: argparse.Namespace) -> Path:
 
 def kokoro_file(path: Path) -> GraphFacts:
     """What the Kokoro ONNX file at ``path`` is; one line where it is missing, unreadable, not
-    Kokoro, or has an input too few or too many."""
+    Kokoro, or has an input too few or too many, or where ONNX Runtime crashes on it (then the
+    options it opens with, which every session on it uses: ``parity.core.session_probe``)."""
+    from parity.core.cache import default_cache_root
     from parity.core.ort_session import require_onnx_file
+    from parity.core.session_probe import probe_cpu_session
     from parity.judge.detect import read_graph
 
     require_onnx_file(path)
-    return read_graph(path)
+    facts = read_graph(path)
+    finding = probe_cpu_session(path, default_cache_root()).finding()
+    if finding is not None:
+        print(f"parity: {finding}", file=sys.stderr)
+    return facts

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from parity.core.errors import ParityError, first_line
 
-__all__ = ["effective_threads", "open_session", "require_onnx_file", "use_threads"]
+__all__ = [
+    "SessionWorkaround",
+    "effective_threads",
+    "open_session",
+    "require_onnx_file",
+    "use_threads",
+    "use_workaround",
+]
+
+LEVELS = ("disable", "basic", "extended", "all")
 
 # The run's ``--threads`` (``--parity-threads``): what a session asking for ORT's default (0)
 # gets instead. A timing that pins its own count (cpu-1t: 1) keeps it.
@@ -23,6 +33,30 @@ def use_threads(threads: int) -> None:
 def effective_threads(threads: int) -> int:
     """The intra-op threads a session asking for ``threads`` runs with (0: ORT's default)."""
     return threads or _RUN_THREADS[0]
+
+
+@dataclass(frozen=True)
+class SessionWorkaround:
+    """Session options that keep ONNX Runtime from crashing on one file
+    (``parity.core.session_probe`` finds them): optimizers to disable, or a lower level."""
+
+    disabled_optimizers: tuple[str, ...] = ()
+    level: str | None = None  # the highest optimization level the file opens at
+
+    def describe(self) -> str:
+        if self.disabled_optimizers:
+            return f"with {', '.join(self.disabled_optimizers)} disabled"
+        return f"at optimization level {self.level}"
+
+
+# Per file (resolved path): what every session opened on it must use; in-memory edits of the
+# file (forced timing, exposed values) are opened under its path and get the same.
+_WORKAROUNDS: dict[str, SessionWorkaround] = {}
+
+
+def use_workaround(path: Path, workaround: SessionWorkaround) -> None:
+    """Open every later session on ``path`` (or on bytes named by it) with ``workaround``."""
+    _WORKAROUNDS[str(Path(path).resolve())] = workaround
 
 
 def require_onnx_file(path: Path) -> None:
@@ -59,6 +93,9 @@ def open_session(
     # the ratios moved by under 1%. Within a run the workers still spin, as a server with one
     # session has them.
     options.add_session_config_entry("session.force_spinning_stop", "1")
+    workaround = _WORKAROUNDS.get(str(path.resolve()), SessionWorkaround())
+    if workaround.level is not None and LEVELS.index(workaround.level) < LEVELS.index(optimization):
+        optimization = workaround.level
     options.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -70,7 +107,12 @@ def open_session(
         options.profile_file_prefix = profile_prefix
     try:
         source = model_bytes if model_bytes is not None else str(path)
-        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(
+            source,
+            options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(workaround.disabled_optimizers),
+        )
     except Exception as error:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
         raise ParityError(
             f"{path}: ONNX Runtime cannot load it ({type(error).__name__}: "

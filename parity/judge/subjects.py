@@ -9,12 +9,14 @@ files (``--parity-onnx NAME=PATH``), each judged by the verdict its precision ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from parity.core.config import ParityConfig
 from parity.core.errors import ParityError
+from parity.core.session_probe import probe_cpu_session
 from parity.judge.detect import GraphFacts, read_graph, spec_for_graph
 from parity.judge.verdict import choose_verdict
 
@@ -98,8 +100,10 @@ class SubjectFiles:
         subjects: tuple[Subject, ...],
         rootdir: Path | None = None,
         own_export: Path | None = None,
+        report: Callable[[str], None] | None = None,
     ) -> None:
         self.config, self.spec, self.cache, self.runs = config, spec, cache, runs
+        self.report = report  # where a file's session finding goes (the run's figures)
         self.own_export = own_export  # the harness's export where the caller built it already
         self.subjects = {subject.name: subject for subject in subjects}
         self.rootdir = rootdir
@@ -130,7 +134,12 @@ class SubjectFiles:
 
     def path(self, subject: Subject) -> Path:
         if subject.name not in self._paths:
-            self._paths[subject.name] = self._build(subject)
+            path = self._build(subject)
+            if subject.origin == "prebuilt" or subject.hook:  # a file made elsewhere
+                finding = probe_cpu_session(path, self.cache.root).finding()
+                if finding is not None and self.report is not None:
+                    self.report(finding)
+            self._paths[subject.name] = path
         return self._paths[subject.name]
 
     def _float32(self) -> Subject:

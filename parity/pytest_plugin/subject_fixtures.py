@@ -96,4 +96,5 @@ def parity_files(  # noqa: PLR0917 (pytest passes fixtures as parameters)
         subjects=subjects,
         rootdir=Path(str(pytestconfig.rootpath)),
         own_export=own_export,
+        report=lambda finding: parity_record.add("judged files", finding),
     )
