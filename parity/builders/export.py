@@ -31,6 +31,7 @@ OUTPUT_NAMES = ("waveform", "durations")
 _SHAPING_MODULES = (
     "builders/model.py",
     "builders/stft.py",
+    "builders/dft.py",
     "builders/export.py",
     "builders/dynamo.py",
     "core/scopes.py",

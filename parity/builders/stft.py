@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from parity.builders.dft import dft_tables
+
 __all__ = ["STFT", "StftDeviation", "atan2", "measure_against_torch"]
 
 
@@ -35,24 +37,6 @@ def atan2(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     left_half_plane = torch.where(y >= 0, base + math.pi, base - math.pi)
     imaginary_axis = torch.sign(y) * (math.pi / 2)
     return torch.where(x > 0, base, torch.where(x < 0, left_half_plane, imaginary_axis))
-
-
-def _dft_tables(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
-    """cos and sin of 2*pi*k*n/N for the one-sided bins, exact at the multiples of pi/2.
-
-    Reducing k*n modulo N before the float math and snapping the quarter turns to 0/+-1 keeps
-    the DC and Nyquist rows' sine exactly zero, so their imaginary parts are exactly zero as in
-    an FFT (np.sin(pi) is 1.2e-16, which would leave a sign-random residue there).
-    """
-    k = np.arange(n_fft // 2 + 1)[:, None]
-    n = np.arange(n_fft)[None, :]
-    turns = (k * n) % n_fft
-    angle = 2.0 * np.pi * turns / n_fft
-    cos, sin = np.cos(angle), np.sin(angle)
-    quarter = (4 * turns) % n_fft == 0
-    cos[quarter] = np.round(cos[quarter])
-    sin[quarter] = np.round(sin[quarter])
-    return cos, sin
 
 
 def _centered_hann(n_fft: int, win_length: int) -> np.ndarray:
@@ -180,7 +164,7 @@ class STFT(nn.Module):
             win_length,
             center,
         )
-        cos, sin = _dft_tables(n_fft)
+        cos, sin = dft_tables(n_fft)
         # irfft weights: bins other than DC and Nyquist stand for two conjugate bins.
         onesided = np.full((n_fft // 2 + 1, 1), 2.0)
         onesided[0] = 1.0

@@ -46,6 +46,7 @@ _HERE = Path(__file__).parents[1]  # the parity package: modules are named from 
 TORCH_MODULES = (
     "builders/model.py",
     "builders/stft.py",
+    "builders/dft.py",
     "judge/runners.py",
     "judge/intermediate.py",
     "judge/checks.py",
