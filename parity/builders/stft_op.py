@@ -9,7 +9,9 @@ of 9) it took 101 | 98 ms on 1 | 2 threads, the rewrite 8.8 | 5.9 ms; against a 
     -MatMul(basis [n_fft, 2 * bins])-> [B, F, 2 * bins] -Add-> -Reshape-> [B, F, bins, 2]
 
 with the window folded into the basis and the basis's columns in the op's (bin, real/imag)
-order, F = (N - n_fft) // hop + 1 as the op has it. Only real signals with constant hop,
+order, F = (N - n_fft) // hop + 1 as the op has it. The DC and Nyquist bins' imaginary parts,
+0 in exact arithmetic, are the smallest normal float, so a phase read from them is torch's
+(below). Only real signals with constant hop,
 window and frame length are taken (a signal the graph's shapes call complex, [B, N, 2], is
 refused); anything else is one error line naming the node.
 """
@@ -32,7 +34,8 @@ __all__ = ["rewrite_stft_ops"]
 def rewrite_stft_ops(model: onnx.ModelProto) -> list[str]:
     """Rewrite every top-level ``STFT`` node of ``model`` in place; returns their names."""
     graph = model.graph
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    wanted = {name for node in graph.node if node.op_type == "STFT" for name in node.input[1:]}
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer if t.name in wanted}
     shapes = {
         value.name: [d.dim_value or d.dim_param for d in value.type.tensor_type.shape.dim]
         for value in (*graph.input, *graph.value_info)

@@ -11,6 +11,8 @@ child first, and the answer is kept by the file's content digest and ORT's versi
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import signal
 import subprocess
@@ -80,7 +82,9 @@ def probe_cpu_session(path: Path, cache_root: Path) -> SessionProbe:
     rung crashes. The answer is kept under ``cache_root`` by content digest and ORT version."""
     path = Path(path)
     runtime = metadata.version("onnxruntime")
-    memo = cache_root / "session-probes" / f"{content_digest(path)[:24]}-{runtime}.json"
+    # Keyed by what decides the answer: the file, ORT, and the child and ladder that ask.
+    asked = hashlib.sha256(f"{_CHILD}{LADDER}".encode()).hexdigest()[:8]
+    memo = cache_root / "session-probes" / f"{content_digest(path)[:24]}-{runtime}-{asked}.json"
     if memo.is_file():
         stored = json.loads(memo.read_text(encoding="utf-8"))
         crash, rung = stored["crash"], stored["rung"]
@@ -96,7 +100,8 @@ def probe_cpu_session(path: Path, cache_root: Path) -> SessionProbe:
                 ),
                 -1,
             )
-        write_text_atomic(memo, json.dumps({"crash": crash, "rung": rung}))
+        with contextlib.suppress(OSError):  # a read-only cache only costs the next run a probe
+            write_text_atomic(memo, json.dumps({"crash": crash, "rung": rung}))
     if crash is not None and rung == -1:
         raise ParityError(
             f"{path}: ONNX Runtime {runtime} crashes ({crash}) building a CPU session for it at "
