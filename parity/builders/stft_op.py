@@ -11,9 +11,9 @@ of 9) it took 101 | 98 ms on 1 | 2 threads, the rewrite 8.8 | 5.9 ms; against a 
 with the window folded into the basis and the basis's columns in the op's (bin, real/imag)
 order, F = (N - n_fft) // hop + 1 as the op has it. The DC and Nyquist bins' imaginary parts,
 0 in exact arithmetic, are the smallest normal float, so a phase read from them is torch's
-(below). Only real signals with constant hop,
-window and frame length are taken (a signal the graph's shapes call complex, [B, N, 2], is
-refused); anything else is one error line naming the node.
+(below). Only real signals with constant hop, window and frame length are taken (a signal the
+graph's shapes call complex, [B, N, 2], is refused); anything else is one error line naming
+the node.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from pathlib import Path
 from parity.core.errors import ParityError, first_line
 
 __all__ = [
+    "LEVELS",
     "SessionWorkaround",
     "effective_threads",
     "open_session",
@@ -16,7 +17,13 @@ __all__ = [
     "use_workaround",
 ]
 
-LEVELS = ("disable", "basic", "extended", "all")
+# Optimization levels by the names the harness uses, lowest first, with ORT's enum names.
+LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
 
 # The run's ``--threads`` (``--parity-threads``): what a session asking for ORT's default (0)
 # gets instead. A timing that pins its own count (cpu-1t: 1) keeps it.
@@ -94,14 +101,10 @@ def open_session(
     # session has them.
     options.add_session_config_entry("session.force_spinning_stop", "1")
     workaround = _WORKAROUNDS.get(str(path.resolve()), SessionWorkaround())
-    if workaround.level is not None and LEVELS.index(workaround.level) < LEVELS.index(optimization):
+    order = list(LEVELS)
+    if workaround.level is not None and order.index(workaround.level) < order.index(optimization):
         optimization = workaround.level
-    options.graph_optimization_level = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[optimization]
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[optimization])
     if profile_prefix is not None:
         options.enable_profiling = True
         options.profile_file_prefix = profile_prefix

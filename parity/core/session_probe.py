@@ -23,7 +23,7 @@ from pathlib import Path
 
 from parity.core.cache import content_digest, write_text_atomic
 from parity.core.errors import ParityError
-from parity.core.ort_session import SessionWorkaround, use_workaround
+from parity.core.ort_session import LEVELS, SessionWorkaround, use_workaround
 
 __all__ = ["SessionProbe", "probe_cpu_session"]
 
@@ -39,11 +39,6 @@ ort.InferenceSession(
     sys.argv[1], options, providers=["CPUExecutionProvider"], disabled_optimizers=sys.argv[3:]
 )
 """
-_LEVEL_NAMES = {
-    "all": "ORT_ENABLE_ALL",
-    "extended": "ORT_ENABLE_EXTENDED",
-    "basic": "ORT_ENABLE_BASIC",
-}
 # Tried in order after a crash at ORT_ENABLE_ALL: the optimizer the measured crash is in
 # (so the file keeps every other optimization), then the lower levels.
 LADDER = (
@@ -117,7 +112,7 @@ def _child_crash(path: Path, level: str, disabled: tuple[str, ...]) -> str | Non
     """The signal that ended a child building the session, or None if it exited (opened, or
     raised: an error the in-process session gives its own line)."""
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(path), _LEVEL_NAMES[level], *disabled],
+        [sys.executable, "-c", _CHILD, str(path), LEVELS[level], *disabled],
         capture_output=True,
         check=False,
     )
