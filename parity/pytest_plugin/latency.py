@@ -104,13 +104,14 @@ def speed_plan(
     parity_inputs: InputSet,
     trained_requests: list[KokoroInput],
 ) -> Callable[[str], SpeedPlan]:
-    """``plan(provider)``: the full form (the sentence fixture, 3 repeats) on the CPU and in
-    a benchmarking run, the reduced form on the other providers otherwise; ``length_free``
-    for a gate whose ratio does not depend on the request's length (the shortest case)."""
+    """``plan(provider)``: the full form (the sentence fixture, 3 repeats) on the CPU, in a
+    benchmarking run or when ``full``, the reduced form on the other providers otherwise;
+    ``length_free`` for a gate whose ratio does not depend on the request's length (the
+    shortest case)."""
     _, voices = kokoro_trained
 
-    def plan(provider: str, *, length_free: bool = False) -> SpeedPlan:
-        if provider == "cpu" or benchmarking(pytestconfig):
+    def plan(provider: str, *, length_free: bool = False, full: bool = False) -> SpeedPlan:
+        if full or provider == "cpu" or benchmarking(pytestconfig):
             return SpeedPlan(trained_requests[:1], FULL_REPEATS)
         key = SHORTEST_SENTENCE if length_free else REDUCED_SENTENCE
         sentence = parity_inputs.case_for(key, voices.vocab)

@@ -56,6 +56,7 @@ from parity.judge.tolerances.staged import (
 )
 from parity.judge.tolerances.variants import (
     CHOSEN_RECIPE_MAX_SPEED_RATIO,
+    CHOSEN_RECIPE_TIMED_ON,
     CLIENT,
     DYNAMIC_INT8_PER_CHANNEL,
     DYNAMIC_SPEED,
@@ -82,6 +83,7 @@ __all__ = [
     "ATAN2_ABS",
     "BROWSER_CONV",
     "CHOSEN_RECIPE_MAX_SPEED_RATIO",
+    "CHOSEN_RECIPE_TIMED_ON",
     "CLIENT",
     "CONV_GEMM_FLOAT_RMS_REL",
     "CONV_GEMM_INT8_RMS_REL",

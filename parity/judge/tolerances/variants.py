@@ -256,10 +256,17 @@ SLOW_TRAP_SPEED = SpeedBound(low=1.5, high=float("inf"))  # signed int8 per chan
 
 # The chosen recipes (fixtures/recipes) against float32, same run, on their target. Chosen
 # 2026-12-05 (convolutions as int8 GEMMs, the late resblocks' second convs float): 0.66 of
-# float32's time on cpu (2 threads) and 0.68 on wasm (1 thread) in the searches' runs, where
-# the recipe before it read 0.84 and 0.87. Past 0.8 the integer GEMMs or the folded norms are
-# lost: that is the older recipe's speed.
-CHOSEN_RECIPE_MAX_SPEED_RATIO = 0.8
+# float32's time on cpu (2 threads) and 0.68 on wasm (1 thread) in the searches' runs.
+# The CPU target is gated on one thread. Two threads on this 2-core VM swing with the
+# neighbours' load: a clean-clone CI run on 2026-12-06 read the chosen recipe at 0.82 of
+# float32 (bound 0.8) where `parity bench` reads 0.61-0.72, and with a busy loop on one core
+# the recipe before it (a4cab57: QDQ, resblocks float) read 0.78, inside that bound. One
+# thread, same day, fastest of 3-5 on the sentence fixture, with and without that loop: the
+# chosen recipe 0.59-0.63 (0.62-0.64 on held-storm on slower hosts), the recipe before it
+# 0.78-0.81, the published int8 0.78. WebAssembly, reduced form: chosen 0.60, before 0.82,
+# published 0.86. So 0.72 passes the recipe with 13% to spare and fails the one before it.
+CHOSEN_RECIPE_MAX_SPEED_RATIO = 0.72
+CHOSEN_RECIPE_TIMED_ON = {"cpu": "cpu-1t", "wasm": "wasm"}
 
 
 # kokoro-js 1.2.1 (onnxruntime-web 1.22 WebAssembly, 1 thread) speaking the trained float32
