@@ -55,4 +55,5 @@ def test_parity_bench_speed_against_fp32_in_one_run(
     measured bound, and its integer kernels ran."""
     require_timing(provider)
     models = {name: bench_models(name) for name in GATED}
-    assert_speed_within_bounds(models, provider, speed_plan(provider), parity_record, parity_runs)
+    plan = speed_plan(provider, length_free=True)  # the ratios hold on one token (latency.py)
+    assert_speed_within_bounds(models, provider, plan, parity_record, parity_runs)

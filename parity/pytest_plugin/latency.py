@@ -82,6 +82,10 @@ REDUCED_SENTENCE = "greeting"
 # A gate whose ratio does not depend on the length may take the shortest case: the signed-int8
 # trap reads the same on one token as on 30 phonemes (wasm 5.9 against 5.70, wasm-2t 5.1
 # against 5.44, measured 2026-12-05), and its two WebAssembly gates then take 52 s, not 3 min.
+# So do the main job's variants: on 2026-12-06, fastest of 3, one token against "greeting",
+# published | dynamic uint8 | QDQ | QOperator over float32: wasm 0.86|0.87|0.51|0.52 against
+# 0.87|0.88|0.51|0.51, wasm-2t 1.16|1.20|0.59|0.59 against 1.17|1.20|0.60|0.60, cpu-1t
+# 0.77|0.80|0.44|0.43 against 0.77|0.81|0.42|0.42; the three gates took 53+9 s, not 143+23.
 SHORTEST_SENTENCE = "one-token"
 REDUCED_REPEATS = 3
 FULL_REPEATS = 3
