@@ -86,6 +86,13 @@ _DECODER_CONVS = tuple(
     f"/decoder/decoder/{scope}" for scope in ("F0_conv", "N_conv", "asr_res", "decode", "encode")
 )
 
+
+def _with_late_convs2_gemm(*resblocks: int) -> QuantRecipe:
+    """The shipped recipe's GEMMs, and the second convs of these late resblocks (3-5) too."""
+    late = tuple(f"{_GEN}resblocks.{i}/convs2" for i in resblocks)
+    return replace(_DYNAMIC_GEMM, gemm_scopes=(*_DECODER_CONVS, *_GENERATOR_BUT_LATE_CONVS2, *late))
+
+
 # Beside the registry's variants (one per mode and weight sign; ConvInteger's fast path wants
 # uint8), each names one idea: per-channel scales, the calibration method, which layers stay
 # float (the generator's activations span the widest range), convolutions as int8 GEMMs.
@@ -137,24 +144,10 @@ _IDEAS: dict[str, QuantRecipe] = {
     # resblocks 3, 4 and 5 take 3%, 6% and 9% of the recipe's time on two threads (held-storm
     # profile). Each one made a GEMM moves loudness; only resblock 3's stays as clean
     # (docs/recipes.md).
-    "dynamic-decoder-gemm-resblock3-convs2-float": replace(
-        _DYNAMIC_GEMM,
-        gemm_scopes=(
-            *_DECODER_CONVS,
-            *_GENERATOR_BUT_LATE_CONVS2,
-            *(f"{_GEN}resblocks.{i}/convs2" for i in (4, 5)),
-        ),
-    ),
+    "dynamic-decoder-gemm-resblock3-convs2-float": _with_late_convs2_gemm(4, 5),
     "dynamic-decoder-gemm": replace(_DYNAMIC_GEMM, gemm_scopes=(*_DECODER_CONVS, _GEN)),
     **{
-        f"dynamic-decoder-gemm-resblock{i}-convs2-gemm": replace(
-            _DYNAMIC_GEMM,
-            gemm_scopes=(
-                *_DECODER_CONVS,
-                *_GENERATOR_BUT_LATE_CONVS2,
-                f"{_GEN}resblocks.{i}/convs2",
-            ),
-        )
+        f"dynamic-decoder-gemm-resblock{i}-convs2-gemm": _with_late_convs2_gemm(i)
         for i in (3, 4, 5)
     },
     "dynamic-decoder-gemm-late-convs2-float-encoder-float": replace(
