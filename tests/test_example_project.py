@@ -43,7 +43,10 @@ def clean_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     made = _run([sys.executable, "-m", "venv", str(venv)], scratch, env)
     assert made.returncode == 0, made.stderr
-    pip = [str(venv / "bin" / "pip"), "install", "--quiet", "-c", str(ROOT / "constraints.txt")]
+    # --no-compile: the install took 79 s byte-compiling every file it writes (torch's
+    # thousands) and 47 s without (2026-12-06); Python compiles what the run imports anyway.
+    pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--no-compile"]
+    pip += ["-c", str(ROOT / "constraints.txt")]
     installed = _run([*pip, str(source)], scratch, env)
     assert installed.returncode == 0, installed.stderr[-3000:]
     return venv
