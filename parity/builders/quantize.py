@@ -117,8 +117,15 @@ class QuantRecipe:
     # Rewrite ONNX STFT ops as framing + one MatMul (parity.builders.stft_op): ORT's STFT runs
     # on one thread, 11 to 17 times slower, and is the less exact of the two.
     rewrite_stft: bool = False
+    # Rewrite AdaIN + Snake chains in fewer passes (parity.builders.snake): the affine goes into
+    # the fused instance norms, so it needs ``fuse_instance_norms``; float arithmetic.
+    fold_snakes: bool = False
 
     def __post_init__(self) -> None:
+        if self.fold_snakes and not self.fuse_instance_norms:
+            raise ParityError(
+                "quantize: fold_snakes rewrites the fused instance norms; set fuse_instance_norms"
+            )
         if self.mode not in QUANT_MODES:
             raise ParityError(f"quantize: unknown mode {self.mode!r}; use {', '.join(QUANT_MODES)}")
         if self.calibration not in CALIBRATIONS:
@@ -166,6 +173,8 @@ class QuantRecipe:
             parts.append("fused instance norms")
         if self.rewrite_stft:
             parts.append("STFT as MatMul")
+        if self.fold_snakes:
+            parts.append("folded snakes")
         return " ".join(parts)
 
 
@@ -205,6 +214,7 @@ _BUILD_MODULES = (
     "builders/int8_weights.py",
     "builders/conv_gemm.py",
     "builders/instance_norm.py",
+    "builders/snake.py",
     "builders/stft_op.py",
     "builders/dft.py",
 )
@@ -339,6 +349,10 @@ def quantize_model(
             _rewrite_graph(temporary, recipe, ranges)
         if recipe.int8_weights_except is not None:
             _store_int8_weights(temporary, recipe.int8_weights_except)
+        if recipe.fold_snakes:
+            # Last: a float conv's weight takes the fold as a Mul after its int8 storage, so
+            # the stored scales stay those of the trained weights.
+            _fold_snakes(temporary)
         quantized = onnx.load(str(temporary), load_external_data=False)
         size_after = temporary.stat().st_size
     ops = Counter(n.op_type for n in quantized.graph.node if n.op_type in _INTEGER_OPS)
@@ -373,6 +387,19 @@ def _rewrite_graph(path: Path, recipe: QuantRecipe, ranges: Path | None) -> None
         fuse_instance_norms(model)
     if recipe.rewrite_stft:
         rewrite_stft_ops(model)
+    onnx.save(model, str(path))
+
+
+def _fold_snakes(path: Path) -> None:
+    """The AdaIN + Snake chains of ``path`` in fewer passes (rewritten in place)."""
+    from parity.builders.snake import fold_snakes
+
+    model = onnx.load(str(path))
+    if fold_snakes(model).chains == 0:
+        raise ParityError(
+            f"quantize: fold_snakes found no AdaIN + Snake chain in {path.name}; "
+            "drop it from the recipe"
+        )
     onnx.save(model, str(path))
 
 
