@@ -145,6 +145,12 @@ _IDEAS: dict[str, QuantRecipe] = {
     # profile). Each one made a GEMM moves loudness; only resblock 3's stays as clean
     # (docs/recipes.md).
     "dynamic-decoder-gemm-resblock3-convs2-float": _with_late_convs2_gemm(4, 5),
+    # The same with each AdaIN + Snake chain in four or five passes instead of eight
+    # (parity.builders.snake, float arithmetic): on one thread Pow, Mul and Add took 10% of the
+    # recipe's kernel time (held-storm profile, 2026-12-07).
+    "dynamic-decoder-gemm-late-convs2-float-folded-snakes": replace(
+        _DYNAMIC_GEMM, gemm_scopes=(*_DECODER_CONVS, *_GENERATOR_BUT_LATE_CONVS2), fold_snakes=True
+    ),
     "dynamic-decoder-gemm": replace(_DYNAMIC_GEMM, gemm_scopes=(*_DECODER_CONVS, _GEN)),
     **{
         f"dynamic-decoder-gemm-resblock{i}-convs2-gemm": _with_late_convs2_gemm(i)
