@@ -124,3 +124,16 @@ def test_a_chain_whose_division_is_not_by_alpha_is_left_alone() -> None:
 def test_a_recipe_cannot_fold_snakes_into_norms_it_does_not_fuse() -> None:
     with pytest.raises(ParityError, match="set fuse_instance_norms"):
         QuantRecipe(fold_snakes=True)
+
+
+def test_a_snake_the_graph_also_returns_keeps_its_output() -> None:
+    model = _chain("conv")
+    model.graph.output.append(
+        helper.make_tensor_value_info("snake", TensorProto.FLOAT, [1, CHANNELS, "T"])
+    )
+    reference = _run(model)
+    folds = fold_snakes(model)
+    onnx.checker.check_model(model)
+    assert (folds.chains, folds.into_conv_weights) == (1, 0)
+    assert [o.name for o in model.graph.output] == ["out", "snake"]
+    assert _rms_rel(_run(model), reference) < SNAKE_FOLD_RMS_REL

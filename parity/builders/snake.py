@@ -44,6 +44,10 @@ class SnakeFolds:
     into_conv_weights: int
 
 
+# A float conv that absorbs a chain's ``1 / a``, and the Mul that scales its weight.
+_WeightScale = tuple[onnx.NodeProto, onnx.NodeProto]
+
+
 @dataclass(frozen=True)
 class _Chain:
     """One matched AdaIN + Snake chain: the nodes it replaces and the values it reads."""
@@ -73,7 +77,7 @@ def fold_snakes(model: onnx.ModelProto) -> SnakeFolds:
     constants: list[onnx.TensorProto] = []
     folded = 0
     for chain in chains:
-        built, tensors, weight_scales = _rewrite(chain, index)
+        built, tensors, weight_scales = _rewrite(chain, index, outputs)
         instead[id(chain.snake)] = built
         for conv, scale in weight_scales:
             before.setdefault(id(conv), []).append(scale)
@@ -197,12 +201,11 @@ def _unit_affine(norm: onnx.NodeProto, index: GraphIndex) -> bool:
 
 
 def _rewrite(
-    chain: _Chain, index: GraphIndex
-) -> tuple[
-    list[onnx.NodeProto], list[onnx.TensorProto], list[tuple[onnx.NodeProto, onnx.NodeProto]]
-]:
+    chain: _Chain, index: GraphIndex, outputs: set[str]
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], list[_WeightScale]]:
     """The replacement nodes for ``chain``, the constants they read, and (conv, the Mul that
-    scales its weight by ``1 / a``) for each float conv that absorbs the division."""
+    scales its weight by ``1 / a``) for each float conv that absorbs the division; such convs
+    are rewired to read the chain's new output and their scaled weight."""
     base = chain.snake.name or chain.snake.output[0]
 
     def name(suffix: str) -> str:
@@ -234,14 +237,14 @@ def _rewrite(
     constants.append(numpy_helper.from_array(inverse, name("inverse")))
     out = chain.snake.output[0]
     readers = index.consumers(out)
-    if not readers or not all(_float_conv(r, out) for r in readers):
+    if out in outputs or not readers or not all(_float_conv(r, out) for r in readers):
         nodes.append(
             helper.make_node("Mul", [name("scaled"), name("inverse")], [out], name=name("out"))
         )
         return nodes, constants, []
     scales = []
     for reader in readers:
-        weight = f"{reader.name}/snake_fold/weight"
+        weight = f"{reader.name or reader.output[0]}/snake_fold/weight"
         scales.append(
             (
                 reader,
