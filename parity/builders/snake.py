@@ -26,14 +26,16 @@ The match is Kokoro's graph: gamma and beta per channel (``[1, C, 1]``, batch 1)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from parity.core.errors import ParityError
 from parity.core.graph import GraphIndex, prune_dead
 
-__all__ = ["SnakeFolds", "fold_snakes"]
+__all__ = ["SnakeFolds", "fold_snakes", "fold_snakes_in_file"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,20 @@ def fold_snakes(model: onnx.ModelProto) -> SnakeFolds:
     graph.initializer.extend(constants)
     prune_dead(graph)  # the norms no chain shares any more, with their unit scales and biases
     return SnakeFolds(len(chains), folded)
+
+
+def fold_snakes_in_file(path: Path) -> SnakeFolds:
+    """``fold_snakes`` on the model at ``path``, rewritten in place; a model with no chain is an
+    error, since a recipe that asks for the fold expects one."""
+    model = onnx.load(str(path))
+    folds = fold_snakes(model)
+    if folds.chains == 0:
+        raise ParityError(
+            f"snake fold: no AdaIN + Snake chain in {Path(path).name}; "
+            "drop fold_snakes from the recipe"
+        )
+    onnx.save(model, str(path))
+    return folds
 
 
 def _match(sin: onnx.NodeProto, index: GraphIndex, outputs: set[str]) -> _Chain | None:

@@ -87,6 +87,12 @@ _DECODER_CONVS = tuple(
 )
 
 
+# The decoder's and the generator's convs as GEMMs, but the late resblocks' second ones.
+_DECODER_GEMM_LATE_CONVS2_FLOAT = replace(
+    _DYNAMIC_GEMM, gemm_scopes=(*_DECODER_CONVS, *_GENERATOR_BUT_LATE_CONVS2)
+)
+
+
 def _with_late_convs2_gemm(*resblocks: int) -> QuantRecipe:
     """The shipped recipe's GEMMs, and the second convs of these late resblocks (3-5) too."""
     late = tuple(f"{_GEN}resblocks.{i}/convs2" for i in resblocks)
@@ -137,19 +143,17 @@ _IDEAS: dict[str, QuantRecipe] = {
     # recipe above raised the noise floor 5.8 dB against the published int8's 2.4, and 5.1 with
     # the whole generator float, so the rest of the graph holds it. Chosen on the selection set
     # once that spoke official English voices too.
-    "dynamic-decoder-gemm-late-convs2-float": replace(
-        _DYNAMIC_GEMM, gemm_scopes=(*_DECODER_CONVS, *_GENERATOR_BUT_LATE_CONVS2)
-    ),
+    "dynamic-decoder-gemm-late-convs2-float": _DECODER_GEMM_LATE_CONVS2_FLOAT,
     # The same with more of the late second convs as GEMMs (2026-12-06): float, those of
     # resblocks 3, 4 and 5 take 3%, 6% and 9% of the recipe's time on two threads (held-storm
     # profile). Each one made a GEMM moves loudness; only resblock 3's stays as clean
     # (docs/recipes.md).
     "dynamic-decoder-gemm-resblock3-convs2-float": _with_late_convs2_gemm(4, 5),
-    # The same with each AdaIN + Snake chain in four or five passes instead of eight
-    # (parity.builders.snake, float arithmetic): on one thread Pow, Mul and Add took 10% of the
-    # recipe's kernel time (held-storm profile, 2026-12-07).
+    # dynamic-decoder-gemm-late-convs2-float with each AdaIN + Snake chain in four or five
+    # passes instead of eight (parity.builders.snake, float arithmetic): on one thread Pow, Mul
+    # and Add took 10% of that recipe's kernel time (held-storm profile, 2026-12-07).
     "dynamic-decoder-gemm-late-convs2-float-folded-snakes": replace(
-        _DYNAMIC_GEMM, gemm_scopes=(*_DECODER_CONVS, *_GENERATOR_BUT_LATE_CONVS2), fold_snakes=True
+        _DECODER_GEMM_LATE_CONVS2_FLOAT, fold_snakes=True
     ),
     "dynamic-decoder-gemm": replace(_DYNAMIC_GEMM, gemm_scopes=(*_DECODER_CONVS, _GEN)),
     **{
