@@ -173,7 +173,8 @@ def test_static_mode_without_calibration_inputs_is_refused(small_kokoro, tmp_pat
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("mode", "int4"), ("calibration", "magic"), ("op_types", ("Add",))]
+    ("field", "value"),
+    [("mode", "int4"), ("calibration", "magic"), ("op_types", ("Add",)), ("stft_basis", "fftw")],
 )
 def test_a_bad_recipe_is_refused_when_written(field, value) -> None:
     with pytest.raises(ParityError, match="quantize"):

@@ -34,7 +34,7 @@ from parity.builders.calibration import (
 from parity.builders.conv_gemm import GemmForm, rewrite_convs_as_gemm
 from parity.builders.instance_norm import fuse_instance_norms
 from parity.builders.ort_tools import private_link, quiet
-from parity.builders.stft_op import rewrite_stft_ops
+from parity.builders.stft_op import STFT_BASES, StftBasis, rewrite_stft_ops
 from parity.core.cache import ArtifactCache, CacheKey, atomic_path, content_digest
 from parity.core.errors import ParityError, first_line
 from parity.core.graph import load_model
@@ -115,8 +115,10 @@ class QuantRecipe:
     # (parity.builders.instance_norm): one pass instead of seven, float arithmetic.
     fuse_instance_norms: bool = False
     # Rewrite ONNX STFT ops as framing + one MatMul (parity.builders.stft_op): ORT's STFT runs
-    # on one thread, 11 to 17 times slower, and is the less exact of the two.
+    # on one thread, 11 to 17 times slower, and is the less exact of the two. ``stft_basis``
+    # "onnxruntime" keeps the op's own rounding, and so the float32 file's phases.
     rewrite_stft: bool = False
+    stft_basis: StftBasis = "exact"
     # Rewrite AdaIN + Snake chains in fewer passes (parity.builders.snake): the affine goes into
     # the fused instance norms, so it needs ``fuse_instance_norms``; float arithmetic.
     fold_snakes: bool = False
@@ -131,6 +133,10 @@ class QuantRecipe:
         if self.calibration not in CALIBRATIONS:
             raise ParityError(
                 f"quantize: unknown calibration {self.calibration!r}; use {', '.join(CALIBRATIONS)}"
+            )
+        if self.stft_basis not in STFT_BASES:
+            raise ParityError(
+                f"quantize: unknown stft_basis {self.stft_basis!r}; use {', '.join(STFT_BASES)}"
             )
         if self.gemm_scales not in ("dynamic", "static"):
             raise ParityError(
@@ -172,7 +178,7 @@ class QuantRecipe:
         if self.fuse_instance_norms:
             parts.append("fused instance norms")
         if self.rewrite_stft:
-            parts.append("STFT as MatMul")
+            parts.append(f"STFT as MatMul ({self.stft_basis} basis)")
         if self.fold_snakes:
             parts.append("folded snakes")
         return " ".join(parts)
@@ -388,7 +394,7 @@ def _rewrite_graph(path: Path, recipe: QuantRecipe, ranges: Path | None) -> None
     if recipe.fuse_instance_norms:
         fuse_instance_norms(model)
     if recipe.rewrite_stft:
-        rewrite_stft_ops(model)
+        rewrite_stft_ops(model, recipe.stft_basis)
     onnx.save(model, str(path))
 
 
