@@ -155,6 +155,19 @@ _IDEAS: dict[str, QuantRecipe] = {
     "dynamic-decoder-gemm-late-convs2-float-folded-snakes": replace(
         _DECODER_GEMM_LATE_CONVS2_FLOAT, fold_snakes=True
     ),
+    # The same with ORT's STFT as framing + one MatMul on the op's own basis
+    # (parity.builders.stft_op): the op runs on one thread, 4.5% of this recipe's time on two
+    # threads (held-storm profile, 2026-12-07), and the exact basis flipped the float32 file's
+    # DC and Nyquist phases (docs/recipes.md).
+    "dynamic-decoder-gemm-late-convs2-float-folded-snakes-stft": replace(
+        _DECODER_GEMM_LATE_CONVS2_FLOAT,
+        fold_snakes=True,
+        rewrite_stft=True,
+        stft_basis="onnxruntime",
+    ),
+    "dynamic-decoder-gemm-late-convs2-float-stft": replace(
+        _DECODER_GEMM_LATE_CONVS2_FLOAT, rewrite_stft=True, stft_basis="onnxruntime"
+    ),
     "dynamic-decoder-gemm": replace(_DYNAMIC_GEMM, gemm_scopes=(*_DECODER_CONVS, _GEN)),
     **{
         f"dynamic-decoder-gemm-resblock{i}-convs2-gemm": _with_late_convs2_gemm(i)
