@@ -15,9 +15,9 @@ to float rounding:
 
 So eight passes become four where a float conv follows and five elsewhere: on the CPU recipe
 (held-storm, one thread, 2026-12-07) Pow, Mul and Add fell from 0.043 to 0.025 of a second per
-second of audio, and the run's time 5%. The ``Mul`` stays
-in front of an integer GEMM on purpose: folded into int8 weights, a channel with ``a`` near
-zero (Kokoro's trained weights hold ``a`` from -0.03 to 2.3) would set the whole column's scale.
+second of audio, and the run's time 5%. The ``Mul`` stays in front of an integer GEMM on
+purpose: folded into int8 weights, a channel with ``a`` near zero (Kokoro's trained weights hold
+``a`` from -0.03 to 2.3) would set the whole column's scale.
 
 The match is Kokoro's graph: gamma and beta per channel (``[1, C, 1]``, batch 1), the norm as
 ``fuse_instance_norms`` writes it, ``1 / a`` a constant, and nothing else reading in between.

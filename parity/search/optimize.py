@@ -94,9 +94,11 @@ _DECODER_GEMM_LATE_CONVS2_FLOAT = replace(
 
 
 def _with_late_convs2_gemm(*resblocks: int) -> QuantRecipe:
-    """The shipped recipe's GEMMs, and the second convs of these late resblocks (3-5) too."""
+    """``_DECODER_GEMM_LATE_CONVS2_FLOAT``'s GEMMs, and the second convs of these late
+    resblocks (3-5) too."""
     late = tuple(f"{_GEN}resblocks.{i}/convs2" for i in resblocks)
-    return replace(_DYNAMIC_GEMM, gemm_scopes=(*_DECODER_CONVS, *_GENERATOR_BUT_LATE_CONVS2, *late))
+    base = _DECODER_GEMM_LATE_CONVS2_FLOAT
+    return replace(base, gemm_scopes=(*base.gemm_scopes, *late))
 
 
 # Beside the registry's variants (one per mode and weight sign; ConvInteger's fast path wants
