@@ -6,16 +6,17 @@ of 9) it took 101 | 98 ms on 1 | 2 threads, the rewrite 8.8 | 5.9 ms; against a 
 ``numpy.fft.rfft`` of the same frames it is 1.7e-6 rms relative off, the rewrite 7.9e-8. So:
 
     signal [B, N, 1] -Reshape-> [B, N] -Gather(frame starts + taps)-> [B, F, n_fft]
-    -MatMul(basis [n_fft, 2 * bins])-> [B, F, 2 * bins] -Add-> -Reshape-> [B, F, bins, 2]
+    -MatMul(basis [n_fft, 2 * bins])-> [B, F, 2 * bins] (-Add->) -Reshape-> [B, F, bins, 2]
 
 with the window folded into the basis and the basis's columns in the op's (bin, real/imag)
 order, F = (N - n_fft) // hop + 1 as the op has it. The basis is one of two:
 
 - ``exact``: the DFT in float64, rounded once. The DC and Nyquist bins' imaginary parts, 0 in
   exact arithmetic, are the smallest normal float, so a phase read from them is torch's (below).
-- ``onnxruntime``: ORT's own STFT as a linear map, read off by running the op on the n_fft unit
-  frames. It keeps the op's residues in those imaginary parts, so a phase read from them is
-  the float32 file's: what an int8 build judged against that file needs (docs/recipes.md).
+- ``onnxruntime``: ORT's own STFT as a linear map, read off by running the op (of the ORT that
+  builds the file) on the n_fft unit frames. It keeps the op's residues in those imaginary
+  parts, so a phase read from them is the float32 file's: what an int8 build judged against
+  that file needs (docs/recipes.md). No ``Add``: the residues are in the basis.
 
 Only real signals with constant hop, window and frame length are taken (a signal the
 graph's shapes call complex, [B, N, 2], is refused); anything else is one error line naming
