@@ -76,6 +76,21 @@ def test_force_timing_rewires_the_duration_chain_and_reports_the_prediction(tmp_
     assert [i.name for i in model.graph.input] == ["input_ids", "style", "speed"]  # a copy
 
 
+@pytest.mark.parametrize("between", [TensorProto.FLOAT16, TensorProto.INT32], ids=["float", "int"])
+def test_a_float_cast_after_the_round_is_still_the_chain(between, tmp_path) -> None:
+    """A float16 conversion that keeps the Round float32 casts its output to float16 before
+    the Clip (make webgpu's float16 file does): still the chain. A Cast to an integer type is
+    not a rounding's float detour, and the search does not follow it."""
+    model = onnx.load(str(_timed_graph(tmp_path / "m.onnx")))
+    clip = next(node for node in model.graph.node if node.op_type == "Clip")
+    clip.input[0] = "r_cast"
+    at = [node.name for node in model.graph.node].index("/Clip")
+    model.graph.node.insert(
+        at, helper.make_node("Cast", ["r"], ["r_cast"], "/RoundCast", to=between)
+    )
+    assert duration_tensor(model.graph) == ("d" if between == TensorProto.FLOAT16 else None)
+
+
 def test_runner_speaks_on_forced_durations_and_keeps_its_own(tmp_path) -> None:
     path = _timed_graph(tmp_path / "m.onnx")
     request = _request([0, 1, 2, 3, 0])  # rounded frames 1, 3, 1, 4, 1 (0.2 clipped to 1)

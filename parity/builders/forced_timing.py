@@ -8,7 +8,8 @@ would have chosen itself, which the timing axis of the verdict judges separately
 
 The durations are the ``Cast`` to int64 of ``Clip(Round(...))``: what kokoro's
 ``torch.round(duration).clamp(min=1).long()`` exports to. Our exports, the published
-kokoro-onnx graph and every variant ONNX Runtime's quantizer makes of them keep that chain.
+kokoro-onnx graph and every variant ONNX Runtime's quantizer makes of them keep that chain; a
+float16 conversion may put a float ``Cast`` between the ``Round`` and the ``Clip``.
 """
 
 from __future__ import annotations
@@ -39,13 +40,22 @@ def duration_tensor(graph: onnx.GraphProto) -> str | None:
     for node in graph.node:
         if node.op_type != "Round":
             continue
-        clip = index.only_consumer(node.output[0], "Clip") or index.only_consumer(
-            node.output[0], "Max"
-        )
+        rounded = node.output[0]
+        # A float16 conversion that keeps the Round float32 puts a Cast to float16 after it.
+        while (between := index.only_consumer(rounded, "Cast")) and _cast_to(between) in FLOATS:
+            rounded = between.output[0]
+        clip = index.only_consumer(rounded, "Clip") or index.only_consumer(rounded, "Max")
         cast = clip and index.only_consumer(clip.output[0], "Cast")
-        if cast and any(a.name == "to" and a.i == TensorProto.INT64 for a in cast.attribute):
+        if cast and _cast_to(cast) == TensorProto.INT64:
             return cast.output[0]
     return None
+
+
+FLOATS = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE)
+
+
+def _cast_to(cast: onnx.NodeProto) -> int | None:
+    return next((a.i for a in cast.attribute if a.name == "to"), None)
 
 
 def force_timing(model: onnx.ModelProto) -> onnx.ModelProto:
