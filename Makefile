@@ -80,6 +80,10 @@ webgpu: setup
 	for file in $(WEBGPU_FILES); do for provider in cpu wasm webgpu; do \
 	  $(call webgpu_run,$$file,$$provider,$$file.$$provider,); \
 	done; done
+	# Every file again on a WebGPU adapter with shader-f16, so float16 runs: Dawn in Node.js on
+	# the system's Vulkan driver (Mesa 25's lavapipe here; .ci/run installs it).
+	for file in $(WEBGPU_FILES); do \
+	  $(call webgpu_run,$$file,webgpu,$$file.webgpu-dawn,--webgpu-adapter dawn); done
 	# The float32 file again on WebGPU, on the onnxruntime-web kokoro-js ships (--ort-web).
 	$(call webgpu_run,fp32,webgpu,fp32.webgpu-kokoro-js,--ort-web kokoro-js)
 	$(BIN)/parity report --backends $(WEBGPU_RUNS) -o $(WEBGPU_RUNS)/table.md

@@ -15,7 +15,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from parity.judge.tolerances import BROWSER_CONV, FP16_GRAPH_REL, INTERMEDIATE, WEBGPU_FP32
+from parity.judge.tolerances import (
+    BROWSER_CONV,
+    FP16_GRAPH_REL,
+    FP16_INTERMEDIATE,
+    INTERMEDIATE,
+    WEBGPU_FP32,
+)
 
 # Measured 2026-12-06 (this file, on this machine, SwiftShader): what kokoro-js's own
 # onnxruntime-web does on WebGPU, where ours (1.30) keeps the CPU's durations. The walk on
@@ -34,6 +40,8 @@ CASE = "one-token"  # the shortest fixture case: a tiny-preset run takes ~20 s o
 # A planted op in the decoder's encoder, before anything WebGPU moves by itself.
 FAULT_NODE = "/decoder/encode/conv2/Conv"
 FAULT_MODULE = "decoder.encode"
+# Where float16 on a WebGPU adapter with shader-f16 first leaves float16's rounding (the walk).
+FP16_WEBGPU_MODULE = "decoder.generator.noise_res.0"
 
 
 @pytest.fixture(scope="module")
@@ -112,12 +120,16 @@ def test_browser_session_speaks_ort_session_interface(provider, tmp_path, parity
     )
 
 
-def test_float16_needs_shader_f16_and_says_so(tmp_path) -> None:
-    """A float16 op on an adapter without shader-f16 (SwiftShader) is one clear line; on one
-    with it, the op runs as ORT CPU runs it, to float16 rounding."""
+@pytest.mark.parametrize(
+    "adapter", ["software", pytest.param("dawn", marks=pytest.mark.needs("dawn"))]
+)
+def test_float16_needs_shader_f16_and_says_so(adapter, tmp_path) -> None:
+    """A float16 op on an adapter without shader-f16 (Chromium's SwiftShader) is one clear line;
+    on one with it (Dawn on lavapipe), the op runs as ORT CPU runs it, to float16 rounding."""
     import onnxruntime as ort
 
     from parity.core.errors import BackendLacksError
+    from parity.core.node_side import using_adapter
     from parity.judge.browser_session import BrowserSession
 
     graph = helper.make_graph(
@@ -134,9 +146,11 @@ def test_float16_needs_shader_f16_and_says_so(tmp_path) -> None:
     model.ir_version = 8
     onnx.save(model, tmp_path / "half.onnx")
     x = np.random.default_rng(0).standard_normal((1, 64)).astype(np.float32)
-    session = BrowserSession(tmp_path / "half.onnx", provider="webgpu")
+    with using_adapter(adapter):
+        session = BrowserSession(tmp_path / "half.onnx", provider="webgpu")
     try:
         assert session.adapter is not None
+        assert session.adapter.f16 == (adapter == "dawn"), session.adapter
         if session.adapter.f16:
             (found,) = session.run(None, {"x": x})
             (cpu,) = ort.InferenceSession(str(tmp_path / "half.onnx")).run(None, {"x": x})
@@ -161,6 +175,61 @@ def test_parity_webgpu_staged_tiny(
     result = check_against_pytorch(tiny_model, session, tiny_request, WEBGPU_FP32)
     parity_record.add("webgpu", f"tiny {CASE}: {result.summary()}")
     assert result, result.report()
+
+
+@pytest.mark.needs("dawn")
+def test_dawn_without_a_driver_it_accepts_says_what_to_install(monkeypatch, tmp_path) -> None:
+    """Where Dawn finds no Vulkan driver (here: none named), the dawn adapter's sessions stop
+    with one line naming the package, and its gates skip with that line."""
+    from parity.core import node_side
+    from parity.core.errors import ParityError
+    from parity.judge.browser_session import BrowserSession
+
+    monkeypatch.setenv("VK_ICD_FILENAMES", str(tmp_path / "none.json"))
+    description, why = node_side._dawn_probe.__wrapped__()
+    assert description == ""
+    assert why is not None
+    assert "no WebGPU adapter" in why
+    assert "mesa-vulkan-drivers" in why
+    monkeypatch.setattr(node_side, "_dawn_probe", lambda: (description, why))
+    conv_then_sine(tmp_path / "small.onnx")
+    with node_side.using_adapter("dawn"), pytest.raises(ParityError, match=r"^webgpu: Dawn found"):
+        BrowserSession(tmp_path / "small.onnx", provider="webgpu")
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize(
+    ("provider", "adapter"),
+    [("cpu", "software"), pytest.param("webgpu", "dawn", marks=pytest.mark.needs("dawn"))],
+    ids=["cpu", "webgpu-dawn"],
+)
+def test_parity_webgpu_float16_is_walked_to_the_module_it_leaves(
+    provider, adapter, parity_cache, tiny_model, tiny_export, tiny_request, parity_runs,
+    parity_record,
+) -> None:  # fmt: skip
+    """The harness's own float16 file, walked with durations forced. On ORT CPU every module
+    keeps float16's rounding; on WebGPU with shader-f16 (Dawn on lavapipe) the generator's first
+    noise resblock leaves it, ten times past the CPU: the blog post's float16 discrepancy,
+    named. A fact about onnxruntime-web 1.30 and Mesa 25's lavapipe (docs/webgpu.md)."""
+    from parity.builders.fp16 import KOKORO_FP16, convert_cached
+    from parity.core.node_side import using_adapter
+    from parity.judge.boundaries import IntermediateSession
+    from parity.judge.localize import compare_intermediates
+
+    half = convert_cached(parity_cache, tiny_export, KOKORO_FP16).path
+    with using_adapter(adapter):  # sessions open on first run, so the walk runs inside
+        session = IntermediateSession.for_kokoro(
+            half, tiny_model, tiny_request, runs=parity_runs, provider=provider
+        )
+        report = compare_intermediates(tiny_model, session, tiny_request, FP16_INTERMEDIATE)
+    first = report.first_failure
+    named = first.describe() if first else "none"
+    parity_record.add("webgpu", f"tiny float16 walked on {provider} ({adapter}): first {named}")
+    if provider == "cpu":
+        assert first is None, report.table()
+    else:
+        assert first is not None, report.table()
+        assert first.module == FP16_WEBGPU_MODULE, report.table()
 
 
 def amplified_sine_identity(

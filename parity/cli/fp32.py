@@ -43,7 +43,7 @@ def _export(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from parity.builders.model import build_model
     from parity.builders.voices import run_inputs
-    from parity.core.node_side import use_adapter, use_ort_web
+    from parity.core.node_side import runs_on, use_adapter, use_ort_web
     from parity.core.ort_session import require_onnx_file
     from parity.judge.detect import spec_for_graph
     from parity.judge.verdict import choose_verdict
@@ -61,7 +61,7 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"  {choice.describe()}")
     print(f"  PyTorch: {spec.label()}" + _detected(config.detect))
     if config.provider != "cpu":
-        print(f"  runs on: onnxruntime-web {config.provider} in headless Chromium (docs/webgpu.md)")
+        print(f"  runs on: {runs_on(config.provider)} (docs/webgpu.md)")
     inputs = run_inputs(config)
     model = build_model(spec)
     walk = bool(args.intermediate or args.module)  # for a file of any precision

@@ -48,7 +48,7 @@ JUDGE_PROVIDERS = ("cpu", "wasm", "webgpu")
 WEIGHTS = ("random", "recovered")
 # Tools a run may be told to go without (``--parity-without``); each gate that needs one is
 # marked ``needs(tool)``.
-WITHOUT = ("node", "browser")
+WITHOUT = ("node", "browser", "dawn")
 CHECKPOINT_ENV = "PARITY_KOKORO_CHECKPOINT"
 # The `parity` commands that run a model in ONNX Runtime: each takes --inputs, --threads and
 # --json; all but the two that time (bench, profile) --cache-dir too, since a timing read back
@@ -208,8 +208,10 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "webgpu_adapter",
-        "The WebGPU adapter Chromium runs on: software (SwiftShader, any machine; its numbers "
-        "are WebGPU's, its times are not a GPU's) or hardware (the machine's GPU)",
+        "The WebGPU adapter: software (Chromium's SwiftShader, any machine; its numbers are "
+        "WebGPU's, its times are not a GPU's, and it has no float16), hardware (the GPU "
+        "Chromium finds), or dawn (Chromium's WebGPU in Node.js on the system's Vulkan driver; "
+        "on Mesa's lavapipe, a CPU adapter that runs float16)",
         "software",
         choices=ADAPTERS,
         env="PARITY_WEBGPU_ADAPTER",
@@ -294,9 +296,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "without",
         "Run without a tool the gates need (node: Node.js with the npm side, onnxruntime-web "
-        "and kokoro-js; browser: Chromium for the WebGPU gates); its gates skip, and the "
-        "summary lists them as skipped. Without it, a missing node fails the run with one "
-        "line; a missing browser skips its gates",
+        "and kokoro-js; browser: Chromium for the WebGPU gates; dawn: WebGPU on Dawn in "
+        "Node.js, which needs a Vulkan driver it accepts); its gates skip, and the summary "
+        "lists them as skipped. Without it, a missing node fails the run with one line; a "
+        "missing browser or dawn skips its gates",
         choices=WITHOUT,
         repeat=True,
         env="PARITY_WITHOUT",

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from parity.core.cache import ArtifactCache, CacheKey
-from parity.core.node_side import ORT_WEB_BUILDS, current_adapter, current_ort_web
+from parity.core.node_side import ORT_WEB_BUILDS, adapter_key, current_ort_web
 from parity.core.ort_session import effective_threads
 from parity.core.tally import TALLY
 
@@ -75,6 +75,8 @@ BROWSER_FILES = (
     "measure/web/browser.mjs",
     "measure/web/chromium.mjs",
     "measure/web/page.mjs",
+    "measure/web/adapter.mjs",
+    "measure/web/dawn.mjs",
     "measure/web/package-lock.json",
 )
 
@@ -178,7 +180,7 @@ def onnxruntime_parts(
         else {
             "provider": provider,
             "browser": source_digest(BROWSER_FILES, ()),
-            "adapter": current_adapter() if provider == "webgpu" else None,
+            "adapter": adapter_key() if provider == "webgpu" else None,
         }
     )
     build = current_ort_web()

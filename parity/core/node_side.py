@@ -1,9 +1,11 @@
 """Where the Node.js side lives and whether it can run here: onnxruntime-web's folder
-(``parity/measure/web``, its own lockfile) and the system Chromium its browser runs use."""
+(``parity/measure/web``, its own lockfile), the system Chromium its browser runs use, and Dawn's
+Node bindings (the ``webgpu`` npm package) for WebGPU outside the browser."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -18,19 +20,25 @@ from parity.core.errors import ParityError
 __all__ = [
     "ADAPTERS",
     "CHROMIUM_ENV",
+    "DAWN_SCRIPT",
     "ORT_WEB_BUILDS",
     "WEB_DIR",
     "WEB_INSTALL",
     "NodeProcess",
+    "adapter_key",
     "browser_unavailable",
     "current_adapter",
     "current_ort_web",
+    "dawn_unavailable",
     "find_chromium",
     "node_package_unavailable",
     "ort_web_dist",
+    "runs_on",
     "use_adapter",
     "use_ort_web",
+    "using_adapter",
     "using_ort_web",
+    "webgpu_unavailable",
 ]
 
 WEB_DIR = Path(__file__).parents[1] / "measure" / "web"
@@ -38,8 +46,11 @@ WEB_INSTALL = f"npm ci --prefix {WEB_DIR}"
 CHROMIUM_ENV = "PARITY_CHROMIUM"
 # Debian's package is `chromium`; Ubuntu's snap and older Debian name it chromium-browser.
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-# software: SwiftShader, on any machine; hardware: the GPU Chromium finds (--webgpu-adapter).
-ADAPTERS = ("software", "hardware")
+# software: SwiftShader, on any machine; hardware: the GPU Chromium finds (--webgpu-adapter);
+# dawn: Chromium's WebGPU implementation run by Node.js on the system's Vulkan driver (lavapipe
+# where there is no GPU), the one software adapter here with shader-f16, so float16 runs.
+ADAPTERS = ("software", "hardware", "dawn")
+DAWN_SCRIPT = WEB_DIR / "dawn.mjs"
 _ADAPTER = ["software"]
 
 
@@ -51,8 +62,19 @@ def use_adapter(adapter: str) -> None:
 
 
 def current_adapter() -> str:
-    """The WebGPU adapter kind this process's sessions ask Chromium for."""
+    """The WebGPU adapter kind this process's sessions ask for."""
     return _ADAPTER[0]
+
+
+@contextlib.contextmanager
+def using_adapter(adapter: str) -> Iterator[None]:
+    """WebGPU sessions opened inside run on ``adapter``; the one before after."""
+    before = current_adapter()
+    use_adapter(adapter)
+    try:
+        yield
+    finally:
+        use_adapter(before)
 
 
 # The onnxruntime-web builds a browser run can load, by the npm folder (under parity/) whose
@@ -134,6 +156,49 @@ def browser_unavailable() -> str | None:
             f"(Debian: apt-get install chromium) or set ${CHROMIUM_ENV}"
         )
     return None
+
+
+def runs_on(provider: str) -> str:
+    """Where this process's sessions on browser ``provider`` run, for a report's line."""
+    if provider == "webgpu" and current_adapter() == "dawn":
+        return "onnxruntime-web webgpu on Dawn in Node.js (the system's Vulkan driver)"
+    return f"onnxruntime-web {provider} in headless Chromium ({current_adapter()} adapter)"
+
+
+def webgpu_unavailable() -> str | None:
+    """Why this process's WebGPU sessions cannot run (on Dawn or in Chromium, by the adapter),
+    or None when they can."""
+    return dawn_unavailable() if current_adapter() == "dawn" else browser_unavailable()
+
+
+def dawn_unavailable() -> str | None:
+    """Why Dawn cannot run WebGPU here (what to install), or None when it offers an adapter."""
+    return _dawn_probe()[1]
+
+
+def adapter_key() -> str:
+    """The adapter kind in a WebGPU run's cache key; on Dawn with its driver's description
+    (Mesa's version, say), since another driver computes other numbers."""
+    adapter = current_adapter()
+    return f"dawn {_dawn_probe()[0]}" if adapter == "dawn" else adapter
+
+
+@functools.cache
+def _dawn_probe() -> tuple[str, str | None]:
+    """Dawn's adapter description and why it cannot run (None when it can): asked once per
+    process, of Dawn itself, since only it knows whether the driver will do."""
+    for package in ("onnxruntime-web", "webgpu"):
+        reason = node_package_unavailable(WEB_DIR, package, WEB_INSTALL, "run Dawn")
+        if reason is not None:
+            return "", reason
+    probe = NodeProcess(DAWN_SCRIPT, ["probe"], "webgpu (dawn)")
+    try:
+        answer = probe.receive()
+    finally:
+        probe.close()
+    if answer["adapter"] is None:
+        return "", str(answer["why"])
+    return str(answer["adapter"]["description"]), None
 
 
 class NodeProcess:

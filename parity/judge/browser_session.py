@@ -9,7 +9,10 @@ JSON, and an intermediate of Kokoro's generator is tens of megabytes.
 On a machine without a GPU, Chromium's WebGPU adapter is SwiftShader: it runs the same WGSL
 shaders a hardware adapter runs, so its numbers say what WebGPU computes; its times say nothing
 about a GPU. The hardware adapter (``parity.core.node_side.use_adapter``) drops the SwiftShader
-flags so Chromium picks a real one.
+flags so Chromium picks a real one. The dawn adapter runs WebGPU outside the browser:
+``dawn.mjs`` gives onnxruntime-web Dawn (Chromium's WebGPU implementation) through its Node
+bindings, on the system's Vulkan driver. Where that is Mesa's lavapipe it is a CPU adapter too,
+and unlike SwiftShader it has shader-f16, so float16 files run on WebGPU.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 from parity.core.config import JUDGE_PROVIDERS
 from parity.core.errors import BackendLacksError, ParityError
 from parity.core.node_side import (
+    DAWN_SCRIPT,
     WEB_DIR,
     NodeProcess,
     browser_unavailable,
@@ -32,6 +36,7 @@ from parity.core.node_side import (
     current_ort_web,
     find_chromium,
     ort_web_dist,
+    webgpu_unavailable,
 )
 from parity.core.ort_session import effective_threads, require_onnx_file
 
@@ -66,7 +71,7 @@ class ValueInfo:
 
 @dataclass(frozen=True)
 class Adapter:
-    """The WebGPU adapter Chromium offered (None fields on WebAssembly)."""
+    """The WebGPU adapter Chromium or Dawn offered (None fields on WebAssembly)."""
 
     vendor: str
     architecture: str
@@ -83,7 +88,8 @@ class Adapter:
 
 
 class BrowserSession:
-    """One model in onnxruntime-web inside Chromium, on ``provider`` (webgpu or wasm).
+    """One model in onnxruntime-web inside Chromium, on ``provider`` (webgpu or wasm); on
+    WebGPU with the dawn adapter, in Node.js on Dawn instead.
 
     ``model_bytes`` (a graph with values exposed, say) is written to the session's own folder;
     ``path`` then names it in errors. ``threads`` are WebAssembly threads (the page is
@@ -100,7 +106,8 @@ class BrowserSession:
     ) -> None:
         if provider not in BROWSER_PROVIDERS:
             raise ParityError(f"browser: no provider {provider!r}; give one of {BROWSER_PROVIDERS}")
-        reason = browser_unavailable()
+        on_dawn = provider == "webgpu" and current_adapter() == "dawn"
+        reason = webgpu_unavailable() if provider == "webgpu" else browser_unavailable()
         if reason is not None:
             raise ParityError(f"{provider}: {reason}")
         self.path = Path(path)
@@ -112,12 +119,15 @@ class BrowserSession:
         if model_bytes is not None:
             model = Path(self.folder.name) / "model.onnx"
             model.write_bytes(model_bytes)
-        chromium = find_chromium()
-        assert chromium is not None  # browser_unavailable said so
-        threads = effective_threads(threads)
-        arguments = [str(model), self.folder.name, provider, str(threads), str(chromium)]
-        runtime = [current_adapter(), str(ort_web_dist(current_ort_web()))]
-        self.node = NodeProcess(SCRIPT, [*arguments, *runtime], f"{provider}: {self.path}")
+        arguments = [str(model), self.folder.name, provider, str(effective_threads(threads))]
+        dist = str(ort_web_dist(current_ort_web()))
+        if on_dawn:
+            self.node = NodeProcess(DAWN_SCRIPT, [*arguments, dist], f"{provider}: {self.path}")
+        else:
+            chromium = find_chromium()
+            assert chromium is not None  # browser_unavailable said so
+            runtime = [str(chromium), current_adapter(), dist]
+            self.node = NodeProcess(SCRIPT, [*arguments, *runtime], f"{provider}: {self.path}")
         # A session nobody closes (runners are dropped, not closed) still ends its browser.
         self._finalizer = weakref.finalize(self, _close, self.node, self.folder)
         try:
@@ -172,7 +182,7 @@ class BrowserSession:
             raise BackendLacksError(
                 f"{self.provider}: {self.path}: its float16 ops need the adapter's shader-f16 "
                 f"feature, which {self.adapter.describe()} lacks (SwiftShader has none); judge "
-                "float16 on a GPU that has it (--webgpu-adapter hardware), or on wasm"
+                "float16 on an adapter that has it (--webgpu-adapter dawn or hardware), or on wasm"
             ) from error
         self.seconds = float(answer["seconds"])
         arrays = []

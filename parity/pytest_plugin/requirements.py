@@ -32,19 +32,20 @@ BENCHMARK_FLAGS = (
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "needs(tool): a gate that needs a tool (node, browser); without node the run fails "
-        "with one line, unless --parity-without names it; without a browser its gates skip "
-        "(the summary lists skips, with what to install)",
+        "needs(tool): a gate that needs a tool (node, browser, dawn); without node the run "
+        "fails with one line, unless --parity-without names it; without a browser or dawn "
+        "its gates skip (the summary lists skips, with what to install)",
     )
 
 
-# Tools whose absence skips their gates rather than stopping the run.
-SYSTEM_TOOLS = ("browser",)
+# Tools whose absence skips their gates rather than stopping the run (dawn: WebGPU on Dawn in
+# Node.js, --parity-webgpu-adapter dawn, which needs a Vulkan driver Dawn accepts).
+SYSTEM_TOOLS = ("browser", "dawn")
 
 
 def tool_unavailable(tool: str) -> str | None:
     """Why ``tool`` cannot run here, or None when it can."""
-    from parity.core.node_side import browser_unavailable
+    from parity.core.node_side import browser_unavailable, dawn_unavailable
     from parity.measure.kokoro_js import kokoro_js_unavailable
     from parity.measure.wasm import wasm_unavailable
 
@@ -52,6 +53,8 @@ def tool_unavailable(tool: str) -> str | None:
         return wasm_unavailable() or kokoro_js_unavailable()
     if tool == "browser":
         return browser_unavailable()
+    if tool == "dawn":
+        return dawn_unavailable()
     raise ValueError(f"unknown tool {tool!r}")
 
 
@@ -63,11 +66,13 @@ def needed_tools(item: pytest.Item) -> set[str]:
     provider = callspec.params.get("provider") if callspec is not None else None
     if isinstance(provider, str) and provider.startswith("wasm"):
         tools.add("node")
-    # --parity-provider wasm or webgpu: the judged files run in headless Chromium.
+    # --parity-provider wasm or webgpu: the judged files run in headless Chromium, or for
+    # webgpu with --parity-webgpu-adapter dawn, on Dawn in Node.js.
     parity_config = item.config.stash.get(CONFIG_KEY, None)
     judged = "parity_files" in getattr(item, "fixturenames", ())
     if judged and parity_config is not None and parity_config.provider != "cpu":
-        tools.add("browser")
+        on_dawn = parity_config.provider == "webgpu" and parity_config.webgpu_adapter == "dawn"
+        tools.add("dawn" if on_dawn else "browser")
     return tools
 
 

@@ -18,7 +18,7 @@ from parity.core.errors import ParityError
 
 __all__ = ["BackendCell", "load_cells", "render_cells"]
 
-PROVIDER_ORDER = ("cpu", "wasm", "webgpu")
+PROVIDER_ORDER = ("cpu", "wasm", "webgpu", "webgpu-dawn")
 
 
 @dataclass(frozen=True)

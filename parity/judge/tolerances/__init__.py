@@ -45,6 +45,7 @@ from parity.judge.tolerances.harness import (
 from parity.judge.tolerances.staged import (
     BROWSER_CONV,
     FP16,
+    FP16_INTERMEDIATE,
     FP16_MAX_SIZE_RATIO,
     FP32,
     INTERMEDIATE,
@@ -101,6 +102,7 @@ __all__ = [
     "FORCED_PAIRING_REL",
     "FP16",
     "FP16_GRAPH_REL",
+    "FP16_INTERMEDIATE",
     "FP16_LSTM_KEPT_MAX_SIZE_RATIO",
     "FP16_MAX_SIZE_RATIO",
     "FP32",

@@ -157,6 +157,16 @@ class IntermediateTolerance:
 #   above the worst clean row and 19x below the mildest fault.
 INTERMEDIATE = IntermediateTolerance(rms_rel=1e-3, forced_rms_rel=1e-3)
 
+# The walk of a float16 file (the harness's own, tiny preset, one-token) with durations forced:
+# which generator module leaves float16's own rounding. Measured 2026-12-07 on this machine:
+#   ORT CPU: forced rows rms_rel 2.4e-8 to 1.55e-3 (the output), noise_res.0 9.1e-4;
+#   WebGPU on Dawn/lavapipe (shader-f16): noise_convs.0 1.8e-3, noise_res.0 1.64e-2, then
+#     every later row 4.7e-3 to 2.5e-2.
+# Forced bound about three times the CPU's worst and three times under WebGPU's first jump.
+# Free rows (the text half, before the forced durations) take float16 drift of a few percent
+# on both (CPU up to 4.1e-2, WebGPU 6.6e-2): 0.1 leaves them to the staged check.
+FP16_INTERMEDIATE = IntermediateTolerance(rms_rel=0.1, forced_rms_rel=5e-3)
+
 
 @dataclass(frozen=True)
 class RecoveryBound:

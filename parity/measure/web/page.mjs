@@ -2,48 +2,17 @@
 // WebGPU backend or the WebAssembly one. browser.mjs serves this file, onnxruntime-web's dist
 // folder under /ort/, the model under /model and tensors under /tensor/NAME; the page fetches
 // its feeds there and posts every output back, so no tensor goes through the DevTools protocol.
+import { DTYPES, adapterInfo, metadata } from "/adapter.mjs";
 import * as ort from "/ort/ort.webgpu.min.mjs";
 
-const DTYPES = {
-  float32: Float32Array,
-  float16: Uint16Array,
-  int64: BigInt64Array,
-  int32: Int32Array,
-  int8: Int8Array,
-  uint8: Uint8Array,
-  bool: Uint8Array,
-};
-
 let session = null;
-
-async function adapterInfo() {
-  if (!navigator.gpu) return null;
-  const adapter = await navigator.gpu.requestAdapter();
-  if (!adapter) return null;
-  const info = adapter.info ?? {};
-  return {
-    vendor: info.vendor ?? "",
-    architecture: info.architecture ?? "",
-    description: info.description ?? "",
-    fallback: Boolean(adapter.isFallbackAdapter ?? info.isFallbackAdapter),
-    f16: adapter.features.has("shader-f16"),
-  };
-}
-
-function metadata(entries) {
-  return entries.map((entry) => ({
-    name: entry.name,
-    type: entry.isTensor ? entry.type : "non-tensor",
-    shape: entry.isTensor ? entry.shape.map((d) => (typeof d === "number" ? d : String(d))) : [],
-  }));
-}
 
 // provider: "webgpu" or "wasm"; threads: WebAssembly threads (the page is cross-origin isolated).
 window.openSession = async (provider, threads) => {
   ort.env.wasm.wasmPaths = "/ort/";
   ort.env.wasm.numThreads = threads;
   ort.env.logLevel = "error";
-  const adapter = provider === "webgpu" ? await adapterInfo() : null;
+  const adapter = provider === "webgpu" ? await adapterInfo(navigator.gpu) : null;
   if (provider === "webgpu" && adapter === null) {
     throw new Error("this Chromium offers no WebGPU adapter (navigator.gpu.requestAdapter)");
   }

@@ -1,0 +1,111 @@
+// One ONNX model on onnxruntime-web's WebGPU backend under Node.js, on Dawn (the WebGPU
+// implementation inside Chromium) through its Node bindings, the `webgpu` npm package, which
+// ships a prebuilt dawn.node. Dawn takes the system's Vulkan driver: on a machine without a GPU,
+// Mesa's lavapipe, which has the shader-f16 feature that Chromium's SwiftShader lacks.
+// Arguments and JSON lines as browser.mjs: MODEL TENSOR_DIR PROVIDER THREADS [ORT_DIST]; tensors
+// are raw files in TENSOR_DIR, read and written here directly.
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import readline from "node:readline";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { create, globals } from "webgpu";
+import { DTYPES, adapterInfo, metadata } from "./adapter.mjs";
+import { firstLine, runMain, send } from "./chromium.mjs";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const OWN_ORT_DIST = path.join(HERE, "node_modules", "onnxruntime-web", "dist");
+
+// onnxruntime-web uploads straight from its WebAssembly memory, which is a SharedArrayBuffer
+// when threaded; dawn.node refuses views of one ("not an ArrayBuffer"), so copy those first.
+function acceptSharedViews(queue) {
+  const { writeBuffer } = queue.prototype;
+  queue.prototype.writeBuffer = function (buffer, offset, data, dataOffset, size) {
+    const shared = typeof SharedArrayBuffer !== "undefined" && data?.buffer instanceof SharedArrayBuffer;
+    const copy = shared ? new data.constructor(data) : data;
+    return writeBuffer.call(this, buffer, offset, copy, dataOffset, size);
+  };
+}
+
+// Dawn's adapter, with onnxruntime-web's view of the globals it needs.
+async function dawnAdapter() {
+  Object.assign(globalThis, globals);
+  acceptSharedViews(globals.GPUQueue);
+  const gpu = create([]);
+  // onnxruntime-web asks navigator.gpu for its adapter; Node 20 has no navigator.
+  Object.defineProperty(globalThis, "navigator", { value: { gpu }, configurable: true });
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) {
+    throw new Error(
+      "Dawn found no WebGPU adapter: it needs a Vulkan driver it accepts, such as Mesa 25's " +
+        "lavapipe (Debian 12: apt-get install -t bookworm-backports mesa-vulkan-drivers; its " +
+        "own 22.3 is refused); see docs/webgpu.md",
+    );
+  }
+  return { gpu, adapter };
+}
+
+// Argument "probe": one line with the adapter Dawn offers (or the error), then exit.
+async function main() {
+  const [modelPath, tensorDir, provider, threads, ortDist] = process.argv.slice(2);
+  if (modelPath === "probe") {
+    try {
+      const { gpu, adapter } = await dawnAdapter();
+      send({ ready: true, adapter: await adapterInfo(gpu, adapter) });
+    } catch (error) {
+      send({ ready: true, adapter: null, why: firstLine(error) });
+    }
+    process.exit(0);
+  }
+  if (provider !== "webgpu") throw new Error(`dawn.mjs runs WebGPU only, not ${provider}`);
+  const { gpu, adapter } = await dawnAdapter();
+  const ortUrl = pathToFileURL(path.join(path.resolve(ortDist || OWN_ORT_DIST), "ort.webgpu.mjs"));
+  const ort = await import(ortUrl.href);
+  ort.env.wasm.numThreads = Number(threads);
+  ort.env.logLevel = "error";
+  ort.env.webgpu.adapter = adapter;
+  const session = await ort.InferenceSession.create(await readFile(modelPath), {
+    executionProviders: ["webgpu"],
+    graphOptimizationLevel: "all",
+  });
+  send({
+    ready: true,
+    inputs: metadata(session.inputMetadata),
+    outputs: metadata(session.outputMetadata),
+    adapter: await adapterInfo(gpu, adapter),
+  });
+  const lines = readline.createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    try {
+      send(await run(ort, session, tensorDir, JSON.parse(line)));
+    } catch (error) {
+      send({ error: firstLine(error) });
+    }
+  }
+  await session.release();
+}
+
+// As page.mjs's runSession, with the tensor files read and written here.
+async function run(ort, session, tensorDir, { feeds, fetches }) {
+  const inputs = {};
+  for (const feed of feeds) {
+    // A copy into a fresh ArrayBuffer: a Buffer's offset need not suit an int64 view.
+    const bytes = new Uint8Array(await readFile(path.join(tensorDir, path.basename(feed.file))));
+    inputs[feed.name] = new ort.Tensor(feed.dtype, new DTYPES[feed.dtype](bytes.buffer), feed.dims);
+  }
+  const start = performance.now();
+  const outputs = await session.run(inputs, fetches);
+  const seconds = (performance.now() - start) / 1000;
+  const answer = [];
+  for (const [index, name] of fetches.entries()) {
+    const tensor = outputs[name];
+    const data = tensor.location === "cpu" ? tensor.data : await tensor.getData();
+    const file = `out-${index}`;
+    await writeFile(path.join(tensorDir, file), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    answer.push({ name, dtype: tensor.type, dims: tensor.dims, file });
+  }
+  for (const tensor of Object.values(outputs)) tensor.dispose?.();
+  return { outputs: answer, seconds };
+}
+
+runMain(main);
