@@ -75,7 +75,7 @@ BROWSER_FILES = (
     "measure/web/browser.mjs",
     "measure/web/chromium.mjs",
     "measure/web/page.mjs",
-    "measure/web/adapter.mjs",
+    "measure/web/ort-web.mjs",
     "measure/web/dawn.mjs",
     "measure/web/package-lock.json",
 )

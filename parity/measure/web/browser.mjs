@@ -25,7 +25,7 @@ function serveRoute(modelPath, tensorDir, ortDist) {
     const [, head, name = ""] = url.pathname.split("/");
     const file =
       head === "" ? null
-      : head === "page.mjs" || head === "adapter.mjs" ? path.join(HERE, head)
+      : head === "page.mjs" || head === "ort-web.mjs" ? path.join(HERE, head)
       : head === "model" ? modelPath
       : SAFE_NAME.test(name) && head === "ort" ? path.join(ortDist, name)
       : SAFE_NAME.test(name) && head === "tensor" ? path.join(tensorDir, name)

@@ -9,7 +9,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { create, globals } from "webgpu";
-import { DTYPES, adapterInfo, metadata } from "./adapter.mjs";
+import { adapterInfo, metadata, runOnce } from "./ort-web.mjs";
 import { firstLine, runMain, send } from "./chromium.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -85,27 +85,13 @@ async function main() {
   await session.release();
 }
 
-// As page.mjs's runSession, with the tensor files read and written here.
-async function run(ort, session, tensorDir, { feeds, fetches }) {
-  const inputs = {};
-  for (const feed of feeds) {
-    // A copy into a fresh ArrayBuffer: a Buffer's offset need not suit an int64 view.
-    const bytes = new Uint8Array(await readFile(path.join(tensorDir, path.basename(feed.file))));
-    inputs[feed.name] = new ort.Tensor(feed.dtype, new DTYPES[feed.dtype](bytes.buffer), feed.dims);
-  }
-  const start = performance.now();
-  const outputs = await session.run(inputs, fetches);
-  const seconds = (performance.now() - start) / 1000;
-  const answer = [];
-  for (const [index, name] of fetches.entries()) {
-    const tensor = outputs[name];
-    const data = tensor.location === "cpu" ? tensor.data : await tensor.getData();
-    const file = `out-${index}`;
-    await writeFile(path.join(tensorDir, file), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    answer.push({ name, dtype: tensor.type, dims: tensor.dims, file });
-  }
-  for (const tensor of Object.values(outputs)) tensor.dispose?.();
-  return { outputs: answer, seconds };
+// As page.mjs's runSession, with the tensor files read and written here directly.
+function run(ort, session, tensorDir, message) {
+  const file = (name) => path.join(tensorDir, path.basename(name));
+  // A copy into a fresh ArrayBuffer: a Buffer's offset need not suit an int64 view.
+  const read = async (name) => new Uint8Array(await readFile(file(name))).buffer;
+  const write = (name, bytes) => writeFile(file(name), bytes);
+  return runOnce(ort, session, message, read, write);
 }
 
 runMain(main);
