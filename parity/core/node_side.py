@@ -20,6 +20,7 @@ from parity.core.errors import ParityError
 __all__ = [
     "ADAPTERS",
     "CHROMIUM_ENV",
+    "DAWN_NODE_FLAGS",
     "DAWN_SCRIPT",
     "ORT_WEB_BUILDS",
     "WEB_DIR",
@@ -51,6 +52,12 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 # where there is no GPU), the one software adapter here with shader-f16, so float16 runs.
 ADAPTERS = ("software", "hardware", "dawn")
 DAWN_SCRIPT = WEB_DIR / "dawn.mjs"
+# Node's V8 compiles onnxruntime-web's 27 MB WebAssembly build with TurboFan on its worker
+# threads while the main thread waits, about 30 s after each Dawn session opens. Measured
+# 2026-12-07 with Liftoff only (V8's baseline compiler): a one-op model's first answer in 1.3 s
+# instead of 37 s; the trained Kokoro on held-yes, first run 20.6 s instead of 48.2 s, later
+# runs 19.6 s against 19.2 s, the audio bit-identical.
+DAWN_NODE_FLAGS = ("--liftoff-only",)
 _ADAPTER = ["software"]
 
 
@@ -206,12 +213,14 @@ class NodeProcess:
     ``label`` names it in errors. An answer ``{"error": ...}`` raises ParityError, as does
     the script's exit (with the last line of its stderr)."""
 
-    def __init__(self, script: Path, arguments: list[str], label: str) -> None:
+    def __init__(
+        self, script: Path, arguments: list[str], label: str, node_flags: tuple[str, ...] = ()
+    ) -> None:
         self.label = label
         # stderr to a file, not a pipe: a pipe nobody reads blocks Node once it fills.
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(
-            ["node", str(script), *arguments],
+            ["node", *node_flags, str(script), *arguments],
             cwd=script.parent,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

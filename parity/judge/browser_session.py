@@ -28,6 +28,7 @@ import numpy as np
 from parity.core.config import JUDGE_PROVIDERS
 from parity.core.errors import BackendLacksError, ParityError
 from parity.core.node_side import (
+    DAWN_NODE_FLAGS,
     DAWN_SCRIPT,
     WEB_DIR,
     NodeProcess,
@@ -122,7 +123,9 @@ class BrowserSession:
         arguments = [str(model), self.folder.name, provider, str(effective_threads(threads))]
         dist = str(ort_web_dist(current_ort_web()))
         if on_dawn:
-            self.node = NodeProcess(DAWN_SCRIPT, [*arguments, dist], f"{provider}: {self.path}")
+            self.node = NodeProcess(
+                DAWN_SCRIPT, [*arguments, dist], f"{provider}: {self.path}", DAWN_NODE_FLAGS
+            )
         else:
             chromium = find_chromium()
             assert chromium is not None  # browser_unavailable said so
