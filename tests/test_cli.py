@@ -228,6 +228,31 @@ def test_compare_intermediate_rejects_an_unknown_module(
     assert len(err.splitlines()) == 1
 
 
+def test_compare_ops_replays_a_module_op_by_op(
+    tiny_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "ops.json"
+    args = ["compare", str(tiny_export), "--preset", "tiny", "--inputs", str(FIXTURES)]
+    module = ["--ops", "decoder.generator.noise_res.0", "--requests", "one-token"]
+    code = main([*args, *module, "--json", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "op replay of /decoder/generator/noise_res.0/" in out
+    assert "every op within" in out
+    rows = json.loads(report.read_text())[0]["rows"]
+    assert {row["op_type"] for row in rows} >= {"Conv", "InstanceNormalization", "Sin"}
+
+
+def test_compare_ops_rejects_an_unknown_module(
+    tiny_export: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["compare", str(tiny_export), "--preset", "tiny", "--inputs", str(FIXTURES)]
+    assert main([*args, "--ops", "decoder.nowhere"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("parity: error: intermediate: 'decoder.nowhere' is not a module")
+    assert len(err.splitlines()) == 1
+
+
 def test_compare_list_scopes_counts_nodes_per_scope(
     tiny_export: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,6 +20,7 @@ from parity.judge.tolerances import (
     FP16_GRAPH_REL,
     FP16_INTERMEDIATE,
     INTERMEDIATE,
+    OP_REPLAY,
     WEBGPU_FP32,
 )
 
@@ -42,6 +43,9 @@ FAULT_NODE = "/decoder/encode/conv2/Conv"
 FAULT_MODULE = "decoder.encode"
 # Where float16 on a WebGPU adapter with shader-f16 first leaves float16's rounding (the walk).
 FP16_WEBGPU_MODULE = "decoder.generator.noise_res.0"
+# The op inside it whose WebGPU kernel leaves float16's rounding (op replay): its Conv, 30x
+# ORT CPU's error, as a float16 running sum of the same products (docs/webgpu.md).
+FP16_WEBGPU_OP = "Conv"
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +122,27 @@ def test_browser_session_speaks_ort_session_interface(provider, tmp_path, parity
         f"{provider} ({where}): conv rms_rel {rms_rel(conv, cpu[0]):.2g}, "
         f"sin(c)*c rms_rel {rms_rel(sine, cpu[1]):.2g} against ORT CPU",
     )
+
+
+def test_op_replay_names_swiftshaders_sine_not_the_conv_around_it(tmp_path) -> None:
+    """Each node replayed alone on ORT CPU from the values SwiftShader's WebGPU fed it: its Sin
+    is out (1.1e-4), the Conv before it and the Mul reading it are not."""
+    from parity.core.node_side import using_adapter
+    from parity.judge.browser_session import BrowserSession
+    from parity.judge.intermediate import expose
+    from parity.judge.op_replay import replay_nodes
+
+    x = conv_then_sine(tmp_path / "small.onnx")
+    model = onnx.load(str(tmp_path / "small.onnx"))
+    exposed = expose(model, ["s"]).SerializeToString()
+    with using_adapter("software"):
+        session = BrowserSession(tmp_path / "small.onnx", provider="webgpu", model_bytes=exposed)
+        try:
+            values = dict(zip(["c", "s", "y"], session.run(["c", "s", "y"], {"x": x}), strict=True))
+        finally:
+            session.close()
+    rows, _ = replay_nodes(model, list(model.graph.node), {"x": x, **values}, OP_REPLAY)
+    assert [row.op_type for row in rows if not row.within] == ["Sin"], [r.line() for r in rows]
 
 
 @pytest.mark.parametrize(
@@ -215,6 +240,7 @@ def test_parity_webgpu_float16_is_walked_to_the_module_it_leaves(
     from parity.core.node_side import using_adapter
     from parity.judge.boundaries import IntermediateSession
     from parity.judge.localize import compare_intermediates
+    from parity.judge.op_replay import replay_scope
 
     half = convert_cached(parity_cache, tiny_export, KOKORO_FP16).path
     with using_adapter(adapter):  # sessions open on first run, so the walk runs inside
@@ -222,14 +248,23 @@ def test_parity_webgpu_float16_is_walked_to_the_module_it_leaves(
             half, tiny_model, tiny_request, runs=parity_runs, provider=provider
         )
         report = compare_intermediates(tiny_model, session, tiny_request, FP16_INTERMEDIATE)
+        scope = session.boundaries[FP16_WEBGPU_MODULE].prefix
+        ops = replay_scope(
+            half, scope, tiny_request, OP_REPLAY, provider=provider, runs=parity_runs
+        )
     first = report.first_failure
     named = first.describe() if first else "none"
     parity_record.add("webgpu", f"tiny float16 walked on {provider} ({adapter}): first {named}")
+    worst = ops.worst.describe() if ops.worst else "none"
+    parity_record.add("webgpu", f"its ops replayed on ORT CPU, {provider}: worst {worst}")
     if provider == "cpu":
         assert first is None, report.table()
+        assert ops, ops.report()
     else:
         assert first is not None, report.table()
         assert first.module == FP16_WEBGPU_MODULE, report.table()
+        # Inside it, the kernels that differ are its convolutions (float16 accumulation).
+        assert {row.op_type for row in ops.failures} == {FP16_WEBGPU_OP}, ops.report()
 
 
 def amplified_sine_identity(

@@ -74,8 +74,14 @@ def _compare(args: argparse.Namespace) -> int:
         for name in requested(args, inputs, cases=True)
     ]
     results: list[object]
-    if walk:
-        results = _compare_intermediate(args, config, model, requests)
+    if args.ops:
+        results = [_replay_ops(args, config, model, requests[0], args.ops)]
+    elif walk:
+        results = _compare_intermediate(args, config, model, requests, choice.precision)
+        first = next((r.first_failure for r in results if r.first_failure), None)  # type: ignore[attr-defined]
+        if first is not None and config.provider != "cpu":
+            # A module out on a browser backend: name the kernels inside it that differ.
+            results.append(_replay_ops(args, config, model, requests[0], first.module))
     else:
         from parity.judge.verdict import judge_float
 
@@ -151,10 +157,11 @@ def _compare_intermediate(
     config: ParityConfig,
     model: object,
     requests: Sequence[KokoroInput],
+    precision: str,
 ) -> list[object]:
     from parity.judge.boundaries import IntermediateSession
     from parity.judge.localize import compare_intermediates
-    from parity.judge.tolerances import INTERMEDIATE
+    from parity.judge.tolerances import FP16_INTERMEDIATE, INTERMEDIATE
 
     runs = run_store(args)
     session = IntermediateSession.for_kokoro(
@@ -167,7 +174,33 @@ def _compare_intermediate(
         overrides=config.scopes,
         provider=config.provider,
     )
-    return [compare_intermediates(model, session, request, INTERMEDIATE) for request in requests]
+    tolerance = FP16_INTERMEDIATE if precision == "fp16" else INTERMEDIATE
+    return [compare_intermediates(model, session, request, tolerance) for request in requests]
+
+
+def _replay_ops(
+    args: argparse.Namespace,
+    config: ParityConfig,
+    model: object,
+    request: KokoroInput,
+    target: str,
+) -> object:
+    from parity.judge.op_replay import module_scope, replay_scope
+    from parity.judge.tolerances import OP_REPLAY
+
+    runs = run_store(args)
+    scope = module_scope(
+        Path(args.model), model, request, target, runs=runs, overrides=config.scopes
+    )
+    return replay_scope(
+        Path(args.model),
+        scope,
+        request,
+        OP_REPLAY,
+        provider=config.provider,
+        threads=config.threads,
+        runs=runs,
+    )
 
 
 def _list_scopes(path: Path) -> int:
@@ -228,6 +261,13 @@ def add_commands(commands: Any) -> None:
         action="append",
         metavar="PATH",
         help="only this PyTorch module (dotted path, repeatable; implies --intermediate)",
+    )
+    compare.add_argument(
+        "--ops",
+        metavar="MODULE",
+        help="replay every op of this module (dotted path or graph scope) alone on ORT CPU from "
+        "the values --provider fed it, and name the ops whose kernels differ (after "
+        "--intermediate on a browser provider, its first module out is replayed)",
     )
     compare.add_argument(
         "--list-scopes", action="store_true", help="list the graph's node scopes and exit"

@@ -30,6 +30,7 @@ __all__ = [
     "module_scopes",
     "onnx_scope_prefixes",
     "scope_boundary",
+    "scope_nodes",
 ]
 
 
@@ -75,13 +76,7 @@ def scope_boundary(model: onnx.ModelProto, prefix: str | Sequence[str]) -> Scope
     """
     prefixes = (prefix,) if isinstance(prefix, str) else tuple(prefix)
     index = GraphIndex(model.graph)
-    scoped = [node for node in model.graph.node if node.name.startswith(prefixes)]
-    if not scoped:
-        raise ParityError(
-            f"intermediate: no node of the graph is in scope {prefixes[0]!r}; "
-            "list the scopes with `parity compare MODEL --list-scopes`"
-        )
-    inside = _quantizers_to_readers(index, _with_fused(model.graph, index, scoped))
+    inside = _scope_nodes(model, index, prefixes)
     members = {id(node) for node in inside}
 
     def within(node: onnx.NodeProto) -> bool:
@@ -104,6 +99,25 @@ def scope_boundary(model: onnx.ModelProto, prefix: str | Sequence[str]) -> Scope
     read_outside |= {output.name for output in model.graph.output}
     outputs = [name for node in inside for name in node.output if name in read_outside]
     return ScopeBoundary(prefixes[0], len(inside), tuple(inputs), tuple(dict.fromkeys(outputs)))
+
+
+def scope_nodes(model: onnx.ModelProto, prefix: str | Sequence[str]) -> list[onnx.NodeProto]:
+    """The nodes of a scope in graph order: those named under ``prefix``, the ones an optimiser
+    fused out of it, and the quantizers only it reads (as ``scope_boundary`` counts them)."""
+    prefixes = (prefix,) if isinstance(prefix, str) else tuple(prefix)
+    return _scope_nodes(model, GraphIndex(model.graph), prefixes)
+
+
+def _scope_nodes(
+    model: onnx.ModelProto, index: GraphIndex, prefixes: tuple[str, ...]
+) -> list[onnx.NodeProto]:
+    scoped = [node for node in model.graph.node if node.name.startswith(prefixes)]
+    if not scoped:
+        raise ParityError(
+            f"intermediate: no node of the graph is in scope {prefixes[0]!r}; "
+            "list the scopes with `parity compare MODEL --list-scopes`"
+        )
+    return _quantizers_to_readers(index, _with_fused(model.graph, index, scoped))
 
 
 # Ops that turn a float value into integers for the next layer's integer kernel.
