@@ -13,7 +13,7 @@ from parity.core.errors import ParityError
 
 def _bench(args: argparse.Namespace) -> int:
     from parity.core.inputs import load_input_set
-    from parity.core.node_side import use_adapter, webgpu_unavailable
+    from parity.core.node_side import session_unavailable, use_adapter
     from parity.core.spec import load_config
     from parity.measure.bench import BENCH_PROVIDERS, measure, write_records
     from parity.measure.wasm import wasm_unavailable
@@ -34,7 +34,7 @@ def _bench(args: argparse.Namespace) -> int:
     for provider in providers:
         reason = (
             wasm_unavailable() if provider.startswith("wasm")
-            else webgpu_unavailable() if provider == "webgpu"
+            else session_unavailable(provider) if provider == "webgpu"
             else None
         )  # fmt: skip
         if reason is not None:

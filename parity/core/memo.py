@@ -74,6 +74,7 @@ BROWSER_FILES = (
     "core/node_side.py",
     "measure/web/browser.mjs",
     "measure/web/chromium.mjs",
+    "measure/web/lines.mjs",
     "measure/web/page.mjs",
     "measure/web/ort-web.mjs",
     "measure/web/dawn.mjs",

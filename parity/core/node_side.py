@@ -33,13 +33,14 @@ __all__ = [
     "dawn_unavailable",
     "find_chromium",
     "node_package_unavailable",
+    "on_dawn",
     "ort_web_dist",
     "runs_on",
+    "session_unavailable",
     "use_adapter",
     "use_ort_web",
     "using_adapter",
     "using_ort_web",
-    "webgpu_unavailable",
 ]
 
 WEB_DIR = Path(__file__).parents[1] / "measure" / "web"
@@ -165,17 +166,22 @@ def browser_unavailable() -> str | None:
     return None
 
 
+def on_dawn(provider: str) -> bool:
+    """Whether this process's sessions on ``provider`` run on Dawn in Node.js (not Chromium)."""
+    return provider == "webgpu" and current_adapter() == "dawn"
+
+
 def runs_on(provider: str) -> str:
     """Where this process's sessions on browser ``provider`` run, for a report's line."""
-    if provider == "webgpu" and current_adapter() == "dawn":
+    if on_dawn(provider):
         return "onnxruntime-web webgpu on Dawn in Node.js (the system's Vulkan driver)"
     return f"onnxruntime-web {provider} in headless Chromium ({current_adapter()} adapter)"
 
 
-def webgpu_unavailable() -> str | None:
-    """Why this process's WebGPU sessions cannot run (on Dawn or in Chromium, by the adapter),
-    or None when they can."""
-    return dawn_unavailable() if current_adapter() == "dawn" else browser_unavailable()
+def session_unavailable(provider: str) -> str | None:
+    """Why this process's sessions on browser ``provider`` cannot run (on Dawn or in Chromium,
+    by the adapter), or None when they can."""
+    return dawn_unavailable() if on_dawn(provider) else browser_unavailable()
 
 
 def dawn_unavailable() -> str | None:

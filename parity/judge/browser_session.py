@@ -32,12 +32,12 @@ from parity.core.node_side import (
     DAWN_SCRIPT,
     WEB_DIR,
     NodeProcess,
-    browser_unavailable,
     current_adapter,
     current_ort_web,
     find_chromium,
+    on_dawn,
     ort_web_dist,
-    webgpu_unavailable,
+    session_unavailable,
 )
 from parity.core.ort_session import effective_threads, require_onnx_file
 
@@ -107,8 +107,7 @@ class BrowserSession:
     ) -> None:
         if provider not in BROWSER_PROVIDERS:
             raise ParityError(f"browser: no provider {provider!r}; give one of {BROWSER_PROVIDERS}")
-        on_dawn = provider == "webgpu" and current_adapter() == "dawn"
-        reason = webgpu_unavailable() if provider == "webgpu" else browser_unavailable()
+        reason = session_unavailable(provider)
         if reason is not None:
             raise ParityError(f"{provider}: {reason}")
         self.path = Path(path)
@@ -122,7 +121,7 @@ class BrowserSession:
             model.write_bytes(model_bytes)
         arguments = [str(model), self.folder.name, provider, str(effective_threads(threads))]
         dist = str(ort_web_dist(current_ort_web()))
-        if on_dawn:
+        if on_dawn(provider):
             self.node = NodeProcess(
                 DAWN_SCRIPT, [*arguments, dist], f"{provider}: {self.path}", DAWN_NODE_FLAGS
             )

@@ -170,6 +170,7 @@ def spoken_by_kokoro_js(
                 "builders/kokoro_js_folder.py",
                 "measure/kokoro_js.py",
                 "measure/kokoro-js/speak.mjs",
+                "measure/web/lines.mjs",
                 "measure/kokoro-js/package-lock.json",
             ),
             (),

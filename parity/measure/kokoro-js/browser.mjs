@@ -8,7 +8,8 @@ import { createWriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { runMain, send, withPage, within } from "../web/chromium.mjs";
+import { withPage, within } from "../web/chromium.mjs";
+import { runMain, send } from "../web/lines.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MODULES = path.join(HERE, "node_modules");

@@ -10,8 +10,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { runMain, send } from "../web/lines.mjs";
 
-const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 const require = createRequire(import.meta.url);
 
 async function clientOrtWeb() {
@@ -75,7 +75,4 @@ async function main() {
   });
 }
 
-main().catch((error) => {
-  send({ error: String(error?.message ?? error).split("\n")[0] });
-  process.exit(1);
-});
+runMain(main);

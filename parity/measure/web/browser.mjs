@@ -11,9 +11,9 @@
 // (chromium.mjs, shared with the kokoro-js page).
 import { createWriteStream } from "node:fs";
 import path from "node:path";
-import readline from "node:readline";
 import { fileURLToPath } from "node:url";
-import { firstLine, runMain, send, withPage } from "./chromium.mjs";
+import { withPage } from "./chromium.mjs";
+import { answerLines, runMain, send } from "./lines.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const OWN_ORT_DIST = path.join(HERE, "node_modules", "onnxruntime-web", "dist");
@@ -55,16 +55,9 @@ async function main() {
       Number(threads),
     );
     send({ ready: true, ...opened });
-    const lines = readline.createInterface({ input: process.stdin });
-    for await (const line of lines) {
-      if (!line.trim()) continue;
-      try {
-        const { feeds, fetches } = JSON.parse(line);
-        send(await page.evaluate((f, n) => window.runSession(f, n), feeds, fetches));
-      } catch (error) {
-        send({ error: firstLine(error) });
-      }
-    }
+    await answerLines(({ feeds, fetches }) =>
+      page.evaluate((f, n) => window.runSession(f, n), feeds, fetches),
+    );
   });
 }
 

@@ -6,6 +6,7 @@ import { stat } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import puppeteer from "puppeteer-core";
+import { firstLine } from "./lines.mjs";
 
 const TYPES = {
   ".mjs": "text/javascript",
@@ -14,18 +15,6 @@ const TYPES = {
   ".json": "application/json",
   ".html": "text/html",
 };
-
-export const firstLine = (error) => String(error?.message ?? error).split("\n")[0];
-// One JSON line to the Python side.
-export const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
-
-// Run main; an error it throws goes out as {"error": its first line}, and the process fails.
-export function runMain(main) {
-  main().catch((error) => {
-    send({ error: firstLine(error) });
-    process.exit(1);
-  });
-}
 
 // route(request, url, response) answers the request itself and returns true, returns a file
 // path to send, or returns null/undefined for a 404. Every answer is cross-origin isolated,

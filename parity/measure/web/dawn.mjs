@@ -6,11 +6,10 @@
 // are raw files in TENSOR_DIR, read and written here directly.
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import readline from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { create, globals } from "webgpu";
 import { adapterInfo, metadata, runOnce } from "./ort-web.mjs";
-import { firstLine, runMain, send } from "./chromium.mjs";
+import { answerLines, firstLine, runMain, send } from "./lines.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const OWN_ORT_DIST = path.join(HERE, "node_modules", "onnxruntime-web", "dist");
@@ -73,15 +72,7 @@ async function main() {
     outputs: metadata(session.outputMetadata),
     adapter: await adapterInfo(gpu, adapter),
   });
-  const lines = readline.createInterface({ input: process.stdin });
-  for await (const line of lines) {
-    if (!line.trim()) continue;
-    try {
-      send(await run(ort, session, tensorDir, JSON.parse(line)));
-    } catch (error) {
-      send({ error: firstLine(error) });
-    }
-  }
+  await answerLines((message) => run(ort, session, tensorDir, message));
   await session.release();
 }
 

@@ -5,11 +5,9 @@
 //   out:        {"seconds": s, "samples": n}      (time of session.run alone, measured here)
 // Errors go out as {"error": "..."}; the process exits when stdin closes.
 import { readFile } from "node:fs/promises";
-import readline from "node:readline";
 import * as ort from "onnxruntime-web";
 import { audioNameOf, kokoroFeeds } from "./feeds.mjs";
-
-const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
+import { answerLines, runMain, send } from "./lines.mjs";
 
 async function main() {
   const [modelPath, threads = "1"] = process.argv.slice(2);
@@ -30,25 +28,16 @@ async function main() {
     version: ort.env.versions?.web ?? null,
   });
   const audioName = audioNameOf(session);
-  const lines = readline.createInterface({ input: process.stdin });
-  for await (const line of lines) {
-    if (!line.trim()) continue;
-    try {
-      const request = JSON.parse(line);
-      const feeds = kokoroFeeds(session, request);
-      const start = performance.now();
-      const outputs = await session.run(feeds, [audioName]);
-      const seconds = (performance.now() - start) / 1000;
-      send({ seconds, samples: outputs[audioName].data.length });
-      for (const tensor of Object.values(outputs)) tensor.dispose?.();
-    } catch (error) {
-      send({ error: String(error?.message ?? error).split("\n")[0] });
-    }
-  }
+  await answerLines(async (request) => {
+    const feeds = kokoroFeeds(session, request);
+    const start = performance.now();
+    const outputs = await session.run(feeds, [audioName]);
+    const seconds = (performance.now() - start) / 1000;
+    const samples = outputs[audioName].data.length;
+    for (const tensor of Object.values(outputs)) tensor.dispose?.();
+    return { seconds, samples };
+  });
   await session.release();
 }
 
-main().catch((error) => {
-  send({ error: String(error?.message ?? error).split("\n")[0] });
-  process.exit(1);
-});
+runMain(main);
