@@ -86,7 +86,7 @@ def test_compare_reports_the_fp32_check_of_the_export(
     )
     out, err = capsys.readouterr()
     assert code == 0, out
-    assert "fp32 parity of 'sentence': PASS" in out
+    assert "staged parity of 'sentence' against PyTorch float32: PASS" in out
     assert "forced generator" in out
     assert '"passed": true' in report.read_text()
     # Without a store every run is computed, and stderr says so: PyTorch free-running and

@@ -261,7 +261,9 @@ def test_a_check_that_cannot_be_made_is_said_not_passed_in_silence() -> None:
     assert note is not None
     assert "not compared" in note
     result = StagedParity("sentence", 1.0, None, (), None, None, None, FP32, (), notes=(note,))
-    assert result.report().splitlines()[0] == "fp32 parity of 'sentence': PASS (see NOT MADE)"
+    assert result.report().splitlines()[0] == (
+        "staged parity of 'sentence' against PyTorch float32: PASS (see NOT MADE)"
+    )
     assert "  NOT MADE durations: the graph outputs none and has no Round" in result.report()
     assert "NOT MADE: durations" in result.summary()
     read_from_chain = ForcingPlan(plan.interface, "/g/", ("f",), "s", "/Cast_output_0")

@@ -103,7 +103,7 @@ def test_a_faithful_conversion_passes_with_no_flag_about_names(
     code = main(["compare", str(chosen.path), *chosen.weights, "--requests", CASE])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert f"fp32 parity of '{CASE}': PASS" in out
+    assert f"staged parity of '{CASE}' against PyTorch float32: PASS" in out
     gain = next(line for line in out.splitlines() if "output gain" in line)
     parity_record.add("layouts", f"{layout}: PASS; {gain.strip()}")
     expected = 1.5 if layout.startswith("kokoro-") else 1.0  # the published iSTFT's gain

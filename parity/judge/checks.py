@@ -1,4 +1,4 @@
-"""fp32 parity of an exported Kokoro against PyTorch, stage by stage.
+"""Staged parity of an exported Kokoro (any precision) against PyTorch float32.
 
 Kokoro's generator feeds the STFT phase of its harmonic source to a convolution; a phase is
 a discontinuous function of its signal, so a difference in F0 at float32 rounding level
@@ -127,7 +127,8 @@ class StagedParity:
 
     def report(self) -> str:
         made = "" if not any("not compared" in note for note in self.notes) else " (see NOT MADE)"
-        lines = [f"fp32 parity of {self.case!r}: {'PASS' if self else 'FAIL'}{made}"]
+        verdict = "PASS" if self else "FAIL"
+        lines = [f"staged parity of {self.case!r} against PyTorch float32: {verdict}{made}"]
         if self.gain is not None:
             lines.append(f"  output {self.gain.describe()}; the figures below are without it")
         lines += [f"  FAIL {failure}" for failure in self.failures]
