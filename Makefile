@@ -56,6 +56,9 @@ WEBGPU_RUNS ?= .parity-webgpu
 WEBGPU_REQUESTS ?= held-yes
 WEBGPU_VARIANTS ?= dynamic-uint8 qdq qoperator dynamic-int8-per-channel
 WEBGPU_FILES ?= fp32 fp16 int8-shipped published $(WEBGPU_VARIANTS)
+# The backends of the first columns; the Dawn column always runs. WEBGPU_PROVIDERS="cpu wasm"
+# leaves out Chromium's SwiftShader, which takes minutes per run.
+WEBGPU_PROVIDERS ?= cpu wasm webgpu
 # One run of the table: $(call webgpu_run,FILE,PROVIDER,RUN NAME,EXTRA FLAGS).
 define webgpu_run
 run="$(WEBGPU_RUNS)/$(3)"; rm -f "$$run".*; \
@@ -77,7 +80,7 @@ webgpu: setup
 	$(BIN)/parity quantize $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/int8-shipped.onnx --recipe fixtures/recipes/cpu.json
 	for variant in $(WEBGPU_VARIANTS); do \
 	  $(BIN)/parity quantize $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/$$variant.onnx --variant $$variant; done
-	for file in $(WEBGPU_FILES); do for provider in cpu wasm webgpu; do \
+	for file in $(WEBGPU_FILES); do for provider in $(WEBGPU_PROVIDERS); do \
 	  $(call webgpu_run,$$file,$$provider,$$file.$$provider,); \
 	done; done
 	# Every file again on a WebGPU adapter with shader-f16, so float16 runs: Dawn in Node.js on
@@ -85,7 +88,7 @@ webgpu: setup
 	for file in $(WEBGPU_FILES); do \
 	  $(call webgpu_run,$$file,webgpu,$$file.webgpu-dawn,--webgpu-adapter dawn); done
 	# The float32 file again on WebGPU, on the onnxruntime-web kokoro-js ships (--ort-web).
-	$(call webgpu_run,fp32,webgpu,fp32.webgpu-kokoro-js,--ort-web kokoro-js)
+	$(if $(filter webgpu,$(WEBGPU_PROVIDERS)),$(call webgpu_run,fp32,webgpu,fp32.webgpu-kokoro-js,--ort-web kokoro-js))
 	$(BIN)/parity report --backends $(WEBGPU_RUNS) -o $(WEBGPU_RUNS)/table.md
 
 clean:

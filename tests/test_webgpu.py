@@ -1,9 +1,12 @@
-"""WebGPU parity: onnxruntime-web's WebGPU backend in headless Chromium, on the tiny preset.
+"""WebGPU parity: onnxruntime-web's WebGPU backend in headless Chromium and, for float16, on
+Dawn in Node.js (``--webgpu-adapter dawn``), on the tiny preset.
 
-The staged float32 check runs there by its own measured bound (``WEBGPU_FP32``), and a fault
-that exists only on WebGPU is named at its module. On a machine without a GPU the adapter is
-SwiftShader: it runs WebGPU's own shaders, so the numbers are WebGPU's; its times are not a
-GPU's and nothing here times anything. Without Chromium these gates skip, and say so.
+The staged float32 check runs there by its own measured bound (``WEBGPU_FP32``), a fault that
+exists only on WebGPU is named at its module, and float16 is walked to its module and replayed
+op by op to its kernel. On a machine without a GPU the adapters are software (SwiftShader in
+Chromium, lavapipe under Dawn): they run WebGPU's own shaders, so the numbers are WebGPU's;
+their times are not a GPU's and nothing here times anything. Without Chromium (or Dawn's
+driver) these gates skip, and say so.
 """
 
 from __future__ import annotations
