@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, shape_inference
+from onnx import helper, shape_inference
 
 from parity.core.errors import ParityError
 from parity.core.graph import GraphIndex
@@ -31,6 +31,7 @@ __all__ = [
     "onnx_scope_prefixes",
     "scope_boundary",
     "scope_nodes",
+    "value_types",
 ]
 
 
@@ -211,12 +212,12 @@ def expose(
         if name in present:
             continue
         value_type = types.get(name)
-        if value_type is None or not value_type.HasField("tensor_type"):
-            # Without inference ORT still runs the output; float is what Kokoro's tensors are.
-            value_type = helper.make_tensor_type_proto(TensorProto.FLOAT, None)
         info = onnx.ValueInfoProto()
         info.name = name
-        info.type.CopyFrom(value_type)
+        # A value ONNX's inference could not type goes out untyped, and ONNX Runtime types it
+        # when it resolves the graph (a guessed float would clash with an int or a sequence).
+        if value_type is not None:
+            info.type.CopyFrom(value_type)
         exposed.graph.output.append(info)
         present.add(name)
     return exposed

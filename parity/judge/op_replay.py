@@ -22,14 +22,14 @@ import onnx
 from onnx import helper, numpy_helper
 
 from parity.core.cache import content_digest
-from parity.core.errors import ParityError
+from parity.core.errors import ParityError, first_line
 from parity.core.graph import load_model
 from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore, onnxruntime_parts
 from parity.core.node_side import runs_on
 from parity.judge.boundaries import IntermediateSession
 from parity.judge.comparators import TensorComparison, compare_tensors
-from parity.judge.intermediate import expose, renamed_variants, scope_nodes
+from parity.judge.intermediate import expose, renamed_variants, scope_nodes, value_types
 from parity.judge.runners import OrtRunner
 from parity.judge.tolerances import OpReplayTolerance
 
@@ -53,10 +53,7 @@ class OpRow:
     backend: TensorComparison | None  # None: the shapes differ
     cpu: TensorComparison
     bound: float  # the tolerance's, given the CPU's error
-
-    @property
-    def within(self) -> bool:
-        return self.backend is not None and self.backend.finite and self.excess <= 1.0
+    within: bool
 
     @property
     def excess(self) -> float:
@@ -94,7 +91,7 @@ class OpReplayReport:
     scope: str
     request: str
     rows: tuple[OpRow, ...]
-    skipped: tuple[str, ...]  # nodes not replayed, each with why
+    notes: tuple[str, ...]  # nodes not replayed, or replayed against ORT CPU only, with why
     tolerance: OpReplayTolerance
 
     @property
@@ -139,19 +136,24 @@ class OpReplayReport:
             "inputs; ! = out)"
         ]
         lines += [row.line() for row in (self.rows if rows is None else rows)]
-        lines += [f"  not replayed: {why}" for why in self.skipped]
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
-def _values_to_expose(model: onnx.ModelProto, nodes: Sequence[onnx.NodeProto]) -> list[str]:
-    """Every computed value the nodes read or write (constants are read from the file)."""
+def _values_to_expose(
+    model: onnx.ModelProto, nodes: Sequence[onnx.NodeProto], types: Mapping[str, onnx.TypeProto]
+) -> list[str]:
+    """Every computed tensor the nodes read or write (constants are read from the file; a
+    sequence is not exposed, and the nodes reading it are listed as not replayed)."""
     constants = _constants(model)
     names: dict[str, None] = {}
     for node in nodes:
         if node.op_type == "Constant":
             continue
         for name in [*node.input, *node.output]:
-            if name and name not in constants:
+            known = types.get(name)
+            tensor = known is None or known.HasField("tensor_type")
+            if name and name not in constants and tensor:
                 names.setdefault(name)
     return list(names)
 
@@ -217,29 +219,41 @@ def replay_nodes(
     tolerance: OpReplayTolerance,
 ) -> tuple[list[OpRow], list[str]]:
     """Rows for ``nodes`` (from ``model``) given every value a backend computed for them;
-    and the nodes that could not be replayed, each with why."""
+    and notes on the nodes not replayed, or judged against ORT CPU's kernel alone."""
     known = {**_constants(model), **values}
     rows: list[OpRow] = []
-    skipped: list[str] = []
+    notes: list[str] = []
     for order, node in enumerate(nodes):
         if node.op_type == "Constant":
             continue
         if any(attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                for attribute in node.attribute):  # fmt: skip
-            skipped.append(f"{node.name} ({node.op_type}): holds a subgraph")
+            notes.append(f"{node.name} ({node.op_type}): holds a subgraph, not replayed")
             continue
         missing = [name for name in node.input if name and name not in known]
         if missing:
-            skipped.append(f"{node.name}: the backend gave no value for {missing[0]!r}")
+            notes.append(f"{node.name}: not replayed, the backend gave no value for {missing[0]!r}")
             continue
         inputs = [known[name] if name else None for name in node.input]
-        native = _run_alone(model, node, inputs)
         widened = _widened(node, inputs)
-        exact = native if widened is None else _run_alone(model, node, widened)
+        # ORT's own errors (no kernel for the node alone, a type it refuses) are listed with
+        # the node, not raised: one node ORT cannot replay does not hide the rest.
+        try:
+            native = _run_alone(model, node, inputs)
+        except Exception as error:  # ORT raises its own pybind classes
+            why = f"not replayed, ORT CPU refuses it alone: {first_line(error)}"
+            notes.append(f"{node.name} ({node.op_type}): {why}")
+            continue
+        try:
+            exact = native if widened is None else _run_alone(model, node, widened)
+        except Exception as error:
+            why = f"judged against ORT CPU's own kernel, no float32 replay: {first_line(error)}"
+            notes.append(f"{node.name} ({node.op_type}): {why}")
+            exact = native
         row = _worst_output(order, node, (native, exact), values, tolerance)
         if row is not None:
             rows.append(row)
-    return rows, skipped
+    return rows, notes
 
 
 def _worst_output(
@@ -255,14 +269,16 @@ def _worst_output(
     found: list[OpRow] = []
     produced = [name for name in node.output if name]
     for name, cpu_out, exact_out in zip(produced, native, exact, strict=True):
-        if name not in values or not isinstance(cpu_out, np.ndarray):
+        if name not in values or not isinstance(cpu_out, np.ndarray) or cpu_out.size == 0:
             continue
         reference = exact_out.astype(cpu_out.dtype) if cpu_out.dtype.kind != "f" else exact_out
         cpu = _compare(reference, cpu_out)
         backend = _compare(reference, values[name]) if values[name].shape == cpu_out.shape else None
         dtype = str(values[name].dtype)
         bound = tolerance.bound(cpu, dtype)
-        found.append(OpRow(order, node.name, node.op_type, name, dtype, backend, cpu, bound))
+        within = backend is not None and backend.finite and backend.rms_rel <= bound
+        row = OpRow(order, node.name, node.op_type, name, dtype, backend, cpu, bound, within)
+        found.append(row)
     return max(found, key=lambda row: row.excess, default=None)
 
 
@@ -293,7 +309,8 @@ def replay_scope(
     prefixes = [scope] if isinstance(scope, str) else list(scope)
     prefixes = [variant for prefix in prefixes for variant in renamed_variants(model, prefix)]
     nodes = scope_nodes(model, prefixes)
-    names = _values_to_expose(model, nodes)
+    types = value_types(model)
+    names = _values_to_expose(model, nodes, types)
     backend_model = model if transform is None else transform(_copy(model))
     artefact = (
         content_digest(Path(path))
@@ -305,7 +322,7 @@ def replay_scope(
         runner = OrtRunner(
             Path(path),
             threads=threads,
-            model_bytes=expose(backend_model, names).SerializeToString(),
+            model_bytes=expose(backend_model, names, types).SerializeToString(),
             provider=provider,
         )
         return dict(zip(names, runner.run(request, names), strict=True))
@@ -314,12 +331,12 @@ def replay_scope(
         artefact, request, "op-replay", threads=threads, provider=provider, names=names
     )
     values = (runs or RunStore(None)).arrays("onnxruntime", parts, compute)
-    rows, skipped = replay_nodes(model, nodes, values, tolerance)
+    rows, notes = replay_nodes(model, nodes, values, tolerance)
     if not rows:
         raise ParityError(f"op replay: scope {prefixes[0]!r} has no node with a tensor output")
     where = provider if provider == "cpu" else f"{provider}, {runs_on(provider)}"
     return OpReplayReport(
-        str(path), where, prefixes[0], request.name, tuple(rows), tuple(skipped), tolerance
+        str(path), where, prefixes[0], request.name, tuple(rows), tuple(notes), tolerance
     )
 
 
