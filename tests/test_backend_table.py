@@ -67,6 +67,24 @@ def test_cells_take_the_worst_request_and_name_the_first_module(tmp_path: Path) 
     assert "| fp32 | cpu | equal | 2e-06 |" in table
 
 
+def test_a_walk_replayed_op_by_op_names_the_ops_out(tmp_path: Path) -> None:
+    """``parity compare --intermediate`` on a browser provider appends the op replay of its
+    first module to the walk's JSON; the cell names the op types out beside the module."""
+    write(tmp_path, "fp16.webgpu-dawn.json", [staged(0, 2e-2, 1e-2, (0.4, 0.4), 0.2)])
+    replay = {
+        "scope": "/decoder/generator/noise_res.0/",
+        "rows": [
+            {"op_type": "Conv", "within": False},
+            {"op_type": "Sin", "within": True},
+            {"op_type": "Conv", "within": False},
+        ],
+    }
+    module = walk(("bert", True), ("decoder.generator.noise_res.0", False))
+    write(tmp_path, "fp16.webgpu-dawn.walk.json", [module, replay])
+    (cell,) = load_cells(tmp_path)
+    assert cell.first_module == "decoder.generator.noise_res.0 (ops: Conv)"
+
+
 def test_a_quantized_file_gives_its_verdicts_worst_request(tmp_path: Path) -> None:
     quality = {
         "variant": "int8.onnx",

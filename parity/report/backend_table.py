@@ -121,13 +121,19 @@ def _durations(staged: list[dict[str, Any]]) -> str:
 
 
 def _first_module(walks: list[dict[str, Any]]) -> str:
+    """The walks' first modules out, and where ``parity compare`` replayed one op by op (on
+    a browser provider), the op types out in it."""
     if not walks:
         return "not run"
-    firsts = []
+    firsts, ops = [], []
     for walk in walks:
         failing = [row for row in walk["rows"] if not row["within"]]
+        if "scope" in walk:  # an op replay (parity.judge.op_replay) of the first module out
+            ops.append(", ".join(sorted({row["op_type"] for row in failing})) or "none out")
+            continue
         firsts.append(failing[0]["module"] if failing else "none")
-    return ", ".join(dict.fromkeys(firsts))
+    found = ", ".join(dict.fromkeys(firsts))
+    return found + (f" (ops: {'; '.join(dict.fromkeys(ops))})" if ops else "")
 
 
 def render_cells(cells: list[BackendCell]) -> str:
