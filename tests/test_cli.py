@@ -14,7 +14,7 @@ import pytest
 
 from parity.cli import main
 from parity.core.config import default_inputs
-from parity.judge.tolerances import FP16_LSTM_KEPT_MAX_SIZE_RATIO
+from parity.judge.tolerances import FP16_LSTM_KEPT_MAX_SIZE_RATIO, FP16_MAX_SIZE_RATIO
 
 FIXTURES = default_inputs()
 RECIPES = Path(__file__).parent.parent / "fixtures" / "recipes"
@@ -277,6 +277,20 @@ def test_fp16_converts_and_writes_the_report(
     assert data["size_after"] < FP16_LSTM_KEPT_MAX_SIZE_RATIO * data["size_before"]
     assert data["blocked_by"]["--block-scope"] > 0  # Kokoro's list, on by default
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_fp16_webgpu_keeps_the_summing_ops_float32_and_the_weights_float16(
+    tiny_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from parity.builders.fp16 import WEBGPU_ACCUMULATING_OPS
+
+    out, report = tmp_path / "tiny16-webgpu.onnx", tmp_path / "fp16.json"
+    assert main(["fp16", str(tiny_export), "-o", str(out), "--webgpu", "--json", str(report)]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"--block-op {op}" in printed for op in ("Conv", "MatMul", "Gemm"))
+    data = json.loads(report.read_text())
+    assert set(data["blocked_by"]) >= {f"--block-op {op}" for op in WEBGPU_ACCUMULATING_OPS}
+    assert data["size_after"] <= FP16_MAX_SIZE_RATIO * data["size_before"]
 
 
 def test_quantize_builds_a_stored_recipe_as_the_library_does(

@@ -20,6 +20,7 @@ def _fp16(args: argparse.Namespace) -> int:
     from parity.builders.fp16 import (
         KOKORO_BLOCK_NODES,
         KOKORO_BLOCK_SCOPES,
+        WEBGPU_ACCUMULATING_OPS,
         Fp16Options,
         convert_file,
     )
@@ -30,7 +31,8 @@ def _fp16(args: argparse.Namespace) -> int:
     options = Fp16Options(
         target=args.target,
         keep_io_types=args.keep_io_types,
-        block_ops=frozenset(args.block_op or ()),
+        block_ops=frozenset(args.block_op or ())
+        | (WEBGPU_ACCUMULATING_OPS if args.webgpu else frozenset()),
         block_nodes=frozenset(args.block_node or ()) | (KOKORO_BLOCK_NODES if kokoro else set()),
         block_scopes=(*(KOKORO_BLOCK_SCOPES if kokoro else ()), *(args.block_scope or ())),
     )
@@ -273,6 +275,13 @@ def add_fp16(commands: Any) -> None:
         default=True,
         help="also keep Kokoro's measured-sensitive nodes float32 (harmonic source, STFT "
         "analysis, duration head). Default: on",
+    )
+    fp16.add_argument(
+        "--webgpu",
+        action="store_true",
+        help="also keep the ops onnxruntime-web's WebGPU sums in float16 (Conv, ConvTranspose, "
+        "MatMul, Gemm, InstanceNormalization) computing in float32, weights still float16 "
+        "(docs/webgpu.md)",
     )
     add_json(fp16, "the conversion report")
     fp16.set_defaults(run=_fp16)

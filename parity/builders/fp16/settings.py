@@ -15,8 +15,10 @@ __all__ = [
     "KOKORO_BLOCK_NODES",
     "KOKORO_BLOCK_SCOPES",
     "KOKORO_FP16",
+    "KOKORO_FP16_WEBGPU",
     "LOW_TYPES",
     "SUFFIX",
+    "WEBGPU_ACCUMULATING_OPS",
     "Fp16Options",
     "Fp16Report",
     "LowType",
@@ -72,6 +74,21 @@ KOKORO_BLOCK_SCOPES = (
 )
 KOKORO_BLOCK_NODES = frozenset({"/Sigmoid", "/ReduceSum", "/Div", "/Round"})
 KOKORO_FP16 = Fp16Options(block_nodes=KOKORO_BLOCK_NODES, block_scopes=KOKORO_BLOCK_SCOPES)
+
+# onnxruntime-web 1.30's WebGPU kernels sum float16 products in float16. Each node replayed on
+# ORT CPU from WebGPU's own inputs (parity.judge.op_replay; Dawn on lavapipe, 2026-12-07):
+# Conv up to 30x ORT CPU's error (a float16 running sum of the same products reads the same),
+# MatMul 8.5x, ConvTranspose, Gemm and InstanceNormalization 4-6x; every elementwise op, LSTM
+# and the reductions equal to ORT CPU's. Kept float32 they compute in float32 while their
+# weights stay float16 in the file (the converter casts them up in the graph).
+WEBGPU_ACCUMULATING_OPS = frozenset(
+    {"Conv", "ConvTranspose", "MatMul", "Gemm", "InstanceNormalization"}
+)
+KOKORO_FP16_WEBGPU = Fp16Options(
+    block_ops=WEBGPU_ACCUMULATING_OPS,
+    block_nodes=KOKORO_BLOCK_NODES,
+    block_scopes=KOKORO_BLOCK_SCOPES,
+)
 
 
 @dataclass(frozen=True)
