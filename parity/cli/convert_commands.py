@@ -35,6 +35,7 @@ def _fp16(args: argparse.Namespace) -> int:
         | (WEBGPU_ACCUMULATING_OPS if args.webgpu else frozenset()),
         block_nodes=frozenset(args.block_node or ()) | (KOKORO_BLOCK_NODES if kokoro else set()),
         block_scopes=(*(KOKORO_BLOCK_SCOPES if kokoro else ()), *(args.block_scope or ())),
+        low_storage_ops=WEBGPU_ACCUMULATING_OPS if args.webgpu else frozenset(),
     )
     report = convert_file(Path(args.input), Path(output_of(args)), options)
     print(report.summary())

@@ -1,6 +1,6 @@
 """Float16 / bfloat16 conversion that follows subgraphs and casts only at precision boundaries.
 
-Parts, lowest first: options, schema, kernels, precision, constants, casts, convert; audit.
+Parts, lowest first: options, schema, kernels, precision, constants, casts, storage, convert; audit.
 """
 
 from __future__ import annotations

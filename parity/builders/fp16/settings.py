@@ -44,6 +44,9 @@ class Fp16Options:
     block_ops: frozenset[str] = frozenset()
     block_nodes: frozenset[str] = frozenset()
     block_scopes: tuple[str, ...] = ()  # node-name prefixes, e.g. "/decoder/generator/"
+    # Ops kept float32 for their arithmetic whose float32 weights are stored in the low type
+    # anyway, behind a Cast (parity.builders.fp16.storage).
+    low_storage_ops: frozenset[str] = frozenset()
 
     @property
     def low(self) -> int:
@@ -57,6 +60,7 @@ class Fp16Options:
             "block_ops": sorted(self.block_ops),
             "block_nodes": sorted(self.block_nodes),
             "block_scopes": list(self.block_scopes),
+            "low_storage_ops": sorted(self.low_storage_ops),
         }
 
 
@@ -80,12 +84,13 @@ KOKORO_FP16 = Fp16Options(block_nodes=KOKORO_BLOCK_NODES, block_scopes=KOKORO_BL
 # Conv up to 30x ORT CPU's error (a float16 running sum of the same products reads the same),
 # MatMul 8.5x, ConvTranspose, Gemm and InstanceNormalization 4-6x; every elementwise op, LSTM
 # and the reductions equal to ORT CPU's. Kept float32 they compute in float32 while their
-# weights stay float16 in the file (the converter casts them up in the graph).
+# weights stay float16 in the file, cast up in the graph (parity.builders.fp16.storage).
 WEBGPU_ACCUMULATING_OPS = frozenset(
     {"Conv", "ConvTranspose", "MatMul", "Gemm", "InstanceNormalization"}
 )
 KOKORO_FP16_WEBGPU = Fp16Options(
     block_ops=WEBGPU_ACCUMULATING_OPS,
+    low_storage_ops=WEBGPU_ACCUMULATING_OPS,
     block_nodes=KOKORO_BLOCK_NODES,
     block_scopes=KOKORO_BLOCK_SCOPES,
 )
