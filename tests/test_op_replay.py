@@ -122,6 +122,16 @@ def test_a_kernel_that_is_off_is_named_and_what_reads_it_is_not(dtype, node, gai
     assert out_of_tolerance(model, values) == [node]
 
 
+def test_an_overflow_is_named_where_it_starts_not_where_it_flows() -> None:
+    """A float16 kernel that overflows (as WebGPU's float16 ReduceMean did over 8,401 frames)
+    is the row out; the nodes downstream read inf and are counted in a note, not named."""
+    model, feed = conv_sine_chain(np.float16)
+    values = backend_values(model, feed, scaled_kernel("/chain/conv1/Conv", 3e4))
+    rows, notes = replay_nodes(model, list(model.graph.node), values, OP_REPLAY)
+    assert [row.node for row in rows if not row.within] == ["/chain/conv1/Conv"]
+    assert notes == ["3 node(s) not replayed: their inputs are not finite (upstream)"]
+
+
 def test_float16_is_read_against_float32_arithmetic() -> None:
     """A float16 node's reference is the node on widened inputs, so ORT CPU's own kernel reads
     as float16's rounding (about 2e-4) rather than zero, and a backend is measured in those."""

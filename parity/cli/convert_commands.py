@@ -281,8 +281,8 @@ def add_fp16(commands: Any) -> None:
         "--webgpu",
         action="store_true",
         help="also keep the ops onnxruntime-web's WebGPU sums in float16 (Conv, ConvTranspose, "
-        "MatMul, Gemm, InstanceNormalization) computing in float32, weights still float16 "
-        "(docs/webgpu.md)",
+        "MatMul, Gemm, InstanceNormalization, ReduceMean) computing in float32, weights still "
+        "float16 (docs/webgpu.md)",
     )
     add_json(fp16, "the conversion report")
     fp16.set_defaults(run=_fp16)

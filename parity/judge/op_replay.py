@@ -223,6 +223,7 @@ def replay_nodes(
     known = {**_constants(model), **values}
     rows: list[OpRow] = []
     notes: list[str] = []
+    upstream = 0
     for order, node in enumerate(nodes):
         if node.op_type == "Constant":
             continue
@@ -235,6 +236,9 @@ def replay_nodes(
             notes.append(f"{node.name}: not replayed, the backend gave no value for {missing[0]!r}")
             continue
         inputs = [known[name] if name else None for name in node.input]
+        if any(_not_finite(value) for value in inputs):
+            upstream += 1  # a kernel cannot be judged on inf or NaN its inputs carry
+            continue
         widened = _widened(node, inputs)
         # ORT's own errors (no kernel for the node alone, a type it refuses) are listed with
         # the node, not raised: one node ORT cannot replay does not hide the rest.
@@ -253,7 +257,13 @@ def replay_nodes(
         row = _worst_output(order, node, (native, exact), values, tolerance)
         if row is not None:
             rows.append(row)
+    if upstream:
+        notes.append(f"{upstream} node(s) not replayed: their inputs are not finite (upstream)")
     return rows, notes
+
+
+def _not_finite(value: np.ndarray | None) -> bool:
+    return value is not None and value.dtype.kind == "f" and not bool(np.isfinite(value).all())
 
 
 def _worst_output(
@@ -283,6 +293,10 @@ def _worst_output(
 
 
 def _compare(reference: np.ndarray, candidate: np.ndarray) -> TensorComparison:
+    candidate = np.asarray(candidate)
+    if _not_finite(candidate):  # an overflow: no statistic to take, and out by definition
+        inf = float("inf")
+        return TensorComparison(tuple(candidate.shape), inf, inf, inf, float("nan"), finite=False)
     comparison = compare_tensors(
         reference.astype(np.float64), np.asarray(candidate).astype(np.float64)
     )
