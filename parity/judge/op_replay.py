@@ -145,7 +145,7 @@ def _values_to_expose(
 ) -> list[str]:
     """Every computed tensor the nodes read or write (constants are read from the file; a
     sequence is not exposed, and the nodes reading it are listed as not replayed)."""
-    constants = _constants(model)
+    constants = _constant_names(model)
     names: dict[str, None] = {}
     for node in nodes:
         if node.op_type == "Constant":
@@ -158,11 +158,28 @@ def _values_to_expose(
     return list(names)
 
 
-def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Initializers and Constant nodes' values, by name."""
-    values = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+def _constant_names(model: onnx.ModelProto) -> set[str]:
+    """Names of the initializers and Constant nodes' outputs."""
+    names = {tensor.name for tensor in model.graph.initializer}
+    names.update(node.output[0] for node in model.graph.node if node.op_type == "Constant")
+    return names
+
+
+def _constants(model: onnx.ModelProto, wanted: set[str]) -> dict[str, np.ndarray]:
+    """The values of the initializers and Constant nodes named in ``wanted``. Only those are
+    converted: a trained model's initializers are 325 MB, and a scope reads a few."""
+    values = {
+        tensor.name: numpy_helper.to_array(tensor)
+        for tensor in model.graph.initializer
+        if tensor.name in wanted
+    }
     for node in model.graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+        if (
+            node.op_type == "Constant"
+            and node.output[0] in wanted
+            and node.attribute
+            and node.attribute[0].name == "value"
+        ):
             values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     return values
 
@@ -220,7 +237,8 @@ def replay_nodes(
 ) -> tuple[list[OpRow], list[str]]:
     """Rows for ``nodes`` (from ``model``) given every value a backend computed for them;
     and notes on the nodes not replayed, or judged against ORT CPU's kernel alone."""
-    known = {**_constants(model), **values}
+    read = {name for node in nodes for name in node.input if name and name not in values}
+    known = {**_constants(model, read), **values}
     rows: list[OpRow] = []
     notes: list[str] = []
     upstream = 0
@@ -348,7 +366,7 @@ def replay_scope(
     rows, notes = replay_nodes(model, nodes, values, tolerance)
     if not rows:
         raise ParityError(f"op replay: scope {prefixes[0]!r} has no node with a tensor output")
-    where = provider if provider == "cpu" else f"{provider}, {runs_on(provider)}"
+    where = f"{provider}, {runs_on(provider)}"
     return OpReplayReport(
         str(path), where, prefixes[0], request.name, tuple(rows), tuple(notes), tolerance
     )
