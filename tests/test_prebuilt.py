@@ -55,7 +55,7 @@ def test_compare_judges_a_float16_file_by_the_float16_bounds(tiny_files, capsys)
     out = capsys.readouterr().out
     assert code == 0, out
     assert "precision fp16 (" in out
-    assert "verdict: staged parity against PyTorch float32, float16 bounds (FP16)" in out
+    assert "verdict: staged parity against PyTorch float32, float16 bounds (FP16;" in out
     assert f"generator inputs rms_rel <= {FP16.stage_rms_rel:g}," in out  # printed with the result
 
 

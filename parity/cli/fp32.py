@@ -16,6 +16,7 @@ from parity.cli.grammar import (
     requested,
     write_json,
 )
+from parity.core.config import CPU_PROVIDERS
 from parity.core.errors import ParityError
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"  {choice.describe()}")
     print(f"  PyTorch: {spec.label()}" + _detected(config.detect))
     if config.provider != "cpu":
-        print(f"  runs on: {runs_on(config.provider)} (docs/webgpu.md)")
+        where = "" if config.provider in CPU_PROVIDERS else " (docs/webgpu.md)"
+        print(f"  runs on: {runs_on(config.provider)}{where}")
     inputs = run_inputs(config)
     model = build_model(spec)
     walk = bool(args.intermediate or args.module)  # for a file of any precision
@@ -79,7 +81,7 @@ def _compare(args: argparse.Namespace) -> int:
     elif walk:
         results = _compare_intermediate(args, config, model, requests, choice.precision)
         first = next((r.first_failure for r in results if r.first_failure), None)  # type: ignore[attr-defined]
-        if first is not None and config.provider != "cpu":
+        if first is not None and config.provider not in CPU_PROVIDERS:
             # A module out on a browser backend: name the kernels inside it that differ.
             results.append(_replay_ops(args, config, model, requests[0], first.module))
     else:

@@ -32,6 +32,7 @@ from parity.core.spec import (
 )
 
 __all__ = [
+    "CPU_PROVIDERS",
     "JUDGE_PROVIDERS",
     "OPTIONS",
     "PRECISIONS",
@@ -44,7 +45,10 @@ __all__ = [
 ]
 
 PRECISIONS = (AUTO, "fp32", "fp16", "quantized")
-JUDGE_PROVIDERS = ("cpu", "wasm", "webgpu")
+JUDGE_PROVIDERS = ("cpu", "cpu-fp16", "wasm", "webgpu")
+# ONNX Runtime's CPU provider as it is, and with a float16 file's arithmetic rounded to float16
+# op by op, as a GPU computes it (``parity.builders.fp16.arithmetic``); the rest run in a browser.
+CPU_PROVIDERS = ("cpu", "cpu-fp16")
 WEIGHTS = ("random", "recovered")
 # Tools a run may be told to go without (``--parity-without``); each gate that needs one is
 # marked ``needs(tool)``.
@@ -200,8 +204,10 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "provider",
-        "Where the judged files run: ONNX Runtime's CPU provider, or onnxruntime-web in "
-        "headless Chromium on its WebAssembly or WebGPU backend (docs/webgpu.md)",
+        "Where the judged files run: ONNX Runtime's CPU provider; the same with a float16 "
+        "file's arithmetic rounded to float16 after every op, as a GPU computes it (cpu-fp16: "
+        "ORT's CPU kernels compute float16 files in float32, docs/fp16.md); or onnxruntime-web "
+        "in headless Chromium on its WebAssembly or WebGPU backend (docs/webgpu.md)",
         "cpu",
         choices=JUDGE_PROVIDERS,
         commands=("compare",),

@@ -69,6 +69,8 @@ ORT_MODULES = (
 )
 ORT_PACKAGES = ("onnxruntime", "onnx", "numpy")
 # What shapes a run in the browser besides the graph: our two sides and the npm lockfile.
+# The float16-arithmetic rewrite a ``cpu-fp16`` run applies.
+ARITHMETIC_FILES = ("builders/fp16/arithmetic.py",)
 BROWSER_FILES = (
     "judge/browser_session.py",
     "core/node_side.py",
@@ -162,6 +164,23 @@ def torch_parts(model: Any, request: Any, what: str, **extra: Any) -> dict[str, 
     }
 
 
+def _provider_parts(provider: str) -> dict[str, Any]:
+    if provider == "cpu":
+        return {}
+    if provider == "cpu-fp16":
+        return {"provider": provider, "arithmetic": source_digest(ARITHMETIC_FILES, ())}
+    parts = {
+        "provider": provider,
+        "browser": source_digest(BROWSER_FILES, ()),
+        "adapter": adapter_key() if provider == "webgpu" else None,
+    }
+    build = current_ort_web()
+    if build != "parity":  # parity's own build keeps its keys
+        lockfile = f"{ORT_WEB_BUILDS[build]}/package-lock.json"
+        parts["ort_web"] = f"{build} {source_digest((lockfile,), ())}"
+    return parts
+
+
 def onnxruntime_parts(
     artefact: str,
     request: Any,
@@ -173,28 +192,16 @@ def onnxruntime_parts(
 ) -> dict[str, Any]:
     """The key of an ONNX Runtime output: the artefact's ``content_digest`` (which covers its
     external data files; or the loaded bytes' SHA-256), code and versions, session options,
-    input, and what was run. A browser provider adds its own code, lockfile and adapter kind
-    (CPU keys stay as they were, so a warm cache stays warm)."""
-    browser = (
-        {}
-        if provider == "cpu"
-        else {
-            "provider": provider,
-            "browser": source_digest(BROWSER_FILES, ()),
-            "adapter": adapter_key() if provider == "webgpu" else None,
-        }
-    )
-    build = current_ort_web()
-    if browser and build != "parity":  # parity's own build keeps its keys
-        lockfile = f"{ORT_WEB_BUILDS[build]}/package-lock.json"
-        browser["ort_web"] = f"{build} {source_digest((lockfile,), ())}"
+    input, and what was run. Another provider adds its own code (a browser's, its lockfile and
+    adapter kind; cpu-fp16's rewrite), and CPU keys stay as they were, so a warm cache stays
+    warm."""
     return {
         "artefact": artefact,
         "code": source_digest(ORT_MODULES, ORT_PACKAGES),
         "threads": effective_threads(threads),
         "input": request_digest(request),
         "what": what,
-        **browser,
+        **_provider_parts(provider),
         **extra,
     }
 

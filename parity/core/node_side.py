@@ -172,7 +172,11 @@ def on_dawn(provider: str) -> bool:
 
 
 def runs_on(provider: str) -> str:
-    """Where this process's sessions on browser ``provider`` run, for a report's line."""
+    """Where this process's sessions on ``provider`` run, for a report's line."""
+    if provider == "cpu-fp16":
+        return "ONNX Runtime CPU, float16 arithmetic rounded after every op (docs/fp16.md)"
+    if provider == "cpu":
+        return "ONNX Runtime CPU"
     if on_dawn(provider):
         return "onnxruntime-web webgpu on Dawn in Node.js (the system's Vulkan driver)"
     return f"onnxruntime-web {provider} in headless Chromium ({current_adapter()} adapter)"

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from parity.core.config import JUDGE_PROVIDERS
+from parity.core.config import CPU_PROVIDERS, JUDGE_PROVIDERS
 from parity.core.errors import BackendLacksError, ParityError
 from parity.core.node_side import (
     DAWN_NODE_FLAGS,
@@ -44,7 +44,7 @@ from parity.core.ort_session import effective_threads, require_onnx_file
 __all__ = ["BROWSER_PROVIDERS", "Adapter", "BrowserSession", "ValueInfo"]
 
 # Every judging provider but ORT's own CPU one runs in the browser.
-BROWSER_PROVIDERS = tuple(provider for provider in JUDGE_PROVIDERS if provider != "cpu")
+BROWSER_PROVIDERS = tuple(p for p in JUDGE_PROVIDERS if p not in CPU_PROVIDERS)
 SCRIPT = WEB_DIR / "browser.mjs"
 
 # numpy dtype -> onnxruntime-web's tensor type, and onnxruntime-web's -> ONNX Runtime's name.

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from parity.core.config import CPU_PROVIDERS
 from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 from parity.core.interface import PREDICTED_OUTPUT, session_interface
@@ -83,8 +84,10 @@ class OrtRunner:
         self.provider = provider
         if force_timing:
             model_bytes = _forced_bytes(self.path, model_bytes)
+        if provider == "cpu-fp16":
+            model_bytes = _float16_arithmetic_bytes(self.path, model_bytes)
         self.session: Any
-        if provider == "cpu":
+        if provider in CPU_PROVIDERS:
             self.session = open_session(
                 self.path,
                 threads=threads,
@@ -144,3 +147,15 @@ def _forced_bytes(path: Path, model_bytes: bytes | None) -> bytes:
 
     model = load_model(path) if model_bytes is None else onnx.load_from_string(model_bytes)
     return force_timing(model).SerializeToString()
+
+
+def _float16_arithmetic_bytes(path: Path, model_bytes: bytes | None) -> bytes:
+    """The model at ``path`` (or in ``model_bytes``) computing float16 arithmetic on the CPU."""
+    import onnx
+
+    from parity.builders.fp16.arithmetic import float16_arithmetic
+    from parity.core.graph import load_model
+    from parity.judge.intermediate import value_types
+
+    model = load_model(path) if model_bytes is None else onnx.load_from_string(model_bytes)
+    return float16_arithmetic(model, value_types(model)).SerializeToString()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pytest
 
+from parity.core.config import CPU_PROVIDERS
 from parity.pytest_plugin.keys import CONFIG_KEY, RECORDER_KEY
 
 BENCHMARK_FLAGS = (
@@ -70,7 +71,7 @@ def needed_tools(item: pytest.Item) -> set[str]:
     # webgpu with --parity-webgpu-adapter dawn, on Dawn in Node.js.
     parity_config = item.config.stash.get(CONFIG_KEY, None)
     judged = "parity_files" in getattr(item, "fixturenames", ())
-    if judged and parity_config is not None and parity_config.provider != "cpu":
+    if judged and parity_config is not None and parity_config.provider not in CPU_PROVIDERS:
         on_dawn = parity_config.provider == "webgpu" and parity_config.webgpu_adapter == "dawn"
         tools.add("dawn" if on_dawn else "browser")
     return tools

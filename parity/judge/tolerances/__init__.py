@@ -45,6 +45,8 @@ from parity.judge.tolerances.harness import (
 from parity.judge.tolerances.staged import (
     BROWSER_CONV,
     FP16,
+    FP16_ARITHMETIC,
+    FP16_ARITHMETIC_GAIN,
     FP16_INTERMEDIATE,
     FP16_MAX_SIZE_RATIO,
     FP32,
@@ -103,6 +105,8 @@ __all__ = [
     "FLOOR_RESOLUTION_DB",
     "FORCED_PAIRING_REL",
     "FP16",
+    "FP16_ARITHMETIC",
+    "FP16_ARITHMETIC_GAIN",
     "FP16_GRAPH_REL",
     "FP16_INTERMEDIATE",
     "FP16_LSTM_KEPT_MAX_SIZE_RATIO",
