@@ -68,9 +68,9 @@ ORT_MODULES = (
     "judge/localize.py",
 )
 ORT_PACKAGES = ("onnxruntime", "onnx", "numpy")
-# What shapes a run in the browser besides the graph: our two sides and the npm lockfile.
 # The float16-arithmetic rewrite a ``cpu-fp16`` run applies.
 ARITHMETIC_FILES = ("builders/fp16/arithmetic.py",)
+# What shapes a run in the browser besides the graph: our two sides and the npm lockfile.
 BROWSER_FILES = (
     "judge/browser_session.py",
     "core/node_side.py",

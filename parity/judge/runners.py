@@ -58,10 +58,10 @@ class TorchRunner:
 
 
 class OrtRunner:
-    """An ONNX Kokoro in ONNX Runtime's CPU provider (or, with ``provider`` wasm or webgpu,
-    onnxruntime-web in Chromium: ``parity.judge.browser_session``), whatever its inputs and
-    outputs are named
-    (``parity.core.interface``): ours, the blog post's ``KModelForONNX`` export, kokoro-onnx's
+    """An ONNX Kokoro in ONNX Runtime's CPU provider (with ``provider`` cpu-fp16, in float16
+    arithmetic: ``parity.builders.fp16.arithmetic``; with wasm or webgpu, onnxruntime-web in
+    Chromium or Dawn: ``parity.judge.browser_session``), whatever its inputs and outputs are
+    named (``parity.core.interface``): ours, the blog post's ``KModelForONNX`` export, kokoro-onnx's
     (``tokens`` -> ``audio``, no durations) and kokoro-js's. With ``force_timing`` the graph is
     rewired (``parity.builders.forced_timing.force_timing``) so ``infer`` can take the
     durations from outside, and every graph reports the durations it predicted.
