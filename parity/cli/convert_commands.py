@@ -21,6 +21,8 @@ def _fp16(args: argparse.Namespace) -> int:
         KOKORO_BLOCK_NODES,
         KOKORO_BLOCK_SCOPES,
         WEBGPU_ACCUMULATING_OPS,
+        WEBGPU_TAIL_NODES,
+        WEBGPU_TAIL_SCOPES,
         Fp16Options,
         convert_file,
     )
@@ -33,8 +35,14 @@ def _fp16(args: argparse.Namespace) -> int:
         keep_io_types=args.keep_io_types,
         block_ops=frozenset(args.block_op or ())
         | (WEBGPU_ACCUMULATING_OPS if args.webgpu else frozenset()),
-        block_nodes=frozenset(args.block_node or ()) | (KOKORO_BLOCK_NODES if kokoro else set()),
-        block_scopes=(*(KOKORO_BLOCK_SCOPES if kokoro else ()), *(args.block_scope or ())),
+        block_nodes=frozenset(args.block_node or ())
+        | (KOKORO_BLOCK_NODES if kokoro else set())
+        | (WEBGPU_TAIL_NODES if kokoro and args.webgpu else set()),
+        block_scopes=(
+            *(KOKORO_BLOCK_SCOPES if kokoro else ()),
+            *(WEBGPU_TAIL_SCOPES if kokoro and args.webgpu else ()),
+            *(args.block_scope or ()),
+        ),
         low_storage_ops=WEBGPU_ACCUMULATING_OPS if args.webgpu else frozenset(),
     )
     report = convert_file(Path(args.input), Path(output_of(args)), options)

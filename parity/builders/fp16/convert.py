@@ -18,6 +18,8 @@ from parity.builders.fp16.settings import (
     KOKORO_BLOCK_SCOPES,
     LOW_TYPES,
     WEBGPU_ACCUMULATING_OPS,
+    WEBGPU_TAIL_NODES,
+    WEBGPU_TAIL_SCOPES,
     Fp16Options,
     Fp16Report,
 )
@@ -95,9 +97,11 @@ def _check_block_lists(model: onnx.ModelProto, options: Fp16Options) -> None:
     nodes = list(all_nodes(model.graph))
     names = {node.name for node in nodes}
     unmatched = {
-        "--block-scope": first_naming_nothing(options.block_scopes, names, KOKORO_BLOCK_SCOPES),
+        "--block-scope": first_naming_nothing(
+            options.block_scopes, names, KOKORO_BLOCK_SCOPES + WEBGPU_TAIL_SCOPES
+        ),
         "--block-node": first_naming_nothing(
-            sorted(options.block_nodes), names, KOKORO_BLOCK_NODES, prefix=False
+            sorted(options.block_nodes), names, KOKORO_BLOCK_NODES | WEBGPU_TAIL_NODES, prefix=False
         ),
         "--block-op": first_naming_nothing(
             sorted(options.block_ops),
