@@ -284,7 +284,12 @@ def test_fp16_webgpu_keeps_the_summing_ops_float32_and_the_weights_float16(
 ) -> None:
     import onnx
 
-    from parity.builders.fp16 import WEBGPU_ACCUMULATING_OPS
+    from parity.builders.fp16 import (
+        WEBGPU_ACCUMULATING_OPS,
+        WEBGPU_TAIL_NODES,
+        WEBGPU_TAIL_SCOPES,
+    )
+    from parity.judge.intermediate import value_types
 
     out, report = tmp_path / "tiny16-webgpu.onnx", tmp_path / "fp16.json"
     assert main(["fp16", str(tiny_export), "-o", str(out), "--webgpu", "--json", str(report)]) == 0
@@ -296,6 +301,18 @@ def test_fp16_webgpu_keeps_the_summing_ops_float32_and_the_weights_float16(
     assert len(kept) >= 4  # Conv, ConvTranspose, MatMul, Gemm, InstanceNormalization here
     assert set(data["blocked_by"]) >= kept
     assert data["size_after"] <= FP16_MAX_SIZE_RATIO * data["size_before"]
+    # The generator's tail (magnitude Exp, phase Sin, inverse STFT) computes in float32 too.
+    converted = onnx.load(str(out))
+    types = {name: t.tensor_type.elem_type for name, t in value_types(converted).items()}
+    tail = [
+        node
+        for node in converted.graph.node
+        if node.name in WEBGPU_TAIL_NODES or node.name.startswith(WEBGPU_TAIL_SCOPES)
+    ]
+    assert {node.op_type for node in tail} >= {"Exp", "Sin", "Cos", "ConvTranspose"}
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
+    computed = [types[name] for node in tail for name in node.output if types.get(name) in floats]
+    assert set(computed) == {onnx.TensorProto.FLOAT}, computed  # float16 on the plain file
 
 
 def test_quantize_builds_a_stored_recipe_as_the_library_does(
