@@ -127,10 +127,10 @@ def test_listen_falls_back_to_free_timing_only_without_a_duration_chain(
     request = _request([0, 1, 2, 0])
     assert not model_outputs(chainless, [request])[0].forced  # heard free-running, judged by DTW
 
-    def broken(path, model_bytes):
+    def broken(path, model_bytes, **rewrites):
         raise ParityError(f"{path}: the rewired graph does not load")
 
     # Any other failure of the rewired graph is an error, never a quiet change of timing.
-    monkeypatch.setattr(runners, "_forced_bytes", broken)
+    monkeypatch.setattr(runners, "_rewritten_bytes", broken)
     with pytest.raises(ParityError, match="the rewired graph does not load"):
         model_outputs(_timed_graph(tmp_path / "timed.onnx"), [request])

@@ -82,10 +82,11 @@ class OrtRunner:
     ) -> None:
         self.path = Path(path)
         self.provider = provider
-        if force_timing:
-            model_bytes = _forced_bytes(self.path, model_bytes)
-        if provider == "cpu-fp16":
-            model_bytes = _float16_arithmetic_bytes(self.path, model_bytes)
+        arithmetic = provider == "cpu-fp16"
+        if force_timing or arithmetic:
+            model_bytes = _rewritten_bytes(
+                self.path, model_bytes, force_timing=force_timing, float16_arithmetic=arithmetic
+            )
         self.session: Any
         if provider in CPU_PROVIDERS:
             self.session = open_session(
@@ -138,24 +139,21 @@ class OrtRunner:
         return KokoroOutput(outputs[0].astype(np.float32).reshape(-1), predicted, forced=given)
 
 
-def _forced_bytes(path: Path, model_bytes: bytes | None) -> bytes:
-    """The model at ``path`` (or in ``model_bytes``) with its timing as an input."""
+def _rewritten_bytes(
+    path: Path, model_bytes: bytes | None, *, force_timing: bool, float16_arithmetic: bool
+) -> bytes:
+    """The model at ``path`` (or in ``model_bytes``), loaded and serialized once, with its
+    timing as an input and/or computing float16 arithmetic on the CPU."""
     import onnx
 
-    from parity.builders.forced_timing import force_timing
-    from parity.core.graph import load_model
-
-    model = load_model(path) if model_bytes is None else onnx.load_from_string(model_bytes)
-    return force_timing(model).SerializeToString()
-
-
-def _float16_arithmetic_bytes(path: Path, model_bytes: bytes | None) -> bytes:
-    """The model at ``path`` (or in ``model_bytes``) computing float16 arithmetic on the CPU."""
-    import onnx
-
-    from parity.builders.fp16.arithmetic import float16_arithmetic
+    from parity.builders import forced_timing
+    from parity.builders.fp16 import arithmetic
     from parity.core.graph import load_model
     from parity.judge.intermediate import value_types
 
     model = load_model(path) if model_bytes is None else onnx.load_from_string(model_bytes)
-    return float16_arithmetic(model, value_types(model)).SerializeToString()
+    if force_timing:
+        model = forced_timing.force_timing(model)
+    if float16_arithmetic:
+        model = arithmetic.float16_arithmetic(model, value_types(model))
+    return model.SerializeToString()
