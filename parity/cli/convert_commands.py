@@ -17,33 +17,21 @@ if TYPE_CHECKING:
 
 
 def _fp16(args: argparse.Namespace) -> int:
-    from parity.builders.fp16 import (
-        KOKORO_BLOCK_NODES,
-        KOKORO_BLOCK_SCOPES,
-        WEBGPU_ACCUMULATING_OPS,
-        WEBGPU_TAIL_NODES,
-        WEBGPU_TAIL_SCOPES,
-        Fp16Options,
-        convert_file,
-    )
+    from dataclasses import replace
+
+    from parity.builders.fp16 import convert_file, stock_options
 
     kokoro = args.kokoro_blocks
     if kokoro:  # the block list names Kokoro's scopes: the file must be Kokoro
         kokoro_file(Path(args.input))
-    options = Fp16Options(
+    stock = stock_options(kokoro=kokoro, webgpu=args.webgpu)
+    options = replace(
+        stock,
         target=args.target,
         keep_io_types=args.keep_io_types,
-        block_ops=frozenset(args.block_op or ())
-        | (WEBGPU_ACCUMULATING_OPS if args.webgpu else frozenset()),
-        block_nodes=frozenset(args.block_node or ())
-        | (KOKORO_BLOCK_NODES if kokoro else set())
-        | (WEBGPU_TAIL_NODES if kokoro and args.webgpu else set()),
-        block_scopes=(
-            *(KOKORO_BLOCK_SCOPES if kokoro else ()),
-            *(WEBGPU_TAIL_SCOPES if kokoro and args.webgpu else ()),
-            *(args.block_scope or ()),
-        ),
-        low_storage_ops=WEBGPU_ACCUMULATING_OPS if args.webgpu else frozenset(),
+        block_ops=stock.block_ops | frozenset(args.block_op or ()),
+        block_nodes=stock.block_nodes | frozenset(args.block_node or ()),
+        block_scopes=(*stock.block_scopes, *(args.block_scope or ())),
     )
     report = convert_file(Path(args.input), Path(output_of(args)), options)
     print(report.summary())

@@ -26,6 +26,7 @@ from parity.builders.fp16.settings import (
     Fp16Report,
     LowType,
     report_json,
+    stock_options,
 )
 
 __all__ = [
@@ -48,5 +49,6 @@ __all__ = [
     "convert_file",
     "convert_float",
     "report_json",
+    "stock_options",
     "unsupported_on_cpu",
 ]

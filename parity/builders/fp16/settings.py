@@ -4,7 +4,7 @@ report of what it did; the lowest part, imported by all the others."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from onnx import TensorProto
@@ -99,12 +99,23 @@ WEBGPU_ACCUMULATING_OPS = frozenset(
 # 0.013-0.016 -> 0.003, at no size (the tail's only weights are the STFT basis).
 WEBGPU_TAIL_NODES = frozenset({"/decoder/generator/Exp", "/decoder/generator/Sin"})
 WEBGPU_TAIL_SCOPES = ("/decoder/generator/synthesis/",)
-KOKORO_FP16_WEBGPU = Fp16Options(
-    block_ops=WEBGPU_ACCUMULATING_OPS,
-    low_storage_ops=WEBGPU_ACCUMULATING_OPS,
+# ``--webgpu`` on any graph; on Kokoro's (with its block list) the tail as well.
+WEBGPU_FP16 = Fp16Options(
+    block_ops=WEBGPU_ACCUMULATING_OPS, low_storage_ops=WEBGPU_ACCUMULATING_OPS
+)
+KOKORO_FP16_WEBGPU = replace(
+    WEBGPU_FP16,
     block_nodes=KOKORO_BLOCK_NODES | WEBGPU_TAIL_NODES,
     block_scopes=KOKORO_BLOCK_SCOPES + WEBGPU_TAIL_SCOPES,
 )
+
+
+def stock_options(*, kokoro: bool, webgpu: bool) -> Fp16Options:
+    """The options ``parity fp16``'s ``--kokoro-blocks`` and ``--webgpu`` stand for, before
+    the command line's own block flags are added."""
+    if kokoro:
+        return KOKORO_FP16_WEBGPU if webgpu else KOKORO_FP16
+    return WEBGPU_FP16 if webgpu else Fp16Options()
 
 
 @dataclass(frozen=True)
