@@ -315,9 +315,7 @@ def _compare(reference: np.ndarray, candidate: np.ndarray) -> TensorComparison:
     if _not_finite(candidate):  # an overflow: no statistic to take, and out by definition
         inf = float("inf")
         return TensorComparison(tuple(candidate.shape), inf, inf, inf, float("nan"), finite=False)
-    comparison = compare_tensors(
-        reference.astype(np.float64), np.asarray(candidate).astype(np.float64)
-    )
+    comparison = compare_tensors(reference.astype(np.float64), candidate.astype(np.float64))
     assert comparison is not None  # same shape: the caller checked
     return comparison
 
