@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -249,3 +251,19 @@ def feed_for(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
         shape = [d.dim_value for d in value.type.tensor_type.shape.dim]
         feed[value.name] = rng.normal(0, 1, shape).astype(np.float32)
     return feed
+
+
+def tiny_float16_file(cache: Any) -> tuple[Any, Path]:
+    """The tiny preset's PyTorch model and the harness's float16 file of its export
+    (``KOKORO_FP16``), both built once in ``cache``."""
+    from parity.builders.export import export_cached
+    from parity.builders.fp16 import KOKORO_FP16, convert_cached
+    from parity.builders.model import build_model
+    from parity.core.spec import KokoroSpec
+
+    spec = KokoroSpec(preset="tiny")
+    model = build_model(spec)
+    exported = export_cached(cache, spec, model)  # type: ignore[arg-type]
+    assert exported.ok, exported.error_line
+    assert exported.path is not None
+    return model, convert_cached(cache, exported.path, KOKORO_FP16).path

@@ -106,16 +106,9 @@ def test_a_subgraph_reads_the_float16_values_it_read_and_what_it_returns_is_roun
 @pytest.fixture(scope="module")
 def tiny_float16(parity_cache, parity_inputs):
     """The harness's float16 file of the tiny preset, its PyTorch model and the one-token case."""
-    from parity.builders.export import export_cached
-    from parity.builders.fp16 import KOKORO_FP16, convert_cached
-    from parity.builders.model import build_model
-    from parity.core.spec import KokoroSpec
+    from tests.fp16_graphs import tiny_float16_file
 
-    model = build_model(KokoroSpec(preset="tiny"))
-    export = export_cached(parity_cache, KokoroSpec(preset="tiny"), model)  # type: ignore[arg-type]
-    assert export.ok, export.error_line
-    assert export.path is not None
-    path = convert_cached(parity_cache, export.path, KOKORO_FP16).path
+    model, path = tiny_float16_file(parity_cache)
     return model, path, parity_inputs.case("one-token", model.vocab)
 
 

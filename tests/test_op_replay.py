@@ -158,17 +158,9 @@ def test_a_node_holding_a_subgraph_is_listed_not_replayed() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_float16(parity_cache):
-    from parity.builders.export import export_cached
-    from parity.builders.fp16 import KOKORO_FP16, convert_cached
-    from parity.builders.model import build_model
-    from parity.core.spec import KokoroSpec
+    from tests.fp16_graphs import tiny_float16_file
 
-    spec = KokoroSpec(preset="tiny")
-    model = build_model(spec)
-    exported = export_cached(parity_cache, spec, model)  # type: ignore[arg-type]
-    assert exported.ok, exported.error_line
-    assert exported.path is not None
-    return model, convert_cached(parity_cache, exported.path, KOKORO_FP16).path
+    return tiny_float16_file(parity_cache)
 
 
 @pytest.mark.parametrize("planted", [False, True], ids=["clean", "instance-norm-off"])
