@@ -27,6 +27,7 @@ __all__ = [
     "NoDurationChainError",
     "duration_tensor",
     "force_timing",
+    "unrounded_duration_tensor",
 ]
 
 
@@ -36,6 +37,18 @@ class NoDurationChainError(ParityError):
 
 def duration_tensor(graph: onnx.GraphProto) -> str | None:
     """The int64 per-token frame counts of a Kokoro graph, or None if it has no such chain."""
+    chain = _duration_chain(graph)
+    return chain[1] if chain else None
+
+
+def unrounded_duration_tensor(graph: onnx.GraphProto) -> str | None:
+    """The per-token durations before the chain's ``Round`` (frames, as a float), or None."""
+    chain = _duration_chain(graph)
+    return chain[0] if chain else None
+
+
+def _duration_chain(graph: onnx.GraphProto) -> tuple[str, str] | None:
+    """The Round's input and the int64 Cast's output of ``Cast(Clip(Round(x)))``."""
     index = GraphIndex(graph)
     for node in graph.node:
         if node.op_type != "Round":
@@ -47,7 +60,7 @@ def duration_tensor(graph: onnx.GraphProto) -> str | None:
         clip = index.only_consumer(rounded, "Clip") or index.only_consumer(rounded, "Max")
         cast = clip and index.only_consumer(clip.output[0], "Cast")
         if cast and _cast_to(cast) == TensorProto.INT64:
-            return cast.output[0]
+            return node.input[0], cast.output[0]
     return None
 
 

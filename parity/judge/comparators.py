@@ -41,9 +41,24 @@ class TokenMove:
     symbol: str
     reference: int
     candidate: int
+    # Both durations before rounding (frames), where both models expose them.
+    unrounded: tuple[float, float] | None = None
 
     def __str__(self) -> str:
-        return f"#{self.position} {self.symbol!r}: {self.reference}->{self.candidate}"
+        moved = f"#{self.position} {self.symbol!r}: {self.reference}->{self.candidate}"
+        if self.unrounded is None:
+            return moved
+        return f"{moved} (unrounded {self.unrounded[0]:.3f}->{self.unrounded[1]:.3f})"
+
+    def at_rounding_boundary(self, margin: float) -> bool:
+        """Whether the reference lies within ``margin`` frames of the rounding boundary it
+        crossed and the candidate within ``margin`` of it: a difference below the precision's
+        own drift that only rounding made into a frame."""
+        if self.unrounded is None:
+            return False
+        reference, candidate = self.unrounded
+        boundary = min(self.reference, self.candidate) + 0.5
+        return abs(reference - boundary) <= margin and abs(candidate - reference) <= margin
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,15 @@ class DurationComparison:
     @property
     def equal(self) -> bool:
         return not self.moved and not self.length_mismatch
+
+    def at_rounding_boundary(self, margin: float) -> bool:
+        """Whether every token that moved did so at a rounding boundary
+        (``TokenMove.at_rounding_boundary``); False when none moved."""
+        return (
+            bool(self.moved)
+            and not self.length_mismatch
+            and all(move.at_rounding_boundary(margin) for move in self.moved)
+        )
 
     def describe(self, limit: int = 8) -> str:
         if self.length_mismatch:
@@ -76,17 +100,28 @@ def compare_durations(
     reference: np.ndarray | None,
     candidate: np.ndarray | None,
     symbols: Sequence[str] | None = None,
+    unrounded: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> DurationComparison:
-    """Token by token; a model that gives no durations (kokoro-onnx's) compares as unequal."""
+    """Token by token; a model that gives no durations (kokoro-onnx's) compares as unequal.
+    ``unrounded``: both models' durations before rounding, where known, for each move."""
     if reference is None or candidate is None:
         return DurationComparison((), 0, 0, length_mismatch=True)
     ref, cand = np.asarray(reference).reshape(-1), np.asarray(candidate).reshape(-1)
     if ref.shape != cand.shape:
         return DurationComparison((), int(ref.sum()), int(cand.sum()), length_mismatch=True)
-    moved = tuple(
-        TokenMove(i, symbols[i] if symbols and i < len(symbols) else "?", int(ref[i]), int(cand[i]))
-        for i in map(int, np.flatnonzero(ref != cand))
+    ref_float, cand_float = (None if u is None else np.asarray(u).reshape(-1) for u in unrounded)
+    known = (
+        ref_float is not None
+        and cand_float is not None
+        and ref_float.shape == cand_float.shape == ref.shape
     )
+
+    def move(i: int) -> TokenMove:
+        symbol = symbols[i] if symbols and i < len(symbols) else "?"
+        pair = (float(ref_float[i]), float(cand_float[i])) if known else None  # type: ignore[index]
+        return TokenMove(i, symbol, int(ref[i]), int(cand[i]), pair)
+
+    moved = tuple(move(i) for i in map(int, np.flatnonzero(ref != cand)))
     return DurationComparison(moved, int(ref.sum()), int(cand.sum()))
 
 

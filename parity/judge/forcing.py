@@ -17,7 +17,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from parity.builders.forced_timing import duration_tensor
+from parity.builders.forced_timing import (
+    PREDICTED_OUTPUT,
+    duration_tensor,
+    unrounded_duration_tensor,
+)
 from parity.core.cache import content_digest
 from parity.core.errors import ParityError
 from parity.core.graph import load_model
@@ -30,6 +34,7 @@ from parity.judge.intermediate import expose, onnx_scope_prefixes, scope_boundar
 from parity.judge.runners import OrtRunner
 
 __all__ = [
+    "DURATION_HEAD",
     "GENERATOR",
     "SOURCE",
     "ForcedGenerator",
@@ -44,6 +49,7 @@ __all__ = [
 ]
 
 GENERATOR = "decoder.generator"
+DURATION_HEAD = "predictor.duration_proj"  # kokoro's: durations = sigmoid(its output).sum(-1)
 SOURCE = "decoder.generator.m_source"
 GENERATOR_ARGS = ("features", "style", "f0")
 INPUT_PREFIX = "generator-input:"
@@ -82,6 +88,7 @@ class ForcingPlan:
     source: str
     durations: str | None  # a graph output, the duration chain, or None: not comparable
     harmonics: str | None = None  # the source's STFT as the first noise conv reads it
+    unrounded: str | None = None  # the durations before the chain's Round
 
     def durations_note(self) -> str | None:
         """What the durations check could use, where the graph gives no durations output."""
@@ -120,6 +127,7 @@ def plan_forcing(
         source,
         interface.durations or duration_tensor(model.graph),
         harmonic_input(model, generator_prefix),
+        unrounded_duration_tensor(model.graph),
     )
 
 
@@ -148,6 +156,10 @@ class ForcingRun:
     source: np.ndarray
     durations_note: str | None = None
     harmonics: np.ndarray | None = None
+    unrounded: np.ndarray | None = None  # the durations before rounding, where the graph has them
+    # The durations the run was forced to (``ForcingSession.run``); ``durations`` then holds the
+    # ones the graph predicted.
+    forced_durations: np.ndarray | None = None
 
 
 class ForcingSession:
@@ -173,10 +185,11 @@ class ForcingSession:
         self.provider = provider
         self.runs = runs or RunStore(None)
         self.scopes = dict(scopes or {})
-        self._session: tuple[OrtRunner, ForcingPlan] | None = None
+        self._exposed: tuple[bytes, ForcingPlan] | None = None
+        self._runners: dict[bool, OrtRunner] = {}
 
-    def _open(self) -> tuple[OrtRunner, ForcingPlan]:
-        if self._session is None:
+    def _plan(self) -> tuple[bytes, ForcingPlan]:
+        if self._exposed is None:
             model = load_model(self.path)
             types = value_types(model)  # shape inference takes seconds: once, for both uses
             plan = plan_forcing(model, str(self.path), self.scopes, types)
@@ -186,26 +199,49 @@ class ForcingSession:
                 else []
             )
             harmonics = [plan.harmonics] if plan.harmonics else []
-            names = [*extra, *plan.generator_inputs, plan.source, *harmonics]
-            exposed = expose(model, names, types)
-            runner = OrtRunner(
+            unrounded = [plan.unrounded] if plan.unrounded else []
+            names = [*extra, *plan.generator_inputs, plan.source, *harmonics, *unrounded]
+            self._exposed = (expose(model, names, types).SerializeToString(), plan)
+        return self._exposed
+
+    def _runner(self, forced: bool) -> tuple[OrtRunner, ForcingPlan]:
+        exposed, plan = self._plan()
+        if forced not in self._runners:
+            self._runners[forced] = OrtRunner(
                 self.path,
                 threads=self.threads,
-                model_bytes=exposed.SerializeToString(),
+                model_bytes=exposed,
                 provider=self.provider,
+                force_timing=forced,
             )
-            self._session = (runner, plan)
-        return self._session
+        return self._runners[forced], plan
 
-    def _compute(self, request: KokoroInput) -> dict[str, np.ndarray | None]:
-        runner, plan = self._open()
-        durations = [plan.durations] if plan.durations else []
+    def _compute(
+        self, request: KokoroInput, forced: np.ndarray | None
+    ) -> dict[str, np.ndarray | None]:
+        runner, plan = self._runner(forced is not None)
+        # Forced, the graph reads its durations from an input and reports its own as
+        # PREDICTED_OUTPUT (parity.builders.forced_timing).
+        if forced is not None:
+            durations = [PREDICTED_OUTPUT]
+        else:
+            durations = [plan.durations] if plan.durations else []
         harmonics = [plan.harmonics] if plan.harmonics else []
+        unrounded = [plan.unrounded] if plan.unrounded else []
         waveform, *values = runner.run(
             request,
-            [plan.interface.waveform, *durations, *plan.generator_inputs, plan.source, *harmonics],
+            [
+                runner.audio_name,
+                *durations,
+                *plan.generator_inputs,
+                plan.source,
+                *harmonics,
+                *unrounded,
+            ],
+            forced,
         )
         found = values.pop(0) if durations else None
+        before_rounding = values.pop() if unrounded else None
         heard = values.pop() if harmonics else None
         named = {
             f"{INPUT_PREFIX}{name}": value
@@ -218,10 +254,14 @@ class ForcingSession:
             "source": values[-1],
             "durations_note": None if note is None else np.asarray(note),
             "harmonics": heard,
+            "unrounded": before_rounding,
             **named,
         }
 
-    def run(self, request: KokoroInput) -> ForcingRun:
+    def run(self, request: KokoroInput, durations: np.ndarray | None = None) -> ForcingRun:
+        """The graph on ``request``; with ``durations``, timing forced to them (the graph
+        must have a duration chain: ``parity.builders.forced_timing``)."""
+        forced = None if durations is None else np.asarray(durations, np.int64).reshape(1, -1)
         parts = onnxruntime_parts(
             content_digest(self.path),
             request,
@@ -229,22 +269,26 @@ class ForcingSession:
             threads=self.threads,
             provider=self.provider,
             scopes=self.scopes,
+            **({} if forced is None else {"forced": array_digest(forced)}),
         )
-        values = self.runs.arrays("onnxruntime", parts, lambda: self._compute(request))
+        values = self.runs.arrays("onnxruntime", parts, lambda: self._compute(request, forced))
         inputs = {
             name[len(INPUT_PREFIX) :]: value
             for name, value in values.items()
             if name.startswith(INPUT_PREFIX)
         }
-        durations = values.get("durations")
+        found = values.get("durations")
         note = values.get("durations_note")
+        unrounded = values.get("unrounded")
         return ForcingRun(
             values["waveform"].reshape(-1),
-            None if durations is None else durations.reshape(-1),
+            None if found is None else found.reshape(-1),
             inputs,
             values["source"],
             None if note is None else str(note),
             values.get("harmonics"),
+            None if unrounded is None else unrounded.reshape(-1),
+            None if forced is None else forced.reshape(-1),
         )
 
 
