@@ -157,9 +157,6 @@ class ForcingRun:
     durations_note: str | None = None
     harmonics: np.ndarray | None = None
     unrounded: np.ndarray | None = None  # the durations before rounding, where the graph has them
-    # The durations the run was forced to (``ForcingSession.run``); ``durations`` then holds the
-    # ones the graph predicted.
-    forced_durations: np.ndarray | None = None
 
 
 class ForcingSession:
@@ -185,11 +182,13 @@ class ForcingSession:
         self.provider = provider
         self.runs = runs or RunStore(None)
         self.scopes = dict(scopes or {})
-        self._exposed: tuple[bytes, ForcingPlan] | None = None
+        self._plan: ForcingPlan | None = None
         self._runners: dict[bool, OrtRunner] = {}
 
-    def _plan(self) -> tuple[bytes, ForcingPlan]:
-        if self._exposed is None:
+    def _runner(self, forced: bool) -> tuple[OrtRunner, ForcingPlan]:
+        """The session (``forced``: timing rewired to an input), opened on first use. The
+        exposed model is not kept: the forced one is only needed where a token moved."""
+        if forced not in self._runners:
             model = load_model(self.path)
             types = value_types(model)  # shape inference takes seconds: once, for both uses
             plan = plan_forcing(model, str(self.path), self.scopes, types)
@@ -201,20 +200,16 @@ class ForcingSession:
             harmonics = [plan.harmonics] if plan.harmonics else []
             unrounded = [plan.unrounded] if plan.unrounded else []
             names = [*extra, *plan.generator_inputs, plan.source, *harmonics, *unrounded]
-            self._exposed = (expose(model, names, types).SerializeToString(), plan)
-        return self._exposed
-
-    def _runner(self, forced: bool) -> tuple[OrtRunner, ForcingPlan]:
-        exposed, plan = self._plan()
-        if forced not in self._runners:
             self._runners[forced] = OrtRunner(
                 self.path,
                 threads=self.threads,
-                model_bytes=exposed,
+                model_bytes=expose(model, names, types).SerializeToString(),
                 provider=self.provider,
                 force_timing=forced,
             )
-        return self._runners[forced], plan
+            self._plan = plan
+        assert self._plan is not None
+        return self._runners[forced], self._plan
 
     def _compute(
         self, request: KokoroInput, forced: np.ndarray | None
@@ -288,7 +283,6 @@ class ForcingSession:
             None if note is None else str(note),
             values.get("harmonics"),
             None if unrounded is None else unrounded.reshape(-1),
-            None if forced is None else forced.reshape(-1),
         )
 
 
