@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,15 @@ def test_a_quantized_file_gives_its_verdicts_worst_request(tmp_path: Path) -> No
 def test_a_folder_without_runs_is_one_clear_line(tmp_path: Path, capsys) -> None:
     assert main(["report", "--backends", str(tmp_path)]) == EXIT_BAD_INPUT
     assert "no FILE.PROVIDER.json runs; run `make webgpu` first" in capsys.readouterr().err
+
+
+def test_a_request_whose_audio_was_not_finite_is_the_cells_worst(tmp_path: Path) -> None:
+    """A float16 file that reaches inf records no share above 6 kHz; the cell says so rather
+    than averaging it away or stopping the report."""
+    broken = staged(0, 1e-3, 1e-3, (0.4, 0.4), 0.1)
+    broken["forced"] = {**broken["forced"], "hf_candidate": None, "mel_distance": None}
+    write(tmp_path, "fp16.webgpu.json", [staged(0, 1e-3, 1e-3, (0.4, 0.41), 0.1), broken])
+    (cell,) = load_cells(tmp_path)
+    assert cell.static == "not finite"
+    assert cell.aligned_mel is not None
+    assert not math.isfinite(cell.aligned_mel)

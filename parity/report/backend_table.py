@@ -10,6 +10,7 @@ requests: a table that averaged would hide the request that broke.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,7 @@ def _cell(folder: Path, file: str, provider: str) -> BackendCell:
     walks: list[dict[str, Any]] = json.loads(walk_path.read_text()) if walk_path.is_file() else []
     if staged and "variant" in staged[0]:
         return _quantized_cell(file, provider, staged[0], _first_module(walks))
-    hf = _worst(
-        r["forced"]["hf_candidate"] - r["forced"]["hf_reference"] for r in staged if r.get("forced")
-    )
+    hf = _worst(_hf_change(r["forced"]) for r in staged if r.get("forced"))
     return BackendCell(
         file=file,
         provider=provider,
@@ -78,7 +77,7 @@ def _cell(folder: Path, file: str, provider: str) -> BackendCell:
         durations=_durations(staged),
         forced_rms_rel=_worst(r["forced"]["error"]["rms_rel"] for r in staged if _forced(r)),
         aligned_mel=_worst(r["forced"]["mel_distance"] for r in staged if r.get("forced")),
-        static="-" if hf is None else f">6 kHz {hf:+.4f}",
+        static="-" if hf is None else f">6 kHz {hf:+.4f}" if math.isfinite(hf) else "not finite",
         free_mel=_worst(r["free"]["mel_distance"] for r in staged if r.get("free")),
         first_module=_first_module(walks),
     )
@@ -102,13 +101,23 @@ def _quantized_cell(file: str, provider: str, quality: dict[str, Any], first: st
     )
 
 
+def _hf_change(forced: dict[str, Any]) -> float:
+    """The share above 6 kHz, the file's minus PyTorch's; NaN where the file's audio was not
+    finite (its share is then recorded as None)."""
+    candidate, reference = forced.get("hf_candidate"), forced.get("hf_reference")
+    return float("nan") if candidate is None or reference is None else candidate - reference
+
+
 def _forced(result: dict[str, Any]) -> bool:
     return bool(result.get("forced") and result["forced"].get("error"))
 
 
 def _worst(values: Any) -> float | None:
-    found = [float(value) for value in values]
-    return max(found, key=abs) if found else None
+    """The figure furthest from zero; a request whose figure is not finite (None in the JSON,
+    which has no inf) is the worst."""
+    found = [float("nan") if value is None else float(value) for value in values]
+    broken = [value for value in found if not math.isfinite(value)]
+    return broken[0] if broken else max(found, key=abs) if found else None
 
 
 def _durations(staged: list[dict[str, Any]]) -> str:
