@@ -123,3 +123,4 @@ def test_a_request_whose_audio_was_not_finite_is_the_cells_worst(tmp_path: Path)
     assert cell.static == "not finite"
     assert cell.aligned_mel is not None
     assert not math.isfinite(cell.aligned_mel)
+    assert "| not finite | not finite | 0.1 |" in render_cells([cell])

@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from parity.builders.forced_timing import unrounded_duration_tensor
+from parity.builders.forced_timing import duration_chain
 from parity.judge.comparators import TokenMove
 from parity.judge.tolerances import FP32
 
@@ -64,8 +64,9 @@ def tiny(parity_cache, parity_inputs, tmp_path_factory):
 def planted(source: Path, out: Path, offset: np.ndarray) -> Path:
     """``source`` with ``offset`` (frames per token) added to its durations before ``Round``."""
     model = onnx.load(str(source))
-    name = unrounded_duration_tensor(model.graph)
-    assert name is not None
+    chain = duration_chain(model.graph)
+    assert chain is not None
+    name = chain.unrounded
     round_node = next(n for n in model.graph.node if n.op_type == "Round" and n.input[0] == name)
     model.graph.initializer.append(numpy_helper.from_array(offset.astype(np.float32), "plant"))
     model.graph.node.append(helper.make_node("Add", [name, "plant"], ["planted"], name="/plant"))

@@ -14,6 +14,8 @@ float16 conversion may put a float ``Cast`` between the ``Round`` and the ``Clip
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import onnx
 from onnx import TensorProto, helper
 
@@ -24,10 +26,11 @@ from parity.core.interface import FORCED_INPUT, PREDICTED_OUTPUT
 __all__ = [
     "FORCED_INPUT",
     "PREDICTED_OUTPUT",
+    "DurationChain",
     "NoDurationChainError",
+    "duration_chain",
     "duration_tensor",
     "force_timing",
-    "unrounded_duration_tensor",
 ]
 
 
@@ -35,20 +38,21 @@ class NoDurationChainError(ParityError):
     """The graph has no duration chain to rewire: its timing cannot be forced."""
 
 
+class DurationChain(NamedTuple):
+    """A Kokoro graph's ``Cast(Clip(Round(x)))``: its float input and its int64 output."""
+
+    unrounded: str  # per-token durations before the Round (frames, as a float)
+    durations: str  # the int64 per-token frame counts
+
+
 def duration_tensor(graph: onnx.GraphProto) -> str | None:
     """The int64 per-token frame counts of a Kokoro graph, or None if it has no such chain."""
-    chain = _duration_chain(graph)
-    return chain[1] if chain else None
+    chain = duration_chain(graph)
+    return chain.durations if chain else None
 
 
-def unrounded_duration_tensor(graph: onnx.GraphProto) -> str | None:
-    """The per-token durations before the chain's ``Round`` (frames, as a float), or None."""
-    chain = _duration_chain(graph)
-    return chain[0] if chain else None
-
-
-def _duration_chain(graph: onnx.GraphProto) -> tuple[str, str] | None:
-    """The Round's input and the int64 Cast's output of ``Cast(Clip(Round(x)))``."""
+def duration_chain(graph: onnx.GraphProto) -> DurationChain | None:
+    """The graph's duration chain (one walk finds both ends), or None if it has none."""
     index = GraphIndex(graph)
     for node in graph.node:
         if node.op_type != "Round":
@@ -60,7 +64,7 @@ def _duration_chain(graph: onnx.GraphProto) -> tuple[str, str] | None:
         clip = index.only_consumer(rounded, "Clip") or index.only_consumer(rounded, "Max")
         cast = clip and index.only_consumer(clip.output[0], "Cast")
         if cast and _cast_to(cast) == TensorProto.INT64:
-            return node.input[0], cast.output[0]
+            return DurationChain(node.input[0], cast.output[0])
     return None
 
 

@@ -109,20 +109,27 @@ def compare_durations(
     ref, cand = np.asarray(reference).reshape(-1), np.asarray(candidate).reshape(-1)
     if ref.shape != cand.shape:
         return DurationComparison((), int(ref.sum()), int(cand.sum()), length_mismatch=True)
-    ref_float, cand_float = (None if u is None else np.asarray(u).reshape(-1) for u in unrounded)
-    known = (
-        ref_float is not None
-        and cand_float is not None
-        and ref_float.shape == cand_float.shape == ref.shape
-    )
+    pairs = _unrounded_pairs(*unrounded, tokens=ref.size)
 
     def move(i: int) -> TokenMove:
         symbol = symbols[i] if symbols and i < len(symbols) else "?"
-        pair = (float(ref_float[i]), float(cand_float[i])) if known else None  # type: ignore[index]
-        return TokenMove(i, symbol, int(ref[i]), int(cand[i]), pair)
+        return TokenMove(i, symbol, int(ref[i]), int(cand[i]), pairs[i] if pairs else None)
 
     moved = tuple(move(i) for i in map(int, np.flatnonzero(ref != cand)))
     return DurationComparison(moved, int(ref.sum()), int(cand.sum()))
+
+
+def _unrounded_pairs(
+    reference: np.ndarray | None, candidate: np.ndarray | None, *, tokens: int
+) -> list[tuple[float, float]] | None:
+    """Each token's (reference, candidate) duration before rounding; None unless both
+    models give one per token."""
+    if reference is None or candidate is None:
+        return None
+    ref, cand = np.asarray(reference).reshape(-1), np.asarray(candidate).reshape(-1)
+    if not ref.size == cand.size == tokens:
+        return None
+    return [(float(r), float(c)) for r, c in zip(ref, cand, strict=True)]
 
 
 @dataclass(frozen=True)

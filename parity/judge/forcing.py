@@ -19,8 +19,7 @@ import onnx
 
 from parity.builders.forced_timing import (
     PREDICTED_OUTPUT,
-    duration_tensor,
-    unrounded_duration_tensor,
+    duration_chain,
 )
 from parity.core.cache import content_digest
 from parity.core.errors import ParityError
@@ -120,14 +119,15 @@ def plan_forcing(
     source_prefix = locate_module(SOURCE, present, scopes)
     generator = scope_boundary(model, generator_prefix)
     source = harmonic_source(model, source_prefix, types)
+    chain = duration_chain(model.graph)
     return ForcingPlan(
         interface,
         generator_prefix,
         generator.inputs,
         source,
-        interface.durations or duration_tensor(model.graph),
+        interface.durations or (chain.durations if chain else None),
         harmonic_input(model, generator_prefix),
-        unrounded_duration_tensor(model.graph),
+        chain.unrounded if chain else None,
     )
 
 
@@ -190,7 +190,9 @@ class ForcingSession:
         exposed model is not kept: the forced one is only needed where a token moved."""
         if forced not in self._runners:
             model = load_model(self.path)
-            types = value_types(model)  # shape inference takes seconds: once, for both uses
+            # Shape inference takes seconds, and a second runner (timing forced, only where a
+            # token moved) repeats it: cheaper than keeping the ~330 MB model between runners.
+            types = value_types(model)
             plan = plan_forcing(model, str(self.path), self.scopes, types)
             extra = (
                 [plan.durations]

@@ -171,4 +171,6 @@ def render_cells(cells: list[BackendCell]) -> str:
 
 
 def _g(value: float | None, spec: str = ".2g") -> str:
-    return "-" if value is None else format(value, spec)
+    if value is None:
+        return "-"
+    return format(value, spec) if math.isfinite(value) else "not finite"
