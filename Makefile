@@ -38,13 +38,14 @@ test: lint
 	# The float32 parity gate again on the trained weights (tox -e recovered runs them all).
 	$(BIN)/pytest --parity-weights=recovered -k "parity and sentence and fp32"
 	# The staged check of the trained float32 and float16 files on WebGPU (docs/webgpu.md), on
-	# the shortest case (one-token): float32 in Chromium (SwiftShader; ~2 min), float16 (the
-	# file `parity fp16 --webgpu` makes) on Dawn over Mesa's lavapipe, which has the shader-f16
-	# SwiftShader lacks (~2 min). Each skips, with the line saying what is missing, without
-	# Chromium or without a Vulkan driver Dawn accepts.
-	$(BIN)/pytest --parity-weights=recovered --parity-provider=webgpu -k "parity and staged and one-token and fp32"
+	# the shortest held-out request (held-yes in af_heart): float32 in Chromium (SwiftShader),
+	# float16 (the file `parity fp16 --webgpu` makes) on Dawn over Mesa's lavapipe, which has
+	# the shader-f16 SwiftShader lacks. Each skips, with the line saying what is missing,
+	# without Chromium or without a Vulkan driver Dawn accepts.
+	$(BIN)/pytest --parity-weights=recovered --parity-provider=webgpu \
+	  -k "parity and staged and shortest_held_out and fp32"
 	$(BIN)/pytest --parity-weights=recovered --parity-provider=webgpu --parity-webgpu-adapter=dawn \
-	  -k "parity and staged and one-token and fp16"
+	  -k "parity and staged and shortest_held_out and fp16"
 
 # Latency on CPU and WebAssembly, saved under .benchmarks/ for --benchmark-compare.
 bench: setup

@@ -14,6 +14,18 @@ pytestmark = [pytest.mark.parity, pytest.mark.judges("fp32", "fp16")]
 SECTION = {"fp32": "fp32 parity", "fp16": "float16 parity"}
 
 
+def _check(request, subject, files, config, record) -> None:
+    result = check_against_pytorch(
+        files.model(subject),
+        files.forcing(subject),
+        request,
+        staged_tolerance(subject.precision, config.provider),
+        max_gain_db=config.max_gain_db,
+    )
+    record.add(SECTION[subject.precision], f"{subject.name} {result.summary()}")
+    assert result, result.report()
+
+
 @pytest.mark.parametrize("case", ["one-token", "sentence", "context-limit"])
 def test_parity_staged_onnxruntime_matches_pytorch(
     case, parity_subject, parity_files, parity_inputs, parity_config, parity_record
@@ -22,14 +34,25 @@ def test_parity_staged_onnxruntime_matches_pytorch(
     the rounding of the file's precision (on --parity-provider's backend, by its bounds);
     the output gain printed first."""
     model = parity_files.model(parity_subject)
-    result = check_against_pytorch(
-        model,
-        parity_files.forcing(parity_subject),
+    _check(
         parity_inputs.case(case, model.vocab),
-        staged_tolerance(parity_subject.precision, parity_config.provider),
-        max_gain_db=parity_config.max_gain_db,
+        parity_subject,
+        parity_files,
+        parity_config,
+        parity_record,
     )
-    parity_record.add(
-        SECTION[parity_subject.precision], f"{parity_subject.name} {result.summary()}"
+
+
+def test_parity_staged_on_the_shortest_held_out_request(
+    parity_subject, parity_files, parity_inputs, parity_config, parity_record
+) -> None:
+    """The same check on ``held-yes`` in its first held-out voice: a sentence no bound was
+    chosen on, and the shortest, so make test can run the full model on WebGPU with it."""
+    from parity.builders.voices import load_voices
+
+    requests = load_voices().held_out(
+        parity_inputs, 1, installed_only="node" in parity_config.without
     )
-    assert result, result.report()
+    if not requests:
+        pytest.skip("staged held-out: no held-out voice installed (--parity-without node)")
+    _check(requests[0], parity_subject, parity_files, parity_config, parity_record)
