@@ -244,13 +244,16 @@ class NodeProcess:
         self.process.stdin.flush()
 
     def receive(self) -> dict[str, Any]:
-        """The script's next answer."""
+        """The script's next answer. A line that is not one (something a library printed to
+        stdout past lines.mjs) is skipped, and named if Node then stops."""
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()
+        stray: list[str] = []
+        while (line := self.process.stdout.readline()) and not line.startswith("{"):
+            stray.append(line.strip())
         if not line:  # Node exited: its stderr says why
             self.process.wait()
             self.stderr.seek(0)
-            tail = self.stderr.read().strip().splitlines()
+            tail = self.stderr.read().strip().splitlines() or stray
             detail = tail[-1] if tail else f"exit status {self.process.returncode}"
             raise ParityError(f"{self.label}: Node.js stopped ({detail[:2000]})")
         answer: dict[str, Any] = json.loads(line)

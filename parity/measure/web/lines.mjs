@@ -3,6 +3,10 @@
 // drives none (session.mjs, dawn.mjs) does not load puppeteer-core.
 import readline from "node:readline";
 
+// The protocol owns stdout: what a library logs (onnxruntime-web's warnings, emscripten's
+// prints) goes to stderr, which the Python side keeps for its error lines.
+for (const level of ["log", "info", "debug", "warn"]) console[level] = console.error;
+
 export const firstLine = (error) => String(error?.message ?? error).split("\n")[0];
 // One JSON line to the Python side.
 export const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
