@@ -32,6 +32,7 @@ def test_second_export_request_reuses_the_cached_file(
         kokoro_model,
         exporter=parity_config.exporter,
         opset=parity_config.opset,
+        padding=parity_config.padding,
     )
     assert again.cached
     assert again.path == kokoro_export.path

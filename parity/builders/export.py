@@ -20,10 +20,11 @@ import torch
 
 from parity.builders.dynamo import export_dynamo
 from parity.builders.export_warnings import exporter_warnings
+from parity.builders.padding import padding_as_pad
 from parity.core.cache import ArtifactCache, CacheKey, atomic_path
 from parity.core.errors import first_line
 from parity.core.memo import source_digest, state_digest
-from parity.core.spec import DEFAULT_OPSET, Exporter, KokoroSpec
+from parity.core.spec import DEFAULT_OPSET, Exporter, KokoroSpec, Padding
 
 INPUT_NAMES = ("input_ids", "style", "speed")
 OUTPUT_NAMES = ("waveform", "durations")
@@ -33,6 +34,7 @@ _SHAPING_MODULES = (
     "builders/stft.py",
     "builders/dft.py",
     "builders/export.py",
+    "builders/padding.py",
     "builders/dynamo.py",
     "core/scopes.py",
 )
@@ -142,14 +144,20 @@ def export_kokoro(
     exporter: Exporter = "torchscript",
     opset: int = DEFAULT_OPSET,
     stft: str = "exact",
+    padding: Padding = "pad",
 ) -> ExportResult:
-    """Export ``model`` to ``out`` (written atomically); a failure is returned, not raised."""
+    """Export ``model`` to ``out`` (written atomically); a failure is returned, not raised.
+    ``padding``: "pad" writes the LSTM encoders' padding as Pad, "scatter" as kokoro wrote
+    it (ScatterND; ``parity.builders.padding``)."""
     out = Path(out)
     start = time.perf_counter()
     noted: list[str] = []
     try:
         with atomic_path(out) as temporary:
-            with _forward_with_tokens(model), exporter_warnings() as noted:
+            # The dynamo path has encoders of its own, which do not pad (builders/dynamo.py).
+            as_pad = padding == "pad" and exporter == "torchscript"
+            padded = padding_as_pad(model) if as_pad else contextlib.nullcontext()
+            with _forward_with_tokens(model), padded, exporter_warnings() as noted:
                 _run_exporter(model, temporary, exporter, opset)
             onnx.checker.check_model(str(temporary))
     except Exception as error:  # an exporter can fail in any way; the attempt records how
@@ -188,6 +196,7 @@ def export_cached(
     *,
     exporter: Exporter = "torchscript",
     opset: int = DEFAULT_OPSET,
+    padding: Padding = "pad",
 ) -> ExportResult:
     """``export_kokoro`` through the cache, keyed by everything that shapes the graph.
 
@@ -200,13 +209,16 @@ def export_cached(
             "weights": state_digest(model),
             "exporter": exporter,
             "opset": opset,
+            "padding": padding,
             "code": code_version(),
         },
     )
     attempts: list[ExportResult] = []
 
     def build(target: Path) -> dict[str, Any]:
-        result = export_kokoro(model, target, exporter=exporter, opset=opset, stft=spec.stft)
+        result = export_kokoro(
+            model, target, exporter=exporter, opset=opset, stft=spec.stft, padding=padding
+        )
         attempts.append(result)
         if not result.ok:
             raise _ExportFailedError(result)

@@ -36,6 +36,7 @@ def _export(args: argparse.Namespace) -> int:
         exporter=config.exporter,
         opset=config.opset,
         stft=config.spec.stft,
+        padding=config.padding,
     )
     print(result.summary())
     return 0 if result.ok else 1

@@ -23,11 +23,13 @@ from parity.core.spec import (
     AUTO,
     DEFAULT_OPSET,
     EXPORTERS,
+    PADDINGS,
     PRESETS,
     SOURCE_KINDS,
     STFT_KINDS,
     Exporter,
     KokoroSpec,
+    Padding,
     seed_for,
 )
 
@@ -170,6 +172,15 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("exporter", "ONNX exporter", "torchscript", choices=EXPORTERS, commands=("export",)),
     Option("opset", "ONNX opset", DEFAULT_OPSET, type=int, commands=("export",)),
+    Option(
+        "padding",
+        "How the export pads the LSTM encoders' outputs: pad (a Pad node), or scatter "
+        "(kokoro's slice assignment, a ScatterND, which kokoro-js 1.2.1's WebGPU runtime "
+        "computes wrong; docs/webgpu.md)",
+        "pad",
+        choices=PADDINGS,
+        commands=("export",),
+    ),
     Option(
         "cache_dir",
         "Where exports, variants and runs are cached. Default: <rootdir>/.parity-cache",
@@ -381,6 +392,7 @@ class ParityConfig:
     spec: KokoroSpec  # what the harness builds: "auto" kinds resolved to ours
     exporter: Exporter = "torchscript"
     opset: int = DEFAULT_OPSET
+    padding: Padding = "pad"
     cache_root: Path = Path(".parity-cache")
     inputs_dir: Path = field(default_factory=default_inputs)
     threads: int = 0
@@ -443,6 +455,7 @@ def build_config(values: Mapping[str, Any], rootdir: Path | None = None) -> Pari
         spec=spec,
         exporter=value("exporter"),
         opset=int(value("opset")),
+        padding=value("padding"),
         cache_root=Path(cache) if cache else root / ".parity-cache",
         inputs_dir=Path(inputs) if inputs else default_inputs(),
         threads=int(value("threads")),

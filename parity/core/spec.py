@@ -20,10 +20,14 @@ Preset = Literal["full", "tiny"]
 StftKind = Literal["exact", "kokoro", "complex"]
 SourceKind = Literal["deterministic", "stochastic"]
 Exporter = Literal["torchscript", "dynamo"]
+# How an export pads the LSTM encoders' outputs: "pad" (Pad) or kokoro's own slice assignment,
+# which exporters write as ScatterND (parity.builders.padding).
+Padding = Literal["pad", "scatter"]
 PRESETS: tuple[Preset, ...] = ("full", "tiny")
 STFT_KINDS: tuple[StftKind, ...] = ("exact", "kokoro", "complex")
 SOURCE_KINDS: tuple[SourceKind, ...] = ("deterministic", "stochastic")
 EXPORTERS: tuple[Exporter, ...] = ("torchscript", "dynamo")
+PADDINGS: tuple[Padding, ...] = ("pad", "scatter")
 # "auto": the kind a graph being judged was exported with (``parity.judge.detect``).
 AUTO = "auto"
 DEFAULT_OPSET = 20

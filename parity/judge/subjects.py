@@ -189,6 +189,7 @@ class SubjectFiles:
             model,  # type: ignore[arg-type]
             exporter=self.config.exporter,
             opset=self.config.opset,
+            padding=self.config.padding,
         )
         if not result.ok or result.path is None:
             raise ParityError(f"export failed: {result.error_class}: {result.error_line}")

@@ -92,6 +92,7 @@ def kokoro_export(
         kokoro_model,  # type: ignore[arg-type]
         exporter=parity_config.exporter,
         opset=parity_config.opset,
+        padding=parity_config.padding,
     )
     parity_record.add(
         "export", f"{kokoro_spec.label()}: {result.summary()}", **_export_data(result)
