@@ -105,6 +105,10 @@ webgpu: setup
 	  $(call webgpu_run,$$file,webgpu,$$file.webgpu-dawn,--webgpu-adapter dawn); done
 	# The float32 file again on WebGPU, on the onnxruntime-web kokoro-js ships (--ort-web).
 	$(if $(filter webgpu,$(WEBGPU_PROVIDERS)),$(call webgpu_run,fp32,webgpu,fp32.webgpu-kokoro-js,--ort-web kokoro-js))
+	# Every file on that runtime on Dawn, which has shader-f16: what kokoro-js's WebGPU device
+	# computes for each file a user ships through it.
+	for file in $(WEBGPU_FILES); do \
+	  $(call webgpu_run,$$file,webgpu,$$file.webgpu-dawn-kokoro-js,--webgpu-adapter dawn --ort-web kokoro-js); done
 	$(BIN)/parity report --backends $(WEBGPU_RUNS) -o $(WEBGPU_RUNS)/table.md
 
 clean:

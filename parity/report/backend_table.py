@@ -19,7 +19,14 @@ from parity.core.errors import ParityError
 
 __all__ = ["BackendCell", "load_cells", "render_cells"]
 
-PROVIDER_ORDER = ("cpu", "wasm", "webgpu", "webgpu-dawn")
+PROVIDER_ORDER = (
+    "cpu",
+    "wasm",
+    "webgpu",
+    "webgpu-dawn",
+    "webgpu-kokoro-js",
+    "webgpu-dawn-kokoro-js",
+)
 
 
 @dataclass(frozen=True)
