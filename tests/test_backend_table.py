@@ -124,3 +124,20 @@ def test_a_request_whose_audio_was_not_finite_is_the_cells_worst(tmp_path: Path)
     assert cell.aligned_mel is not None
     assert not math.isfinite(cell.aligned_mel)
     assert "| not finite | not finite | 0.1 |" in render_cells([cell])
+
+
+def test_a_quantized_file_whose_audio_was_not_finite_says_so(tmp_path: Path) -> None:
+    """The verdict records a request whose audio was inf as None on each sound axis."""
+    quality = {
+        "variant": "int8.onnx",
+        "requests": ["held-yes/af_heart", "held-yes/jf_alpha"],
+        "moved_tokens": [0.0, 0.0],
+        "aligned_mel": [0.115, None],
+        "floor_rise_db": [0.22, None],
+        "hf_ratio": [0.99, None],
+        "mel": [0.5, None],
+    }
+    write(tmp_path, "int8.webgpu.json", [quality])
+    (cell,) = load_cells(tmp_path)
+    assert cell.static == "not finite"
+    assert "| equal | - | not finite | not finite | not finite |" in render_cells([cell])

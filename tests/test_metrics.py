@@ -110,3 +110,35 @@ def test_aligned_distance_matches_levels_and_loudness_measures_them(trained_spee
     assert aligned_distance(clean, 2 * clean, frames_match=True).log_mel == 0.0
     hissy = _with_white_noise(clean, 30)
     assert aligned_distance(clean, hissy, frames_match=True).mcd_db > HISS_MIN_MCD_DB
+
+
+@pytest.mark.harness("judge/quality.py")
+def test_a_variant_whose_audio_is_not_finite_fails_by_name(trained_speech) -> None:
+    """kokoro-js's onnxruntime-web gave int8 files inf on WebGPU (2026-12-07), and the verdict
+    stopped inside librosa. Such a request is infinitely far on each sound axis and named; the
+    finite request is still measured, and the gain comes from it alone."""
+    from parity.core.inputs import KokoroInput
+    from parity.judge.quality import compare_variant, level_gain
+    from parity.judge.runners import KokoroOutput
+    from parity.judge.tolerances import QUANTIZED_FILE
+
+    clean, int8 = (w.astype(np.float32) for w in trained_speech)
+    durations = np.ones(3, np.int64)
+    broken = int8.copy()
+    broken[100] = np.inf
+    source = [KokoroOutput(clean, durations), KokoroOutput(clean, durations)]
+    variant = [KokoroOutput(int8, durations, True), KokoroOutput(broken, durations, True)]
+    ids, style = np.zeros((1, 3), np.int64), np.zeros((1, 256), np.float32)
+    requests = [KokoroInput(name, "ab", ids, style) for name in ("kept", "broken")]
+    quality = compare_variant(
+        "int8", source, variant, requests, size_ratio=0.25, tolerance=QUANTIZED_FILE
+    )
+    assert not quality
+    assert quality.failures[0] == "audio not finite on 1 of 2 requests: broken"
+    assert math.isfinite(quality.aligned_mel[0])
+    assert quality.aligned_mel[1] == math.inf
+    assert quality.worst().aligned_mel == math.inf
+    assert quality.worst_request("aligned_mel") == "kept"  # among the finite ones
+    gain = level_gain(source, variant)
+    assert gain.factor == pytest.approx(level_gain(source[:1], variant[:1]).factor)
+    assert "1 whose audio is not finite left out" in gain.method

@@ -21,7 +21,7 @@ moves by 1e-7, through the same pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -178,13 +178,15 @@ class VariantQuality:
         )
 
 
+# NaN is a figure not measured (a graph without durations, audio shorter than a frame) and is
+# left out; inf is a request whose audio was not finite, and it counts.
 def _mean(values: tuple[float, ...]) -> float:
-    kept = [v for v in values if np.isfinite(v)]
+    kept = [v for v in values if not np.isnan(v)]
     return float(np.mean(kept)) if kept else float("nan")
 
 
 def _worst(values: tuple[float, ...]) -> float:
-    kept = [v for v in values if np.isfinite(v)]
+    kept = [v for v in values if not np.isnan(v)]
     return float(max(kept)) if kept else float("nan")
 
 
@@ -223,31 +225,47 @@ def compare_variant(
     tolerance: VariantTolerance,
     floor: NoiseFloor | None = None,
 ) -> VariantQuality:
-    """Judge ``variant``'s outputs against ``source``'s for the same ``requests``."""
+    """Judge ``variant``'s outputs against ``source``'s for the same ``requests``. A request
+    whose audio is not finite is infinitely far on every axis of sound, and named."""
     pairs = list(zip(source, variant, strict=True))
+    finite = [bool(np.isfinite(b.waveform).all()) for _, b in pairs]
     forced = all(b.forced for _, b in pairs)
-    aligned = [aligned_distance(a.waveform, b.waveform, frames_match=forced) for a, b in pairs]
+
+    def sound(measure: Callable[[np.ndarray, np.ndarray], float]) -> tuple[float, ...]:
+        return tuple(
+            measure(a.waveform, b.waveform) if ok else float("inf")
+            for (a, b), ok in zip(pairs, finite, strict=True)
+        )
+
+    aligned = [
+        aligned_distance(a.waveform, b.waveform, frames_match=forced) if ok else None
+        for (a, b), ok in zip(pairs, finite, strict=True)
+    ]
     figures = VariantQuality(
         name,
         tuple(r.name for r in requests),
         "forced" if forced else "dtw",
         tuple(_length_change(a, b) for a, b in pairs),
         tuple(moved_share(a, b) for a, b in pairs),
-        tuple(log_mel_distance(a.waveform, b.waveform) for a, b in pairs),
-        tuple(d.log_mel for d in aligned),
-        tuple(d.mcd_db for d in aligned),
-        tuple(_floor_db(b.waveform) - _floor_db(a.waveform) for a, b in pairs),
-        tuple(
-            high_frequency_ratio(b.waveform) / high_frequency_ratio(a.waveform) for a, b in pairs
-        ),
-        tuple(loudness_db(a.waveform, b.waveform) for a, b in pairs),
+        sound(log_mel_distance),
+        tuple(d.log_mel if d is not None else float("inf") for d in aligned),
+        tuple(d.mcd_db if d is not None else float("inf") for d in aligned),
+        sound(lambda a, b: _floor_db(b) - _floor_db(a)),
+        sound(lambda a, b: high_frequency_ratio(b) / high_frequency_ratio(a)),
+        sound(loudness_db),
         size_ratio,
         tolerance,
         floor,
         (),
     )
+    broken = [r.name for r, ok in zip(requests, finite, strict=True) if not ok]
+    not_finite = (
+        (f"audio not finite on {len(broken)} of {len(pairs)} requests: {', '.join(broken)}",)
+        if broken
+        else ()
+    )
     failures = _failures(figures.axes(), figures.worst(), size_ratio, tolerance)
-    return replace(figures, failures=failures)
+    return replace(figures, failures=not_finite + failures)
 
 
 def _failures(
@@ -407,10 +425,15 @@ def torch_outputs(
 def level_gain(reference: Sequence[KokoroOutput], outputs: Sequence[KokoroOutput]) -> OutputGain:
     """The variant's level over the reference's, over every request: the rms ratio, which a
     variant's own noise does not bias the way a least-squares fit's would."""
-    energy = sum(float(np.sum(np.square(r.waveform, dtype=np.float64))) for r in reference)
-    ours = sum(float(np.sum(np.square(o.waveform, dtype=np.float64))) for o in outputs)
+    finite = [
+        (r, o) for r, o in zip(reference, outputs, strict=True) if np.isfinite(o.waveform).all()
+    ]
+    energy = sum(float(np.sum(np.square(r.waveform, dtype=np.float64))) for r, _ in finite)
+    ours = sum(float(np.sum(np.square(o.waveform, dtype=np.float64))) for _, o in finite)
     factor = float(np.sqrt(ours / energy)) if energy > 0 else float("nan")
-    return OutputGain(factor, "rms ratio over the requests")
+    left_out = len(outputs) - len(finite)
+    over = f", {left_out} whose audio is not finite left out" if left_out else ""
+    return OutputGain(factor, f"rms ratio over the requests{over}")
 
 
 def judge_quantized(

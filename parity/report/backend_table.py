@@ -102,10 +102,18 @@ def _quantized_cell(file: str, provider: str, quality: dict[str, Any], first: st
         durations="equal" if not moved else f"{moved:.0%} of tokens moved (then forced)",
         forced_rms_rel=None,
         aligned_mel=_worst(quality["aligned_mel"]),
-        static=f"floor {floor:+.2f} dB, >6 kHz x{hf:.2f}" if floor is not None else "-",
+        static=_static(floor, hf),
         free_mel=_worst(quality["mel"]),
         first_module=first,
     )
+
+
+def _static(floor: float | None, hf: float | None) -> str:
+    if floor is None or hf is None:
+        return "-"
+    if not (math.isfinite(floor) and math.isfinite(hf)):
+        return "not finite"
+    return f"floor {floor:+.2f} dB, >6 kHz x{hf:.2f}"
 
 
 def _hf_change(forced: dict[str, Any]) -> float:
