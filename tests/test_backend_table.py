@@ -66,7 +66,7 @@ def test_cells_take_the_worst_request_and_name_the_first_module(tmp_path: Path) 
     assert cells[0].stopped == "webgpu: fp16.onnx: needs shader-f16"
     table = render_cells(cells)
     assert "| fp16 | webgpu | stopped: webgpu: fp16.onnx: needs shader-f16 |" in table
-    excused_cell = "moved in 1/2 (1 tokens at most; 1 at a rounding boundary, then forced)"
+    excused_cell = "moved in 1/2 (1 token at most; 1 at a rounding boundary, then forced)"
     assert cells[1].durations == excused_cell
     assert f"| fp32 | cpu | {excused_cell} | 3e-06 |" in table
 

@@ -147,7 +147,9 @@ def _durations(staged: list[dict[str, Any]]) -> str:
     excused = sum(bool(r.get("timing_forced")) for r in given)
     at_boundary = f"; {excused} at a rounding boundary, then forced" if excused else ""
     count = sum(1 for m in moved if m)
-    return f"moved in {count}/{len(moved)} ({max(moved)} tokens at most{at_boundary})"
+    most = max(moved)
+    tokens = "token" if most == 1 else "tokens"
+    return f"moved in {count}/{len(moved)} ({most} {tokens} at most{at_boundary})"
 
 
 def _first_module(walks: list[dict[str, Any]]) -> str:
