@@ -127,10 +127,13 @@ def test_prebuilt_files_go_through_the_gates_of_their_precision(
     )
     outcomes = _gate_outcomes(result)
     ids = {test: set(test.split("[", 1)[1].rstrip("]").split("-")) for test in outcomes}
-    staged = {frozenset(ids[t]): t for t in outcomes if "test_staged_parity" in t}
+    staged = {frozenset(ids[t]): t for t in outcomes if "onnxruntime_matches_pytorch" in t}
+    held_out = {frozenset(ids[t]): t for t in outcomes if "shortest_held_out" in t}
     walk = [t for t in outcomes if "test_intermediate_parity" in t]
     assert set(staged) == {frozenset({"whole", "sentence"}), frozenset({"half", "sentence"})}
-    assert all(outcomes[t] == "PASSED" for t in staged.values()), result.stdout.str()[-3000:]
+    assert set(held_out) == {frozenset({"whole"}), frozenset({"half"})}
+    judged = [*staged.values(), *held_out.values()]
+    assert all(outcomes[t] == "PASSED" for t in judged), result.stdout.str()[-3000:]
     assert walk, outcomes
     assert all("whole" in ids[t] for t in walk)
     # The size check needs the float32 file the float16 one came from; a prebuilt has none.
