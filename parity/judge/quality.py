@@ -228,7 +228,7 @@ def compare_variant(
     """Judge ``variant``'s outputs against ``source``'s for the same ``requests``. A request
     whose audio is not finite is infinitely far on every axis of sound, and named."""
     pairs = list(zip(source, variant, strict=True))
-    finite = [bool(np.isfinite(b.waveform).all()) for _, b in pairs]
+    finite = [_finite_audio(b) for _, b in pairs]
     forced = all(b.forced for _, b in pairs)
 
     def sound(measure: Callable[[np.ndarray, np.ndarray], float]) -> tuple[float, ...]:
@@ -266,6 +266,12 @@ def compare_variant(
     )
     failures = _failures(figures.axes(), figures.worst(), size_ratio, tolerance)
     return replace(figures, failures=not_finite + failures)
+
+
+def _finite_audio(output: KokoroOutput) -> bool:
+    """Whether every sample is finite: a request that is not is left out of the gain and is
+    infinitely far on every sound axis."""
+    return bool(np.isfinite(output.waveform).all())
 
 
 def _failures(
@@ -425,9 +431,7 @@ def torch_outputs(
 def level_gain(reference: Sequence[KokoroOutput], outputs: Sequence[KokoroOutput]) -> OutputGain:
     """The variant's level over the reference's, over every request: the rms ratio, which a
     variant's own noise does not bias the way a least-squares fit's would."""
-    finite = [
-        (r, o) for r, o in zip(reference, outputs, strict=True) if np.isfinite(o.waveform).all()
-    ]
+    finite = [(r, o) for r, o in zip(reference, outputs, strict=True) if _finite_audio(o)]
     energy = sum(float(np.sum(np.square(r.waveform, dtype=np.float64))) for r, _ in finite)
     ours = sum(float(np.sum(np.square(o.waveform, dtype=np.float64))) for _, o in finite)
     factor = float(np.sqrt(ours / energy)) if energy > 0 else float("nan")
