@@ -61,17 +61,6 @@ WEBGPU_RUNS ?= .parity-webgpu
 WEBGPU_REQUESTS ?= held-yes
 WEBGPU_VARIANTS ?= dynamic-uint8 qdq qoperator dynamic-int8-per-channel
 WEBGPU_FILES ?= fp32 fp16 fp16-webgpu int8-shipped published $(WEBGPU_VARIANTS)
-# Kokoro's float16 block list (KOKORO_FP16 in parity/builders/fp16/settings.py) under
-# kokoro-onnx's names, where the STFT is one node and its phase a chain of elementwise ops
-# after it; and what --webgpu adds on Kokoro (KOKORO_FP16_WEBGPU): that phase chain (in float16
-# its Div reaches inf on WebGPU) and the generator's tail (Exp, Sin, the inverse STFT).
-GENERATOR := /decoder/decoder/generator
-FP16_BLOCKS := --no-kokoro-blocks --block-scope $(GENERATOR)/m_source/ \
-  --block-scope /encoder/predictor/duration_proj/ --block-node $(GENERATOR)/STFT \
-  --block-node /encoder/predictor/Sigmoid --block-node /encoder/predictor/ReduceSum \
-  --block-node /encoder/Round
-FP16_WEBGPU_BLOCKS := $(foreach node,Div Atan Add Sub Add_1 Where Where_1 Pow Pow_1 Sqrt Exp Sin,\
-  --block-node $(GENERATOR)/$(node)) --block-scope $(GENERATOR)/istft/
 # The backends of the first columns; the Dawn column always runs. WEBGPU_PROVIDERS="cpu wasm"
 # leaves out Chromium's SwiftShader, which takes minutes per run.
 WEBGPU_PROVIDERS ?= cpu wasm webgpu
@@ -88,11 +77,10 @@ endef
 webgpu: setup
 	mkdir -p $(WEBGPU_RUNS)
 	$(BIN)/parity weights recover -o $(WEBGPU_RUNS)/trained.pth --onnx-fp32 $(WEBGPU_RUNS)/fp32.onnx --int8 $(WEBGPU_RUNS)/published.onnx
-	# Kokoro's float32-kept nodes, under this layout's (kokoro-onnx's) names: the float16 file
+	# Kokoro's float32-kept nodes (under this layout's, kokoro-onnx's, names): the float16 file
 	# as shipped elsewhere, and the one `parity fp16 --webgpu` makes for WebGPU.
-	$(BIN)/parity fp16 $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/fp16.onnx $(FP16_BLOCKS)
-	$(BIN)/parity fp16 $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/fp16-webgpu.onnx --webgpu \
-	  $(FP16_BLOCKS) $(FP16_WEBGPU_BLOCKS)
+	$(BIN)/parity fp16 $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/fp16.onnx
+	$(BIN)/parity fp16 $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/fp16-webgpu.onnx --webgpu
 	$(BIN)/parity quantize $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/int8-shipped.onnx --recipe fixtures/recipes/cpu.json
 	for variant in $(WEBGPU_VARIANTS); do \
 	  $(BIN)/parity quantize $(WEBGPU_RUNS)/fp32.onnx -o $(WEBGPU_RUNS)/$$variant.onnx --variant $$variant; done

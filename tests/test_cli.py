@@ -315,6 +315,25 @@ def test_fp16_webgpu_keeps_the_summing_ops_float32_and_the_weights_float16(
     assert set(computed) == {onnx.TensorProto.FLOAT}, computed  # float16 on the plain file
 
 
+@pytest.mark.parametrize("webgpu", [False, True], ids=["plain", "webgpu"])
+def test_fp16_finds_kokoros_block_list_under_kokoro_onnx_names(
+    webgpu: bool, kokoro_trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The published float32 (kokoro-onnx's layout: ``/encoder/``, ``/decoder/decoder/``)
+    converts with Kokoro's block list by default, as parity's export does: every listed node
+    is kept float32, where parity's own names would name nothing (an error)."""
+    from parity.builders.fp16 import KOKORO_ONNX_FP16, KOKORO_ONNX_FP16_WEBGPU
+
+    out, report = tmp_path / "trained16.onnx", tmp_path / "fp16.json"
+    argv = ["fp16", str(kokoro_trained[0].path), "-o", str(out), "--json", str(report)]
+    assert main(argv + (["--webgpu"] if webgpu else [])) == 0
+    capsys.readouterr()
+    listed = KOKORO_ONNX_FP16_WEBGPU if webgpu else KOKORO_ONNX_FP16
+    blocked = json.loads(report.read_text())["blocked_by"]
+    assert blocked["--block-node"] == len(listed.block_nodes)
+    assert blocked["--block-scope"] > 0
+
+
 def test_quantize_builds_a_stored_recipe_as_the_library_does(
     tiny_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,12 +19,13 @@ if TYPE_CHECKING:
 def _fp16(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from parity.builders.fp16 import convert_file, stock_options
+    from parity.builders.fp16 import convert_file, kokoro_options, stock_options
 
-    kokoro = args.kokoro_blocks
-    if kokoro:  # the block list names Kokoro's scopes: the file must be Kokoro
+    if args.kokoro_blocks:  # the block list names Kokoro's scopes: the file must be Kokoro
         kokoro_file(Path(args.input))
-    stock = stock_options(kokoro=kokoro, webgpu=args.webgpu)
+        stock = kokoro_options(Path(args.input), webgpu=args.webgpu)
+    else:
+        stock = stock_options(kokoro=False, webgpu=args.webgpu)
     options = replace(
         stock,
         target=args.target,
@@ -271,7 +272,8 @@ def add_fp16(commands: Any) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also keep Kokoro's measured-sensitive nodes float32 (harmonic source, STFT "
-        "analysis, duration head). Default: on",
+        "analysis, duration head), under the names the file carries (parity's export or "
+        "kokoro-onnx's layout). Default: on",
     )
     fp16.add_argument(
         "--webgpu",

@@ -169,12 +169,11 @@ class SubjectFiles:
         if hook is not None:
             return built_by_hook(self.cache, hook, source=source)
         if subject.origin == "fp16":
-            from parity.builders.fp16 import KOKORO_FP16, KOKORO_FP16_WEBGPU, convert_cached
+            from parity.builders.fp16 import convert_cached, kokoro_options
 
             # On WebGPU, the file `parity fp16 --webgpu` makes for it: float16 sums and the
             # generator's tail kept float32 (docs/webgpu.md); elsewhere Kokoro's block list.
-            webgpu = self.config.provider == "webgpu"
-            options = KOKORO_FP16_WEBGPU if webgpu else KOKORO_FP16
+            options = kokoro_options(source, webgpu=self.config.provider == "webgpu")
             return convert_cached(self.cache, source, options).path
         raise ParityError(f"subject {subject.name}: nothing builds a {subject.origin} file")
 

@@ -12,6 +12,7 @@ from parity.builders.fp16.convert import (
     convert_cached,
     convert_file,
     convert_float,
+    kokoro_options,
 )
 from parity.builders.fp16.kernels import unsupported_on_cpu
 from parity.builders.fp16.settings import (
@@ -19,6 +20,8 @@ from parity.builders.fp16.settings import (
     KOKORO_BLOCK_SCOPES,
     KOKORO_FP16,
     KOKORO_FP16_WEBGPU,
+    KOKORO_ONNX_FP16,
+    KOKORO_ONNX_FP16_WEBGPU,
     WEBGPU_ACCUMULATING_OPS,
     WEBGPU_TAIL_NODES,
     WEBGPU_TAIL_SCOPES,
@@ -34,6 +37,8 @@ __all__ = [
     "KOKORO_BLOCK_SCOPES",
     "KOKORO_FP16",
     "KOKORO_FP16_WEBGPU",
+    "KOKORO_ONNX_FP16",
+    "KOKORO_ONNX_FP16_WEBGPU",
     "WEBGPU_ACCUMULATING_OPS",
     "WEBGPU_TAIL_NODES",
     "WEBGPU_TAIL_SCOPES",
@@ -48,6 +53,7 @@ __all__ = [
     "convert_cached",
     "convert_file",
     "convert_float",
+    "kokoro_options",
     "report_json",
     "stock_options",
     "unsupported_on_cpu",

@@ -16,12 +16,15 @@ from parity.builders.fp16.schema import all_nodes
 from parity.builders.fp16.settings import (
     KOKORO_BLOCK_NODES,
     KOKORO_BLOCK_SCOPES,
+    KOKORO_ONNX_FP16_WEBGPU,
     LOW_TYPES,
     WEBGPU_ACCUMULATING_OPS,
     WEBGPU_TAIL_NODES,
     WEBGPU_TAIL_SCOPES,
     Fp16Options,
     Fp16Report,
+    kokoro_layout,
+    stock_options,
 )
 from parity.builders.fp16.storage import store_weights_low
 from parity.core.cache import ArtifactCache, CacheKey, atomic_path, content_digest
@@ -31,7 +34,20 @@ from parity.core.jsonable import to_jsonable
 from parity.core.memo import source_digest
 from parity.core.scopes import first_naming_nothing
 
-__all__ = ["Fp16Build", "Fp16Converter", "check", "convert_cached", "convert_file", "convert_float"]
+__all__ = [
+    "Fp16Build",
+    "Fp16Converter",
+    "check",
+    "convert_cached",
+    "convert_file",
+    "convert_float",
+    "kokoro_options",
+]
+
+# The stock lists, in both layouts: each entry may name nothing on its own (the STFT variants
+# differ), but not all of them at once.
+_STOCK_SCOPES = (*KOKORO_BLOCK_SCOPES, *WEBGPU_TAIL_SCOPES, *KOKORO_ONNX_FP16_WEBGPU.block_scopes)
+_STOCK_NODES = KOKORO_BLOCK_NODES | WEBGPU_TAIL_NODES | KOKORO_ONNX_FP16_WEBGPU.block_nodes
 
 # Why our own: onnxconverter-common's ``convert_float_to_float16`` leaves Kokoro's export
 # unloadable (a Cast it rewrites no longer matches the type ONNX Runtime infers), and both it
@@ -97,11 +113,9 @@ def _check_block_lists(model: onnx.ModelProto, options: Fp16Options) -> None:
     nodes = list(all_nodes(model.graph))
     names = {node.name for node in nodes}
     unmatched = {
-        "--block-scope": first_naming_nothing(
-            options.block_scopes, names, KOKORO_BLOCK_SCOPES + WEBGPU_TAIL_SCOPES
-        ),
+        "--block-scope": first_naming_nothing(options.block_scopes, names, _STOCK_SCOPES),
         "--block-node": first_naming_nothing(
-            sorted(options.block_nodes), names, KOKORO_BLOCK_NODES | WEBGPU_TAIL_NODES, prefix=False
+            sorted(options.block_nodes), names, _STOCK_NODES, prefix=False
         ),
         "--block-op": first_naming_nothing(
             sorted(options.block_ops),
@@ -144,6 +158,13 @@ def check(model: onnx.ModelProto) -> None:
         raise ParityError(
             f"fp16: the converted model fails onnx.checker: {first_line(error)}"
         ) from error
+
+
+def kokoro_options(source: Path, *, webgpu: bool) -> Fp16Options:
+    """Kokoro's block list (``--webgpu``'s when asked) under the names the file at ``source``
+    carries: parity's export or kokoro-onnx's layout (the published float32's)."""
+    names = (node.name for node in onnx.load(str(source), load_external_data=False).graph.node)
+    return stock_options(kokoro=True, webgpu=webgpu, layout=kokoro_layout(names))
 
 
 def convert_file(source: Path, target: Path, options: Fp16Options = _DEFAULT_OPTIONS) -> Fp16Report:

