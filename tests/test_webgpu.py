@@ -384,27 +384,33 @@ def test_parity_webgpu_only_fault_is_named(
 
 
 @pytest.mark.needs("node")
+@pytest.mark.parametrize(
+    "adapter", ["software", pytest.param("dawn", marks=pytest.mark.needs("dawn"))]
+)
 def test_kokoro_js_on_webgpu_speaks_as_on_webassembly(
-    tiny_model, tiny_export, parity_inputs, parity_runs, parity_record
+    adapter, tiny_model, tiny_export, parity_inputs, parity_runs, parity_record
 ) -> None:
-    """kokoro-js with ``device: "webgpu"`` in Chromium, offline, against kokoro-js on
-    WebAssembly: the same durations (the same length), and sound within WebGPU's free-running
-    bound. It moved them while the export padded by ScatterND (the next test)."""
+    """kokoro-js with ``device: "webgpu"``, offline, in Chromium (software: SwiftShader) and
+    under Node.js on Dawn, against kokoro-js on WebAssembly: the same durations (the same
+    length), and sound within WebGPU's free-running bound. It moved them while the export
+    padded by ScatterND (the next test)."""
     from parity.builders.voices import load_voices
+    from parity.core.node_side import using_adapter
     from parity.judge.metrics import log_mel_distance
     from parity.measure.kokoro_js import spoken_by_kokoro_js
 
     requests = load_voices().held_out(parity_inputs, 1)[:1]  # held-yes, the shortest
     vocab = tiny_model.vocab
     (wasm,) = spoken_by_kokoro_js(parity_runs, tiny_export, vocab, requests, device="wasm")
-    (webgpu,) = spoken_by_kokoro_js(parity_runs, tiny_export, vocab, requests, device="webgpu")
+    with using_adapter(adapter):
+        (webgpu,) = spoken_by_kokoro_js(parity_runs, tiny_export, vocab, requests, device="webgpu")
     assert np.isfinite(webgpu).all()
     assert np.abs(webgpu).max() > 0
     distance = log_mel_distance(wasm, webgpu)
     parity_record.add(
         "webgpu",
-        f"kokoro-js tiny {requests[0].name}: webgpu {len(webgpu)} samples, wasm {len(wasm)}; "
-        f"log-mel {distance:.3f}",
+        f"kokoro-js tiny {requests[0].name} on {adapter}: webgpu {len(webgpu)} samples, "
+        f"wasm {len(wasm)}; log-mel {distance:.3f}",
     )
     assert len(webgpu) == len(wasm), "durations moved"
     assert distance <= WEBGPU_FP32.free_mel

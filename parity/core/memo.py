@@ -80,6 +80,7 @@ BROWSER_FILES = (
     "measure/web/page.mjs",
     "measure/web/ort-web.mjs",
     "measure/web/dawn.mjs",
+    "measure/web/dawn-adapter.mjs",
     "measure/web/package-lock.json",
 )
 

@@ -1,12 +1,14 @@
-"""kokoro-js (npm), the browser client: under Node.js on WebAssembly, or in headless Chromium
-with ``device: "webgpu"``.
+"""kokoro-js (npm), the browser client: under Node.js on WebAssembly, and with ``device:
+"webgpu"`` in headless Chromium or, on the ``dawn`` adapter, under Node.js on Dawn.
 
 The Node side is ``parity/measure/kokoro-js/speak.mjs`` with its own lockfile, installed with
 ``npm ci --ignore-scripts`` (onnxruntime-node, which transformers.js pulls in, downloads in its
 install script; the WebAssembly path never uses it). On WebGPU, ``kokoro-js/browser.mjs`` loads
-the same modules in a page (``page.mjs``) as a site that bundles kokoro-js does. The model goes
-in a folder written by ``parity.builders.kokoro_js_folder``; the voices are kokoro-js's own
-``voices/*.bin``.
+the same modules in a page (``page.mjs``) as a site that bundles kokoro-js does; on Dawn (the
+WebGPU implementation inside Chromium, on the system's Vulkan driver, with the shader-f16 that
+Chromium's SwiftShader lacks) ``speak.mjs`` runs them with that runtime's WebGPU build. The
+model goes in a folder written by ``parity.builders.kokoro_js_folder``; the voices are
+kokoro-js's own ``voices/*.bin``.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from parity.core.errors import ParityError
 from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore, source_digest
 from parity.core.node_side import (
-    browser_unavailable,
+    DAWN_NODE_FLAGS,
+    adapter_key,
     current_adapter,
     find_chromium,
     node_package_unavailable,
+    on_dawn,
+    session_unavailable,
 )
 
 __all__ = [
@@ -44,7 +49,8 @@ __all__ = [
 JS_DIR = Path(__file__).with_name("kokoro-js")
 SCRIPT = JS_DIR / "speak.mjs"
 PAGE_SCRIPT = JS_DIR / "browser.mjs"
-# kokoro-js's devices: "wasm" under Node.js (speak.mjs), "webgpu" in Chromium (browser.mjs).
+# kokoro-js's devices: "wasm" under Node.js (speak.mjs), "webgpu" in Chromium (browser.mjs) or,
+# on the dawn adapter, under Node.js on Dawn (speak.mjs).
 DEVICES = ("wasm", "webgpu")
 INSTALL = f"npm ci --prefix {JS_DIR} --ignore-scripts"
 
@@ -86,7 +92,9 @@ def speak_kokoro_js(
     kokoro does)."""
     if device not in DEVICES:
         raise ParityError(f"kokoro-js: no device {device!r}; give one of {', '.join(DEVICES)}")
-    unavailable = kokoro_js_unavailable() or (browser_unavailable() if device == "webgpu" else None)
+    unavailable = kokoro_js_unavailable() or (
+        session_unavailable(device) if device == "webgpu" else None
+    )
     if unavailable:
         raise ParityError(unavailable)
     with tempfile.TemporaryDirectory(prefix="kokoro-js-") as scratch:
@@ -97,7 +105,10 @@ def speak_kokoro_js(
         ]
         (folder / "requests.json").write_text(json.dumps(payload), "utf-8")
         files = [str(folder / "requests.json"), str(folder)]
-        if device == "webgpu":
+        if on_dawn(device):
+            speak = [str(SCRIPT), str(root), model, dtype, str(threads), *files, device]
+            command = ["node", *DAWN_NODE_FLAGS, *speak]
+        elif device == "webgpu":
             page = [str(PAGE_SCRIPT), str(root), model, dtype, device, str(threads), *files]
             command = ["node", *page, str(find_chromium()), current_adapter()]
         else:
@@ -179,12 +190,13 @@ def spoken_by_kokoro_js(
     if device != "wasm":  # WebAssembly's keys stay as they were
         parts |= {
             "device": device,
-            "adapter": current_adapter(),
+            "adapter": adapter_key(),  # on Dawn, with its driver (another computes otherwise)
             "page": source_digest(
                 (
                     "measure/kokoro-js/browser.mjs",
                     "measure/kokoro-js/page.mjs",
                     "measure/web/chromium.mjs",
+                    "measure/web/dawn-adapter.mjs",
                     "measure/web/package-lock.json",
                 ),
                 (),

@@ -33,9 +33,10 @@ BENCHMARK_FLAGS = (
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "needs(tool): a gate that needs a tool (node, browser, dawn); without node the run "
-        "fails with one line, unless --parity-without names it; without a browser or dawn "
-        "its gates skip (the summary lists skips, with what to install)",
+        "needs(tool): a gate that needs a tool (node, browser, dawn; provider: what the run's "
+        "--parity-provider runs on); without node the run fails with one line, unless "
+        "--parity-without names it; without a browser or dawn its gates skip (the summary "
+        "lists skips, with what to install)",
     )
 
 
@@ -67,10 +68,12 @@ def needed_tools(item: pytest.Item) -> set[str]:
     provider = callspec.params.get("provider") if callspec is not None else None
     if isinstance(provider, str) and provider.startswith("wasm"):
         tools.add("node")
-    # --parity-provider wasm or webgpu: the judged files run in headless Chromium, or for
-    # webgpu with --parity-webgpu-adapter dawn, on Dawn in Node.js.
+    # --parity-provider wasm or webgpu: the judged files (or a client, ``needs("provider")``)
+    # run in headless Chromium, or for webgpu with --parity-webgpu-adapter dawn, on Dawn in
+    # Node.js.
     parity_config = item.config.stash.get(CONFIG_KEY, None)
-    judged = "parity_files" in getattr(item, "fixturenames", ())
+    judged = "parity_files" in getattr(item, "fixturenames", ()) or "provider" in tools
+    tools.discard("provider")
     if judged and parity_config is not None and parity_config.provider not in CPU_PROVIDERS:
         on_dawn = parity_config.provider == "webgpu" and parity_config.webgpu_adapter == "dawn"
         tools.add("dawn" if on_dawn else "browser")
