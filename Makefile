@@ -34,7 +34,7 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest --durations=40
 	# The float32 parity gate again on the trained weights (tox -e recovered runs them all).
 	$(BIN)/pytest --parity-weights=recovered -k "parity and sentence and fp32"
 	# The staged check of the trained float32 and float16 files on WebGPU (docs/webgpu.md), on
@@ -98,6 +98,9 @@ webgpu: setup
 	for file in $(WEBGPU_FILES); do \
 	  $(call webgpu_run,$$file,webgpu,$$file.webgpu-dawn-kokoro-js,--webgpu-adapter dawn --ort-web kokoro-js); done
 	$(BIN)/parity report --backends $(WEBGPU_RUNS) -o $(WEBGPU_RUNS)/table.md
+	# kokoro-js itself with device "webgpu" on Dawn: each shipped file, and the --webgpu float16
+	# file, judged as the WebAssembly client's (tests/test_client_kokoro_js.py, docs/webgpu.md).
+	$(BIN)/pytest --parity-provider=webgpu --parity-webgpu-adapter=dawn tests/test_client_kokoro_js.py
 
 clean:
 	rm -rf $(VENV) $(WEB)/node_modules $(JS)/node_modules .parity-cache .pytest_cache .hypothesis

@@ -27,6 +27,8 @@ PROVIDER_ORDER = (
     "webgpu-kokoro-js",
     "webgpu-dawn-kokoro-js",
 )
+# What a cell says of a figure from audio that was not finite (inf or NaN samples).
+NOT_FINITE = "not finite"
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def _cell(folder: Path, file: str, provider: str) -> BackendCell:
         durations=_durations(staged),
         forced_rms_rel=_worst(r["forced"]["error"]["rms_rel"] for r in staged if _forced(r)),
         aligned_mel=_worst(r["forced"]["mel_distance"] for r in staged if r.get("forced")),
-        static="-" if hf is None else f">6 kHz {hf:+.4f}" if math.isfinite(hf) else "not finite",
+        static="-" if hf is None else f">6 kHz {hf:+.4f}" if math.isfinite(hf) else NOT_FINITE,
         free_mel=_worst(r["free"]["mel_distance"] for r in staged if r.get("free")),
         first_module=_first_module(walks),
     )
@@ -112,7 +114,7 @@ def _static(floor: float | None, hf: float | None) -> str:
     if floor is None or hf is None:
         return "-"
     if not (math.isfinite(floor) and math.isfinite(hf)):
-        return "not finite"
+        return NOT_FINITE
     return f"floor {floor:+.2f} dB, >6 kHz x{hf:.2f}"
 
 
@@ -190,4 +192,4 @@ def render_cells(cells: list[BackendCell]) -> str:
 def _g(value: float | None, spec: str = ".2g") -> str:
     if value is None:
         return "-"
-    return format(value, spec) if math.isfinite(value) else "not finite"
+    return format(value, spec) if math.isfinite(value) else NOT_FINITE
