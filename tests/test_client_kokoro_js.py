@@ -12,6 +12,8 @@ the same client on the same device, timing aligned by DTW, by the gates' verdict
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from shipped import SHIPPED, SHIPPED_FILES, SHIPPED_MODULES, judge_through_client, shipped_path
@@ -22,6 +24,7 @@ from parity.judge.runners import KokoroOutput
 from parity.judge.tolerances import KOKORO_JS, KOKORO_JS_BACKEND, KOKORO_JS_WEBGPU_BACKEND
 from parity.judge.variant_registry import PEER
 from parity.measure.kokoro_js import (
+    CLIENT_RUNTIME,
     kokoro_js_voice,
     speak_model_file,
     spoken_by_kokoro_js,
@@ -92,13 +95,29 @@ def js_speak(kokoro_trained, js_requests, js_device, parity_runs):
     the run store when the same file was spoken by the same client before."""
     vocab = kokoro_trained[1].vocab
 
-    def run(path, dtype="fp32") -> list[KokoroOutput]:
+    def run(path, dtype="fp32", runtime=CLIENT_RUNTIME) -> list[KokoroOutput]:
         waveforms = spoken_by_kokoro_js(
-            parity_runs, path, vocab, js_requests, dtype, device=js_device
+            parity_runs, path, vocab, js_requests, dtype, device=js_device, runtime=runtime
         )
         return [KokoroOutput(waveform, None) for waveform in waveforms]
 
     return run
+
+
+@pytest.fixture(scope="module")
+def js_shipped(kokoro_trained, trained_variant, parity_cache):
+    """``shipped(name)``: the file shipped as ``name`` and kokoro-js's dtype for it."""
+
+    def build(name: str) -> tuple[Path, str]:
+        if name == FP16_WEBGPU:
+            from parity.builders.fp16 import convert_cached, kokoro_options
+
+            source = kokoro_trained[0].path
+            options = kokoro_options(source, webgpu=True)
+            return convert_cached(parity_cache, source, options).path, "fp16"
+        return shipped_path(name, kokoro_trained, trained_variant), DTYPE
+
+    return build
 
 
 @pytest.fixture(scope="module")
@@ -138,42 +157,54 @@ def test_kokoro_js_float32_speaks_as_onnxruntime_cpu_does(
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """The shipped files for the run's device: on WebGPU the float16 file made for it as well,
     and the files kokoro-js's pinned runtime gets wrong there marked as such (strict)."""
-    if "shipped_name" not in metafunc.fixturenames:
-        return
     webgpu = metafunc.config.stash[CONFIG_KEY].provider == "webgpu"
-    names = [*SHIPPED, FP16_WEBGPU] if webgpu else SHIPPED
-    faults = WEBGPU_RUNTIME_FAULTS if webgpu else {}
-    params = [
-        pytest.param(name, marks=[pytest.mark.xfail(strict=True, reason=faults[name])])
-        if name in faults
-        else name
-        for name in names
-    ]
-    metafunc.parametrize("shipped_name", params, ids=names)
+    if "shipped_name" in metafunc.fixturenames:
+        names = [*SHIPPED, FP16_WEBGPU] if webgpu else SHIPPED
+        faults = WEBGPU_RUNTIME_FAULTS if webgpu else {}
+        params = [
+            pytest.param(name, marks=[pytest.mark.xfail(strict=True, reason=faults[name])])
+            if name in faults
+            else name
+            for name in names
+        ]
+        metafunc.parametrize("shipped_name", params, ids=names)
+    if "faulted_name" in metafunc.fixturenames:
+        if webgpu:
+            names = list(WEBGPU_RUNTIME_FAULTS)
+            metafunc.parametrize("faulted_name", names, ids=names)
+        else:  # not a skip: it leaves the run, and the figures say why
+            idle = pytest.mark.parity_no_subject("kokoro-js's runtime faults are on WebGPU")
+            metafunc.parametrize("faulted_name", [pytest.param(None, marks=idle)], ids=["none"])
 
 
 def test_kokoro_js_speaks_each_shipped_file(
-    shipped_name,
-    kokoro_trained,
-    trained_variant,
-    parity_cache,
-    js_requests,
-    js_reference,
-    js_speak,
-    parity_record,
+    shipped_name, kokoro_trained, js_shipped, js_requests, js_reference, js_speak, parity_record
 ) -> None:
-    if shipped_name == FP16_WEBGPU:
-        from parity.builders.fp16 import convert_cached, kokoro_options
-
-        source = kokoro_trained[0].path
-        path = convert_cached(parity_cache, source, kokoro_options(source, webgpu=True)).path
-        dtype = "fp16"
-    else:
-        path, dtype = shipped_path(shipped_name, kokoro_trained, trained_variant), DTYPE
+    path, dtype = js_shipped(shipped_name)
     quality = judge_through_client(
         f"kokoro-js: {shipped_name}",
         js_reference,
         js_speak(path, dtype),
+        js_requests,
+        path.stat().st_size / kokoro_trained[0].path.stat().st_size,
+        KOKORO_JS,
+    )
+    parity_record.add("kokoro-js client", quality.summary(), quality=quality)
+    assert quality, quality.summary()
+
+
+def test_kokoro_js_on_a_newer_onnxruntime_web_speaks_what_its_own_gets_wrong(
+    faulted_name, kokoro_trained, js_shipped, js_requests, js_speak, parity_record
+) -> None:
+    """The control for each WebGPU fault above: the same client on the same device, given
+    onnxruntime-web 1.30 (parity's lockfile) instead of its own, speaks the file as the
+    gates' verdict asks, against float32 on that runtime. So the fault is the runtime's."""
+    path, dtype = js_shipped(faulted_name)
+    reference = js_speak(kokoro_trained[0].path, runtime="parity")
+    quality = judge_through_client(
+        f"kokoro-js on onnxruntime-web 1.30: {faulted_name}",
+        reference,
+        js_speak(path, dtype, runtime="parity"),
         js_requests,
         path.stat().st_size / kokoro_trained[0].path.stat().st_size,
         KOKORO_JS,

@@ -28,15 +28,18 @@ from parity.core.inputs import KokoroInput
 from parity.core.memo import RunStore, source_digest
 from parity.core.node_side import (
     DAWN_NODE_FLAGS,
+    ORT_WEB_BUILDS,
     adapter_key,
     current_adapter,
     find_chromium,
     node_package_unavailable,
     on_dawn,
+    ort_web_dist,
     session_unavailable,
 )
 
 __all__ = [
+    "CLIENT_RUNTIME",
     "JS_DIR",
     "KokoroJsRun",
     "kokoro_js_unavailable",
@@ -53,6 +56,8 @@ PAGE_SCRIPT = JS_DIR / "browser.mjs"
 # on the dawn adapter, under Node.js on Dawn (speak.mjs).
 DEVICES = ("wasm", "webgpu")
 INSTALL = f"npm ci --prefix {JS_DIR} --ignore-scripts"
+# The onnxruntime-web build kokoro-js is given (node_side.ORT_WEB_BUILDS): its own.
+CLIENT_RUNTIME = "kokoro-js"
 
 
 def kokoro_js_voice(voice: str) -> np.ndarray:
@@ -86,12 +91,21 @@ def speak_kokoro_js(
     threads: int = 1,
     timeout: float = 1800.0,
     device: str = "wasm",
+    runtime: str = CLIENT_RUNTIME,
 ) -> KokoroJsRun:
     """Have kokoro-js load ``root/model`` as ``dtype`` on ``device`` and speak each request's
     phoneme ids in its trained voice (kokoro-js picks the style row from the length, as
-    kokoro does)."""
+    kokoro does). ``runtime``: the onnxruntime-web build it is given (``ORT_WEB_BUILDS``),
+    its own unless a control asks for parity's newer one (under Node.js only)."""
     if device not in DEVICES:
         raise ParityError(f"kokoro-js: no device {device!r}; give one of {', '.join(DEVICES)}")
+    node = device == "wasm" or on_dawn(device)
+    if runtime != CLIENT_RUNTIME and not node:
+        raise ParityError(
+            f"kokoro-js: runtime {runtime!r} is given under Node.js only (wasm, or webgpu on "
+            "the dawn adapter); in Chromium the page loads kokoro-js's own"
+        )
+    own = [] if runtime == CLIENT_RUNTIME else [device, str(ort_web_dist(runtime))]
     unavailable = kokoro_js_unavailable() or (
         session_unavailable(device) if device == "webgpu" else None
     )
@@ -107,12 +121,12 @@ def speak_kokoro_js(
         files = [str(folder / "requests.json"), str(folder)]
         if on_dawn(device):
             speak = [str(SCRIPT), str(root), model, dtype, str(threads), *files, device]
-            command = ["node", *DAWN_NODE_FLAGS, *speak]
+            command = ["node", *DAWN_NODE_FLAGS, *speak, *own[1:]]
         elif device == "webgpu":
             page = [str(PAGE_SCRIPT), str(root), model, dtype, device, str(threads), *files]
             command = ["node", *page, str(find_chromium()), current_adapter()]
         else:
-            command = ["node", str(SCRIPT), str(root), model, dtype, str(threads), *files]
+            command = ["node", str(SCRIPT), str(root), model, dtype, str(threads), *files, *own]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         answer = json.loads(lines[-1]) if lines else {}
@@ -141,6 +155,7 @@ def speak_model_file(
     dtype: str = "fp32",
     threads: int = 1,
     device: str = "wasm",
+    runtime: str = CLIENT_RUNTIME,
 ) -> KokoroJsRun:
     """``speak_kokoro_js`` on one of our ONNX files, put in a scratch kokoro-js folder."""
     from parity.builders.kokoro_js_folder import write_model_folder
@@ -148,7 +163,13 @@ def speak_model_file(
     with tempfile.TemporaryDirectory(prefix="kokoro-js-model-") as root:
         write_model_folder(model_path, Path(root) / "model", vocab, dtype)
         return speak_kokoro_js(
-            Path(root), "model", requests, dtype=dtype, threads=threads, device=device
+            Path(root),
+            "model",
+            requests,
+            dtype=dtype,
+            threads=threads,
+            device=device,
+            runtime=runtime,
         )
 
 
@@ -160,6 +181,7 @@ def spoken_by_kokoro_js(
     dtype: str = "fp32",
     *,
     device: str = "wasm",
+    runtime: str = CLIENT_RUNTIME,
 ) -> list[np.ndarray]:
     """kokoro-js's waveforms for ``requests`` from ``model_path`` (in a kokoro-js folder as
     ``dtype``) on ``device``, from the run store when the same file, requests and client
@@ -167,7 +189,9 @@ def spoken_by_kokoro_js(
     from parity.core.cache import content_digest
 
     def compute() -> dict[str, np.ndarray]:
-        spoken = speak_model_file(model_path, vocab, requests, dtype=dtype, device=device)
+        spoken = speak_model_file(
+            model_path, vocab, requests, dtype=dtype, device=device, runtime=runtime
+        )
         return {str(index): waveform for index, waveform in enumerate(spoken.waveforms)}
 
     parts = {
@@ -202,5 +226,8 @@ def spoken_by_kokoro_js(
                 (),
             ),
         }
+    if runtime != CLIENT_RUNTIME:  # its own is pinned by the lockfile above
+        parts["runtime"] = runtime
+        parts["runtime code"] = source_digest((f"{ORT_WEB_BUILDS[runtime]}/package-lock.json",), ())
     spoken = runs.arrays("kokoro-js", parts, compute)
     return [spoken[str(index)] for index in range(len(requests))]

@@ -2,7 +2,9 @@
 // its transformers.js depends on: WebAssembly, or with DEVICE "webgpu" WebGPU on Dawn (Chromium's
 // WebGPU implementation, ../web/dawn-adapter.mjs) on the system's Vulkan driver, the adapter
 // with shader-f16 here. parity/measure/kokoro_js.py runs it once per model:
-//   node speak.mjs ROOT MODEL DTYPE THREADS REQUESTS.json OUT_DIR [DEVICE]
+//   node speak.mjs ROOT MODEL DTYPE THREADS REQUESTS.json OUT_DIR [DEVICE [ORT_DIST]]
+// ORT_DIST: another onnxruntime-web's dist folder, given to the client instead of its own (a
+// control: the same client on a newer runtime).
 // REQUESTS.json is [{"ids": [int, ...], "voice": "jf_alpha", "speed": 1}, ...] (ids padded
 // with 0 at both ends, as kokoro-js's tokenizer makes them); the waveform of request i goes to
 // OUT_DIR/i.f32 (float32, little-endian). One JSON line on stdout:
@@ -16,12 +18,14 @@ import { runMain, send } from "../web/lines.mjs";
 
 const require = createRequire(import.meta.url);
 
-async function clientOrtWeb(device) {
+async function clientOrtWeb(device, ortDist) {
   // The onnxruntime-web that kokoro-js's transformers.js resolves (what a page bundles): its
   // Node build for WebAssembly; for WebGPU, which that build lacks, the WebGPU build beside it
   // (the same version and WebAssembly binary as the default bundle a page loads).
   const fromTransformers = createRequire(require.resolve("@huggingface/transformers"));
-  const entry = fromTransformers.resolve("onnxruntime-web");
+  const entry = ortDist
+    ? path.join(path.resolve(ortDist), "ort.node.min.js")
+    : fromTransformers.resolve("onnxruntime-web");
   const dist = `${path.dirname(entry)}/`;
   const file = device === "webgpu" ? path.join(dist, "ort.webgpu.mjs") : entry;
   const ort = await import(pathToFileURL(file).href);
@@ -29,11 +33,11 @@ async function clientOrtWeb(device) {
 }
 
 async function main() {
-  const [root, model, dtype, threads, requestsFile, outDir, device = "wasm"] =
+  const [root, model, dtype, threads, requestsFile, outDir, device = "wasm", ortDist] =
     process.argv.slice(2);
   if (!["wasm", "webgpu"].includes(device)) throw new Error(`speak.mjs: no device ${device}`);
   const dawn = device === "webgpu" ? await dawnAdapter() : null;
-  const { ort, dist } = await clientOrtWeb(device);
+  const { ort, dist } = await clientOrtWeb(device, ortDist);
   // Under Node.js, transformers.js would pick onnxruntime-node (the CPU binary). It takes a
   // runtime from this symbol instead; every session is pinned to the provider kokoro-js's
   // device selects in a browser. transformers.js adds nothing else for "webgpu" on this
