@@ -19,7 +19,7 @@ import pytest
 from shipped import SHIPPED, SHIPPED_FILES, SHIPPED_MODULES, judge_through_client, shipped_path
 
 from parity.builders.voices import voice_of
-from parity.judge.quality import compare_variant
+from parity.judge.quality import VariantQuality, compare_variant
 from parity.judge.runners import KokoroOutput
 from parity.judge.tolerances import KOKORO_JS, KOKORO_JS_BACKEND, KOKORO_JS_WEBGPU_BACKEND
 from parity.judge.variant_registry import PEER
@@ -105,19 +105,33 @@ def js_speak(kokoro_trained, js_requests, js_device, parity_runs):
 
 
 @pytest.fixture(scope="module")
-def js_shipped(kokoro_trained, trained_variant, parity_cache):
-    """``shipped(name)``: the file shipped as ``name`` and kokoro-js's dtype for it."""
+def js_judge(kokoro_trained, trained_variant, parity_cache, js_requests, js_speak):
+    """``judge(name, runtime)``: the file shipped as ``name`` through kokoro-js on the run's
+    device against float32 through it, both given onnxruntime-web ``runtime`` (its own by
+    default), by the client verdict."""
+    float32 = kokoro_trained[0].path
 
-    def build(name: str) -> tuple[Path, str]:
+    def shipped(name: str) -> tuple[Path, str]:
         if name == FP16_WEBGPU:
             from parity.builders.fp16 import convert_cached, kokoro_options
 
-            source = kokoro_trained[0].path
-            options = kokoro_options(source, webgpu=True)
-            return convert_cached(parity_cache, source, options).path, "fp16"
+            options = kokoro_options(float32, webgpu=True)
+            return convert_cached(parity_cache, float32, options).path, "fp16"
         return shipped_path(name, kokoro_trained, trained_variant), DTYPE
 
-    return build
+    def judge(name: str, runtime: str = CLIENT_RUNTIME) -> VariantQuality:
+        path, dtype = shipped(name)
+        on = "" if runtime == CLIENT_RUNTIME else f" on {runtime}'s onnxruntime-web"
+        return judge_through_client(
+            f"kokoro-js{on}: {name}",
+            js_speak(float32, runtime=runtime),
+            js_speak(path, dtype, runtime=runtime),
+            js_requests,
+            path.stat().st_size / float32.stat().st_size,
+            KOKORO_JS,
+        )
+
+    return judge
 
 
 @pytest.fixture(scope="module")
@@ -177,38 +191,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize("faulted_name", [pytest.param(None, marks=idle)], ids=["none"])
 
 
-def test_kokoro_js_speaks_each_shipped_file(
-    shipped_name, kokoro_trained, js_shipped, js_requests, js_reference, js_speak, parity_record
-) -> None:
-    path, dtype = js_shipped(shipped_name)
-    quality = judge_through_client(
-        f"kokoro-js: {shipped_name}",
-        js_reference,
-        js_speak(path, dtype),
-        js_requests,
-        path.stat().st_size / kokoro_trained[0].path.stat().st_size,
-        KOKORO_JS,
-    )
+def test_kokoro_js_speaks_each_shipped_file(shipped_name, js_judge, parity_record) -> None:
+    quality = js_judge(shipped_name)
     parity_record.add("kokoro-js client", quality.summary(), quality=quality)
     assert quality, quality.summary()
 
 
 def test_kokoro_js_on_a_newer_onnxruntime_web_speaks_what_its_own_gets_wrong(
-    faulted_name, kokoro_trained, js_shipped, js_requests, js_speak, parity_record
+    faulted_name, js_judge, parity_record
 ) -> None:
     """The control for each WebGPU fault above: the same client on the same device, given
     onnxruntime-web 1.30 (parity's lockfile) instead of its own, speaks the file as the
     gates' verdict asks, against float32 on that runtime. So the fault is the runtime's."""
-    path, dtype = js_shipped(faulted_name)
-    reference = js_speak(kokoro_trained[0].path, runtime="parity")
-    quality = judge_through_client(
-        f"kokoro-js on onnxruntime-web 1.30: {faulted_name}",
-        reference,
-        js_speak(path, dtype, runtime="parity"),
-        js_requests,
-        path.stat().st_size / kokoro_trained[0].path.stat().st_size,
-        KOKORO_JS,
-    )
+    quality = js_judge(faulted_name, runtime="parity")
     parity_record.add("kokoro-js client", quality.summary(), quality=quality)
     assert quality, quality.summary()
 

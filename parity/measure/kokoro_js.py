@@ -105,7 +105,7 @@ def speak_kokoro_js(
             f"kokoro-js: runtime {runtime!r} is given under Node.js only (wasm, or webgpu on "
             "the dawn adapter); in Chromium the page loads kokoro-js's own"
         )
-    own = [] if runtime == CLIENT_RUNTIME else [device, str(ort_web_dist(runtime))]
+    given = [] if runtime == CLIENT_RUNTIME else [str(ort_web_dist(runtime))]
     unavailable = kokoro_js_unavailable() or (
         session_unavailable(device) if device == "webgpu" else None
     )
@@ -119,14 +119,12 @@ def speak_kokoro_js(
         ]
         (folder / "requests.json").write_text(json.dumps(payload), "utf-8")
         files = [str(folder / "requests.json"), str(folder)]
-        if on_dawn(device):
-            speak = [str(SCRIPT), str(root), model, dtype, str(threads), *files, device]
-            command = ["node", *DAWN_NODE_FLAGS, *speak, *own[1:]]
-        elif device == "webgpu":
+        if node:
+            speak = [str(SCRIPT), str(root), model, dtype, str(threads), *files, device, *given]
+            command = ["node", *(DAWN_NODE_FLAGS if on_dawn(device) else ()), *speak]
+        else:
             page = [str(PAGE_SCRIPT), str(root), model, dtype, device, str(threads), *files]
             command = ["node", *page, str(find_chromium()), current_adapter()]
-        else:
-            command = ["node", str(SCRIPT), str(root), model, dtype, str(threads), *files, *own]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         answer = json.loads(lines[-1]) if lines else {}
