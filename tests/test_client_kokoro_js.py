@@ -115,7 +115,7 @@ def js_judge(kokoro_trained, trained_variant, parity_cache, js_requests, js_spea
         if name == FP16_WEBGPU:
             from parity.builders.fp16 import convert_cached, kokoro_options
 
-            options = kokoro_options(float32, webgpu=True)
+            options = kokoro_options(float32, webgpu=True, cache=parity_cache)
             return convert_cached(parity_cache, float32, options).path, "fp16"
         return shipped_path(name, kokoro_trained, trained_variant), DTYPE
 

@@ -173,7 +173,8 @@ class SubjectFiles:
 
             # On WebGPU, the file `parity fp16 --webgpu` makes for it: float16 sums and the
             # generator's tail kept float32 (docs/webgpu.md); elsewhere Kokoro's block list.
-            options = kokoro_options(source, webgpu=self.config.provider == "webgpu")
+            webgpu = self.config.provider == "webgpu"
+            options = kokoro_options(source, webgpu=webgpu, cache=self.cache)
             return convert_cached(self.cache, source, options).path
         raise ParityError(f"subject {subject.name}: nothing builds a {subject.origin} file")
 

@@ -23,6 +23,7 @@ from parity.builders.fp16.settings import (
     WEBGPU_TAIL_SCOPES,
     Fp16Options,
     Fp16Report,
+    Layout,
     kokoro_layout,
     stock_options,
 )
@@ -31,7 +32,7 @@ from parity.core.cache import ArtifactCache, CacheKey, atomic_path, content_dige
 from parity.core.errors import ParityError, first_line
 from parity.core.graph import UniqueNames, load_model
 from parity.core.jsonable import to_jsonable
-from parity.core.memo import source_digest
+from parity.core.memo import RunStore, source_digest
 from parity.core.scopes import first_naming_nothing
 
 __all__ = [
@@ -160,11 +161,26 @@ def check(model: onnx.ModelProto) -> None:
         ) from error
 
 
-def kokoro_options(source: Path, *, webgpu: bool) -> Fp16Options:
+def kokoro_options(
+    source: Path, *, webgpu: bool, cache: ArtifactCache | None = None
+) -> Fp16Options:
     """Kokoro's block list (``--webgpu``'s when asked) under the names the file at ``source``
-    carries: parity's export or kokoro-onnx's layout (the published float32's)."""
-    names = (node.name for node in onnx.load(str(source), load_external_data=False).graph.node)
-    return stock_options(kokoro=True, webgpu=webgpu, layout=kokoro_layout(names))
+    carries: parity's export or kokoro-onnx's layout (the published float32's). With
+    ``cache``, the layout is kept by the file's digest: reading it loads the whole graph
+    (0.9 s for the full model), which a warm run's cache hit need not repeat."""
+
+    def layout() -> Layout:
+        graph = onnx.load(str(source), load_external_data=False).graph
+        return kokoro_layout(node.name for node in graph.node)
+
+    if cache is None:
+        return stock_options(kokoro=True, webgpu=webgpu, layout=layout())
+    parts = {
+        "source": content_digest(source),
+        "code": source_digest(("builders/fp16/settings.py",), ()),
+    }
+    found: Layout = RunStore(cache).record("fp16-layout", parts, layout)
+    return stock_options(kokoro=True, webgpu=webgpu, layout=found)
 
 
 def convert_file(source: Path, target: Path, options: Fp16Options = _DEFAULT_OPTIONS) -> Fp16Report:
